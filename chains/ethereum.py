@@ -1,0 +1,147 @@
+"""Anchoring digests on Ethereum through web3.py: the record goes in a transaction's data field.
+
+No contract is involved: each anchor is a zero-value transaction from the anchoring account to
+itself whose data is `b"fedenv/anchor/v1\\0"` followed by canonical JSON of
+`{"chain", "kind", "payload", "sender", "signature"}`; `sender` and `signature` are the fedenv
+identity's id and its Ed25519 signature of `b"fedenv/eth-anchor/v1\\0" +
+canonical_json({"chain", "kind", "payload"})` (both "" without a sender), and `chain` is the
+Ethereum chain id. Works in-process with `EthereumAnchor.in_process()` (eth-tester) and against a
+node with `EthereumAnchor.connect(url)`, signing with an unlocked node account or a local key.
+Requires the optional `eth` extra (web3, eth-tester[py-evm]).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chains.anchor import ANCHOR_KINDS
+from chains.errors import ChainsError, TransactionRejected
+from chains.identity import Identity, verify_signature
+from chains.transactions import canonical_json, check_payload
+
+__all__ = ["DATA_PREFIX", "AnchorRecord", "EthereumAnchor"]
+
+DATA_PREFIX = b"fedenv/anchor/v1\x00"
+SIGN_DOMAIN = b"fedenv/eth-anchor/v1\x00"
+
+
+def _web3() -> Any:
+    try:
+        import web3
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ChainsError("the Ethereum backend needs web3: pip install 'fedenv[eth]'") from exc
+    return web3
+
+
+@dataclass(frozen=True)
+class AnchorRecord:
+    """An anchored record read back from the chain."""
+
+    receipt: str
+    block: int
+    chain: int
+    kind: str
+    payload: dict[str, Any]
+    sender: str
+    signature: bytes
+
+    def verify(self, sender_public_key: bytes) -> bool:
+        """True when the record carries a valid signature of the given identity key."""
+        message = canonical_json({"chain": self.chain, "kind": self.kind, "payload": self.payload})
+        return verify_signature(sender_public_key, SIGN_DOMAIN + message, self.signature)
+
+
+class EthereumAnchor:
+    """The Anchor protocol on an Ethereum chain (each anchor waits for its receipt)."""
+
+    def __init__(self, w3: Any, *, account: str | None = None, private_key: bytes | str | None = None,
+                 max_payload_bytes: int = 2048, timeout_s: float = 120.0) -> None:
+        self.w3 = w3
+        self.max_payload_bytes, self.timeout_s = max_payload_bytes, timeout_s
+        self._key = None
+        if private_key is not None:
+            self._key = w3.eth.account.from_key(private_key)
+            account = self._key.address
+        elif account is None:
+            accounts = w3.eth.accounts
+            if not accounts:
+                raise ChainsError("the node has no unlocked account: pass account= or private_key=")
+            account = accounts[0]
+        self.account = w3.to_checksum_address(account)
+        self.chain_id = int(w3.eth.chain_id)
+
+    @classmethod
+    def in_process(cls, **kwargs: Any) -> EthereumAnchor:
+        """An in-process chain (eth-tester with py-evm): nothing leaves this process."""
+        web3 = _web3()
+        return cls(web3.Web3(web3.EthereumTesterProvider()), **kwargs)
+
+    @classmethod
+    def connect(cls, url: str, **kwargs: Any) -> EthereumAnchor:
+        """A node reached over JSON-RPC (e.g. http://127.0.0.1:8545)."""
+        web3 = _web3()
+        w3 = web3.Web3(web3.Web3.HTTPProvider(url))
+        if not w3.is_connected():
+            raise ChainsError(f"no Ethereum node answers at {url}")
+        return cls(w3, **kwargs)
+
+    @property
+    def height(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def anchor(self, kind: str, payload: Mapping[str, Any], *, sender: Identity | None = None) -> str:
+        """Send the record as a transaction and wait for it to be mined; returns its 0x hash."""
+        if kind not in ANCHOR_KINDS:
+            raise TransactionRejected("tx-kind", f"kind {kind!r} cannot be anchored; "
+                                                 f"use one of {ANCHOR_KINDS}")
+        try:
+            check_payload(kind, payload, self.max_payload_bytes)
+        except (ValueError, TypeError) as exc:
+            raise TransactionRejected("tx-payload", str(exc)) from None
+        record = {"chain": self.chain_id, "kind": kind, "payload": dict(payload)}
+        signature = sender.sign(SIGN_DOMAIN + canonical_json(record)) if sender else b""
+        data = DATA_PREFIX + canonical_json({**record, "sender": sender.id if sender else "",
+                                             "signature": signature.hex()})
+        tx = {"from": self.account, "to": self.account, "value": 0, "data": data}
+        if self._key is None:
+            tx_hash = self.w3.eth.send_transaction(tx)
+        else:
+            tx["nonce"] = self.w3.eth.get_transaction_count(self.account, "pending")
+            tx["chainId"] = self.chain_id
+            tx["gas"] = self.w3.eth.estimate_gas(tx)
+            tx["gasPrice"] = self.w3.eth.gas_price
+            signed = self._key.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout_s)
+        if receipt["status"] != 1:
+            raise ChainsError(f"anchor transaction {tx_hash.hex()} failed on chain")
+        return "0x" + bytes(tx_hash).hex()
+
+    def flush(self) -> int:
+        """Nothing is pending (anchor waits for its receipt); returns the height."""
+        return self.height
+
+    def confirmed(self, receipt: str) -> int | None:
+        try:
+            found = self.w3.eth.get_transaction_receipt(receipt)
+        except Exception as exc:  # web3 raises TransactionNotFound (its own class) when unknown
+            if type(exc).__name__ == "TransactionNotFound":
+                return None
+            raise
+        return int(found["blockNumber"]) if found and found["status"] == 1 else None
+
+    def read(self, receipt: str) -> AnchorRecord:
+        """Decode the anchored record of transaction `receipt`."""
+        tx = self.w3.eth.get_transaction(receipt)
+        data = bytes(tx["input"])
+        if not data.startswith(DATA_PREFIX):
+            raise ChainsError(f"transaction {receipt} is not a fedenv anchor")
+        fields = json.loads(data[len(DATA_PREFIX):])
+        return AnchorRecord(receipt, int(tx["blockNumber"]), fields["chain"], fields["kind"],
+                            fields["payload"], fields["sender"], bytes.fromhex(fields["signature"]))
+
+    def __repr__(self) -> str:
+        return f"EthereumAnchor(chain_id={self.chain_id}, account={self.account}, height={self.height})"

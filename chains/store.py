@@ -1,0 +1,130 @@
+"""SQLite (WAL) storage of the public ledger: one SQLite transaction per block, never a half block.
+
+Tables:
+  meta(key, value)       kind = "public-ledger", format, chain (the ledger id)
+  certs(id, pem)         certificates by identity id (hex SHA-256 of the DER), stored once
+  blocks(height, ...)    header and its signature, the block hash, the signed tree head
+  txs(seq, ...)          transactions in log order: seq is the Merkle leaf index; the block height,
+                         leaf hash (id), sender, nonce and kind are indexes into the signed body
+  nodes(last, level, hash)  every completed perfect subtree above the leaves, keyed by its last leaf,
+                         so that proofs cost O(log^2 n) lookups
+Everything but the signed header, tree head and transaction bodies is derived, and `verify` checks it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from chains.errors import LedgerError
+
+__all__ = ["FORMAT", "KIND", "BlockRow", "TxRow", "connect", "node_key", "write_block"]
+
+KIND = "public-ledger"
+FORMAT = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS certs(id TEXT PRIMARY KEY, pem BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks(
+    height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL, signature BLOB NOT NULL,
+    tree_size INTEGER NOT NULL, tree_head BLOB NOT NULL, tree_head_signature BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS txs(
+    seq INTEGER PRIMARY KEY, height INTEGER NOT NULL, id BLOB NOT NULL, sender TEXT NOT NULL,
+    nonce INTEGER NOT NULL, kind TEXT NOT NULL, body BLOB NOT NULL, signature BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS txs_by_id ON txs(id);
+CREATE TABLE IF NOT EXISTS nodes(
+    last INTEGER NOT NULL, level INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY(last, level)) WITHOUT ROWID;
+"""
+
+BLOCK_COLUMNS = "height, hash, header, signature, tree_size, tree_head, tree_head_signature"
+TX_COLUMNS = "seq, height, id, sender, nonce, kind, body, signature"
+# (height, hash, header, signature, tree_size, tree_head, tree_head_signature)
+BlockRow = tuple[int, bytes, bytes, bytes, int, bytes, bytes]
+# (seq, height, id, sender, nonce, kind, body, signature)
+TxRow = tuple[int, int, bytes, str, int, str, bytes, bytes]
+
+
+def connect(path: str | Path, *, create: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
+    """Open a ledger database (autocommit mode: the caller brackets each block in BEGIN/COMMIT)."""
+    path = Path(path)
+    if not create and not path.is_file():
+        raise LedgerError(f"no ledger file at {path}")
+    if create and path.exists() and path.stat().st_size > 0:
+        raise LedgerError(f"{path} already exists; open it instead of creating it")
+    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise LedgerError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        if create:
+            conn.executescript(_SCHEMA)
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+    return conn
+
+
+def node_key(level: int, index: int) -> int:
+    """The last leaf index under node (level, index): the `nodes` table's key with `level`."""
+    return ((index + 1) << level) - 1
+
+
+def write_block(conn: sqlite3.Connection, block: BlockRow, txs: Sequence[TxRow],
+                nodes: Iterable[tuple[int, int, bytes]], certs: Iterable[tuple[str, bytes]],
+                meta: Iterable[tuple[str, str]] = ()) -> None:
+    """Commit a block with its transactions, new Merkle nodes and certificates, atomically."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta)
+        conn.executemany("INSERT OR IGNORE INTO certs(id, pem) VALUES (?, ?)", certs)
+        conn.executemany("INSERT INTO txs(seq, height, id, sender, nonce, kind, body, signature) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", txs)
+        conn.executemany("INSERT INTO nodes(last, level, hash) VALUES (?, ?, ?)",
+                         ((node_key(level, index), level, h) for level, index, h in nodes if level))
+        conn.execute("INSERT INTO blocks(height, hash, header, signature, tree_size, tree_head, "
+                     "tree_head_signature) VALUES (?, ?, ?, ?, ?, ?, ?)", block)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def truncation(path: str | Path) -> str | None:
+    """Why the file is shorter than its SQLite header says it is (a truncated copy), or None."""
+    path = Path(path)
+    with path.open("rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return None  # not SQLite at all: sqlite3 itself says so
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    declared, actual = pages * page_size, path.stat().st_size
+    if header[24:28] == header[92:96] and declared > actual:  # the page count is valid
+        return f"the file has {actual} bytes, its header declares {declared}"
+    return None
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+def read_node(conn: sqlite3.Connection, level: int, index: int) -> bytes:
+    """Hash of node (level, index); level 0 is a leaf hash (a transaction id)."""
+    if level == 0:
+        row = conn.execute("SELECT id FROM txs WHERE seq = ?", (index,)).fetchone()
+    else:
+        row = conn.execute("SELECT hash FROM nodes WHERE last = ? AND level = ?",
+                           (node_key(level, index), level)).fetchone()
+    if row is None:
+        raise LedgerError(f"Merkle node (level {level}, index {index}) is not in the ledger")
+    return bytes(row[0])
+
+
+def read_cert(conn: sqlite3.Connection, identity_id: str) -> bytes | None:
+    row = conn.execute("SELECT pem FROM certs WHERE id = ?", (identity_id,)).fetchone()
+    return None if row is None else bytes(row[0])

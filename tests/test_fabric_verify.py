@@ -1,0 +1,168 @@
+"""Offline verification of channel files: an honest file verifies; each tampering is named."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chains.fabric import CollectionConfig, Network, ValidationCode, verify_channel_file
+from chains.fabric.block import data_hash, header_bytes
+from chains.fabric.codec import canonical, sha256_hex
+from chains.verify import verify_path
+
+ORGS = ("Org1", "Org2", "Org3")
+
+
+def _incr(stub, key):
+    stub.put_state(key, str(int(stub.get_state(key) or b"0") + 1))
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Blocks: 0 config, 1 chaincode definition, 2 put, 3 two incr (VALID, MVCC), 4 put private,
+    5 put. Returns the folder; tests copy the file they tamper with."""
+    folder = tmp_path_factory.mktemp("fabric-ledger")
+    net = Network.create(ORGS, seed=9, path=folder)
+    ch = net.create_channel("ch", ORGS, "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')",
+                            collections=[CollectionConfig("org1", "OR('Org1.member')")])
+    ch.install_chaincode("kv", {
+        "put": lambda stub, key, value: stub.put_state(key, value), "incr": _incr,
+        "pput": lambda stub, key: stub.put_private_data("org1", key,
+                                                        stub.get_transient()["v"])})
+    gw = ch.gateway(net.client("Org1"))
+    assert gw.submit("kv", "put", "k", "v").block_number == 2
+    first, second = gw.submit_async("kv", "incr", "n"), gw.submit_async("kv", "incr", "n")
+    assert (first.status().code, second.status().code) == (ValidationCode.VALID,
+                                                            ValidationCode.MVCC_READ_CONFLICT)
+    assert gw.submit("kv", "pput", "p", transient={"v": "private"}).valid
+    assert gw.submit("kv", "put", "k", "w").block_number == 5
+    net.close()
+    return folder
+
+
+def copy_of(ledger: Path, tmp_path: Path, org: str = "Org1") -> Path:
+    target = tmp_path / f"peer0.{org}.db"
+    target.write_bytes((ledger / "ch" / f"peer0.{org}.db").read_bytes())
+    return target
+
+
+def execute(path: Path, sql: str, *params: object) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def envelope(path: Path, block: int, index: int) -> dict:
+    conn = sqlite3.connect(path)
+    (raw,) = conn.execute("SELECT envelope FROM transactions WHERE block = ? AND idx = ?",
+                          (block, index)).fetchone()
+    conn.close()
+    return json.loads(raw)
+
+
+def set_envelope(path: Path, block: int, index: int, env: dict) -> None:
+    execute(path, "UPDATE transactions SET envelope = ? WHERE block = ? AND idx = ?",
+            canonical(env), block, index)
+
+
+def reasons(path: Path) -> list[tuple[int | None, str]]:
+    report = verify_channel_file(path)
+    assert report.ok is (not report.problems)
+    return [(p.block, p.reason) for p in report.problems]
+
+
+def test_honest_files_verify(ledger: Path) -> None:
+    reports = verify_path(ledger)
+    assert [r.kind for r in reports] == ["fabric-channel"] * 3
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
+    assert {(r.blocks, r.transactions) for r in reports} == {(6, 7)}
+    assert len({r.head for r in reports}) == 1  # every peer has the same chain
+
+
+def test_changed_write_value(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    env = envelope(path, 2, 0)
+    assert env["payload"]["body"]["rwset"]["writes"] == [["k", b"v".hex()]]
+    env["payload"]["body"]["rwset"]["writes"] = [["k", b"x".hex()]]
+    set_envelope(path, 2, 0, env)
+    found = reasons(path)
+    assert found == [(2, "data-hash"), (2, "creator-signature")]  # k is rewritten in block 5
+
+
+def test_changed_write_value_with_rehashed_block(ledger: Path, tmp_path: Path) -> None:
+    """A tamperer who also fixes the data hash and stored hash still breaks the orderer's
+    signature and the next block's link."""
+    path = copy_of(ledger, tmp_path)
+    env = envelope(path, 2, 0)
+    env["payload"]["body"]["rwset"]["writes"] = [["k", b"x".hex()]]
+    set_envelope(path, 2, 0, env)
+    conn = sqlite3.connect(path)
+    (previous,) = conn.execute("SELECT previous_hash FROM blocks WHERE number = 2").fetchone()
+    conn.close()
+    d_hash = data_hash([canonical(env)])
+    execute(path, "UPDATE blocks SET data_hash = ?, hash = ? WHERE number = 2", d_hash,
+            sha256_hex(header_bytes(2, previous, d_hash)))
+    found = reasons(path)
+    assert found[0] == (2, "orderer-signature")
+    assert (2, "creator-signature") in found and (3, "previous-hash") in found
+    assert (2, "data-hash") not in found
+
+
+def test_changed_endorsement_signature(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    env = envelope(path, 2, 0)
+    signature = env["endorsements"][1]["signature"]
+    env["endorsements"][1]["signature"] = ("0" if signature[0] != "0" else "1") + signature[1:]
+    set_envelope(path, 2, 0, env)
+    found = reasons(path)
+    assert found[0] == (2, "data-hash")
+    assert (2, "endorsement-signature") in found
+
+
+def test_removed_block(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    execute(path, "DELETE FROM blocks WHERE number = 3")
+    execute(path, "DELETE FROM transactions WHERE block = 3")
+    found = reasons(path)
+    assert found[0] == (3, "missing-block")
+    assert (4, "previous-hash") in found
+
+
+def test_changed_previous_hash(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    execute(path, "UPDATE blocks SET previous_hash = ? WHERE number = 3", "ab" * 32)
+    found = reasons(path)
+    assert found[0] == (3, "previous-hash")
+
+
+@pytest.mark.parametrize("index, flipped", [(0, "MVCC_READ_CONFLICT"), (1, "VALID")])
+def test_flipped_validation_code(ledger: Path, tmp_path: Path, index: int, flipped: str) -> None:
+    path = copy_of(ledger, tmp_path)
+    execute(path, "UPDATE transactions SET code = ? WHERE block = 3 AND idx = ?", flipped, index)
+    assert reasons(path) == [(3, "validation-code")]
+
+
+def test_changed_orderer_signature(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    execute(path, "UPDATE blocks SET signature = ? WHERE number = 4", "00" * 64)
+    assert reasons(path) == [(4, "orderer-signature")]
+
+
+def test_changed_world_state_and_private_value(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    execute(path, "UPDATE state SET value = ? WHERE key = 'k'", b"forged")
+    assert reasons(path) == [(None, "world-state")]
+    path = copy_of(ledger, tmp_path)
+    execute(path, "UPDATE private_state SET value = ? WHERE key = 'p'", b"forged")
+    assert reasons(path) == [(None, "private-data")]
+
+
+def test_not_a_channel_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    execute(path, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+    execute(path, "INSERT INTO meta VALUES ('kind', 'public-ledger')")
+    assert reasons(path) == [(None, "meta")]
