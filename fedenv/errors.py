@@ -1,0 +1,52 @@
+"""Exceptions raised by fedenv; all subclass :class:`FedenvError`, so callers can catch them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FedenvError(Exception):
+    """Base class of every error fedenv raises on bad input or bad state."""
+
+
+class ConfigError(FedenvError, ValueError):
+    """A configuration value is invalid. The message reads ``source: field: problem``."""
+
+    def __init__(self, field: str, problem: str, source: str | Path | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.source = None if source is None else str(source)
+        where = f"{self.source}: " if self.source else ""
+        super().__init__(f"{where}{field}: {problem}")
+
+
+class DataFormatError(FedenvError, ValueError):
+    """A data file (or in-memory dialogue) is malformed; names the file, line and problem."""
+
+    def __init__(self, file: str | Path, line: int | None, problem: str) -> None:
+        self.file = str(file)
+        self.line = line
+        self.problem = problem
+        where = self.file if line is None else f"{self.file}:{line}"
+        super().__init__(f"{where}: {problem}")
+
+
+class UnknownOrganizationError(FedenvError, KeyError):
+    """An organization name that the federation does not know."""
+
+    def __init__(self, org: str, known: tuple[str, ...] | list[str] = ()) -> None:
+        self.org = org
+        self.known = tuple(known)
+        hint = f" (known: {', '.join(self.known)})" if self.known else ""
+        super().__init__(f"unknown organization {org!r}{hint}")
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
+class NoParticipantsError(FedenvError, ValueError):
+    """An operation needs at least one participant (or update) and got none."""
+
+
+class InvalidUpdateError(FedenvError, ValueError):
+    """A client update cannot be used: NaN/inf values, missing keys, or shape/dtype mismatch."""

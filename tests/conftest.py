@@ -1,0 +1,28 @@
+"""Shared fixtures: the "test"-preset base model, built once per session into a temporary cache."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
+
+
+@pytest.fixture(scope="session")
+def test_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """An empty fedenv cache folder for this test session (``load_base(..., cache_dir=...)``)."""
+    return tmp_path_factory.mktemp("fedenv-cache")
+
+
+@pytest.fixture(scope="session")
+def test_base(test_cache_dir):
+    """``(model, tokenizer)`` of the "test" preset (CPU, float32, eval mode), built in seconds.
+
+    Shared by the whole session: do not train or modify it in place (``copy.deepcopy`` it first).
+    """
+    from fedenv.model import load_base
+
+    return load_base(
+        "test", device="cpu", dtype="float32", cache_dir=test_cache_dir, progress=False
+    )

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fedenv.data import Dialogue, Message, generate_org_dialogues, load_jsonl, save_jsonl
+from fedenv.errors import DataFormatError
+
+GOOD = {
+    "messages": [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}]
+}
+
+
+def write_lines(path, lines: list[str]):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_round_trip_keeps_messages_and_domain(tmp_path):
+    dialogues = generate_org_dialogues("clinic", 5, seed=0)
+    path = tmp_path / "org.jsonl"
+    save_jsonl(dialogues, path)
+    loaded = load_jsonl(path)
+    assert [d.messages for d in loaded] == [d.messages for d in dialogues]
+    assert {d.domain for d in loaded} == {"clinic"}
+    assert [p.name for p in tmp_path.iterdir()] == ["org.jsonl"]  # no temp file left behind
+
+
+def test_system_messages_unicode_metadata_and_blank_lines(tmp_path):
+    record = {
+        "id": 17,
+        "messages": [
+            {"role": "system", "content": "Réponds brièvement 🙂"},
+            {"role": "user", "content": ""},
+            {"role": "assistant", "content": "D'accord."},
+        ],
+    }
+    path = write_lines(tmp_path / "a.jsonl", [json.dumps(record), "", "   ", json.dumps(GOOD)])
+    first, second = load_jsonl(path)
+    assert first == Dialogue(
+        (
+            Message("system", "Réponds brièvement 🙂"),
+            Message("user", ""),
+            Message("assistant", "D'accord."),
+        )
+    )
+    assert second.domain == ""
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")
+    assert len(load_jsonl(path)) == 1
+
+
+def msgs(*pairs):
+    return {"messages": [{"role": r, "content": c} for r, c in pairs]}
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"messages": [', "invalid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"dialogue": []}', 'missing key "messages"'),
+        ('{"messages": []}', "non-empty list"),
+        ('{"messages": "hi"}', "non-empty list"),
+        ('{"messages": ["hi"]}', "messages[0] must be an object"),
+        ('{"messages": [{"role": "user"}]}', "messages[0] is missing content"),
+        (json.dumps(msgs(("user", "a"), ("bot", "b"))), "messages[1].role must be one of"),
+        (
+            '{"messages": [{"role": "assistant", "content": 5}]}',
+            "messages[0].content must be a string",
+        ),
+        (
+            '{"messages": [{"role": "assistant", "content": "x", "tool_calls": []}]}',
+            "unsupported keys: tool_calls",
+        ),
+        (json.dumps(msgs(("user", "a"), ("system", "b"), ("assistant", "c"))), "only the first"),
+        (json.dumps(msgs(("system", "a"), ("user", "b"))), "no assistant turn"),
+        (json.dumps({**GOOD, "domain": 3}), '"domain" must be a string'),
+    ],
+)
+def test_malformed_lines_name_file_line_and_problem(tmp_path, line, problem):
+    path = write_lines(tmp_path / "org-b.jsonl", [json.dumps(GOOD), "", line, json.dumps(GOOD)])
+    with pytest.raises(DataFormatError) as info:
+        load_jsonl(path)
+    err = info.value
+    assert (err.file, err.line) == (str(path), 3)
+    assert problem in err.problem
+    assert str(err).startswith(f"{path}:3: ")
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"messages": "\xff"}\n')
+    with pytest.raises(DataFormatError, match=r"bad\.jsonl:2: not valid UTF-8"):
+        load_jsonl(path)
+
+
+def test_a_file_without_dialogues_is_an_error(tmp_path):
+    path = write_lines(tmp_path / "empty.jsonl", ["", "  "])
+    with pytest.raises(DataFormatError, match="no dialogues") as info:
+        load_jsonl(path)
+    assert info.value.line is None
+
+
+def test_a_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_jsonl(tmp_path / "nope.jsonl")
