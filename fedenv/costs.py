@@ -1,0 +1,57 @@
+"""What taking part in a round costs an organization.
+
+| item            | cost                                                           |
+| --------------- | -------------------------------------------------------------- |
+| compute         | ``resource_levels[k].compute * organization.unit_cost``        |
+| communication   | ``costs.communication_per_update`` per update sent             |
+| ledger          | ``costs.ledger_fee_per_tx`` per transaction the org submits    |
+
+An organization that sits a round out pays nothing; one whose behaviour does not train
+(:mod:`fedenv.behaviours`) pays no compute.  Per round, a participant sends one update
+and submits two transactions: the update's hash on the public ledger and the raw update into its
+private data collection on the consortium channel (:data:`TRANSACTIONS_PER_UPDATE`).  The
+scoring and anchoring transactions are the consortium's and cost the organizations nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedenv.scenario import CostSpec, Organization, ResourceLevel
+
+TRANSACTIONS_PER_UPDATE = 2
+
+
+@dataclass(frozen=True)
+class RoundCosts:
+    compute: float = 0.0
+    communication: float = 0.0
+    ledger: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.compute + self.communication + self.ledger
+
+
+def round_costs(
+    org: Organization,
+    level: ResourceLevel | None,
+    costs: CostSpec,
+    *,
+    updates_sent: int = 1,
+    transactions: int = TRANSACTIONS_PER_UPDATE,
+    trains: bool = True,
+) -> RoundCosts:
+    """Costs of ``org`` for one round at ``level`` (``None``: sat out, nothing to pay);
+    ``trains=False``: it sent an update without training (no compute)."""
+    if level is None:
+        return RoundCosts()
+    if updates_sent < 0 or transactions < 0:
+        raise ValueError(
+            f"counts must be >= 0, got updates_sent={updates_sent}, transactions={transactions}"
+        )
+    return RoundCosts(
+        compute=level.compute * org.unit_cost if trains else 0.0,
+        communication=updates_sent * costs.communication_per_update,
+        ledger=transactions * costs.ledger_fee_per_tx,
+    )

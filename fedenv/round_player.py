@@ -1,0 +1,296 @@
+"""One federated round, as the env plays it: train, publish, score, pay, aggregate, anchor.
+
+:class:`RoundPlayer` holds the engine (:mod:`fedenv.build`) and the run folder's ledgers
+(:mod:`fedenv.ledgers`) and turns the round's resource levels into per-organization outcomes.
+The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
+
+1. participants train from the current global adapter (``engine.train_updates``);
+2. each update's canonical bytes are written to the run folder, its hash is signed onto the
+   public ledger by the organization, the bytes go to its private data collection;
+3. contributions are scored (coalition values from ``engine.evaluate_coalition``, each
+   coalition evaluated once); with ``scoring.reject_negative``, updates with a negative
+   contribution are rejected, and all are if the rest would lower the global's score; the
+   mechanism pays the accepted ones; the scoring transaction is endorsed and committed on the
+   consortium channel;
+4. the accepted updates are committed as the new global state, whose hash and the round's
+   summary are anchored on the public ledger, and the round's block is sealed;
+5. rewards = payout + model value - costs (:mod:`fedenv.costs`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedenv.behaviours import TRAINS, craft_update
+from fedenv.benchmark import BenchmarkResult
+from fedenv.build import build_engine
+from fedenv.contribution import contributions
+from fedenv.costs import RoundCosts, round_costs
+from fedenv.federation import ClientUpdate, Participant
+from fedenv.incentives import get_mechanism
+from fedenv.lora import canonical_bytes, derive_seed
+from fedenv.run_folder import RunFolder
+from fedenv.scenario import Scenario
+
+DIGITS = 6  # floats written to the ledgers are rounded to this many decimals
+
+
+@dataclass
+class RoundOutcome:
+    """``orgs[org]``: the env's info keys plus ``domain_score``; ``record``: for round_log."""
+
+    orgs: dict[str, dict[str, Any]]
+    record: dict[str, Any]
+
+
+class _Stopwatch:
+    """Wall-clock seconds per named stage (for ``env.round_log``, never for infos)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+class RoundPlayer:
+    """Plays the rounds of a scenario on its engine and ledgers."""
+
+    def __init__(self, scenario: Scenario, run: RunFolder) -> None:
+        self.scenario = scenario
+        self.run = run
+        self.ledgers = run.ledgers
+        self.engine = build_engine(scenario)
+        self.mechanism = get_mechanism(scenario.incentives.mechanism)
+        self.orgs = {o.name: o for o in scenario.organizations}
+        self.episode = -1
+        self.episode_seed = 0
+        self._base_result: BenchmarkResult | None = None
+        self.global_result: BenchmarkResult | None = None
+
+    def start_episode(self, seed: int, index: int) -> None:
+        """Back to the base global state; anchor it; seed the episode's randomness."""
+        self.engine.reset()
+        if self._base_result is None:
+            self._base_result = self.engine.evaluate_global()
+        self.global_result = self._base_result
+        self.episode_seed = derive_seed(seed, "episode", index)
+        artifact = self.run.save_adapter(None, None, "base", self.engine.global_state_bytes())
+        self.episode, _ = self.ledgers.start_episode(self.engine.global_digest, artifact)
+
+    def play(self, index: int, levels: Mapping[str, int]) -> RoundOutcome:
+        """Round ``index`` of the episode; ``levels[org]`` is the org's action (0 = sit out)."""
+        sc, ledgers, watch = self.scenario, self.ledgers, _Stopwatch()
+        ledgers.tick()
+        participants = {
+            org: Participant(org, sc.level(k).local_steps, sc.level(k).data_share)
+            for org, k in levels.items()
+            if k
+        }
+        with watch("train"):
+            updates = self._updates(participants, index)
+        by_org = {u.org: u for u in updates}
+        tx_ids: dict[str, list[str]] = {org: [] for org in levels}
+        for update in updates:
+            data = canonical_bytes(update.adapter)
+            with watch("files"):
+                artifact = self.run.save_adapter(self.episode, index, update.org, data)
+            with watch("ledgers"):
+                tx_ids[update.org] = [
+                    ledgers.post_update(update.org, self.episode, index, update.digest, artifact),
+                    ledgers.store_private_update(update.org, self.episode, index, data),
+                ]
+
+        before = self.global_result
+        values = _CoalitionValues(self.engine, by_org, before)
+        with watch("scoring"):
+            contribution = self._contributions(values, index)
+            accepted = self._accept(contribution, values)
+        payouts = self.mechanism.payouts(
+            {o: contribution[o] for o in accepted},
+            {o: by_org[o].num_examples for o in accepted},
+            sc.incentives.reward_pool,
+        )
+        scoring_tx = None
+        if updates:
+            with watch("ledgers"):
+                scoring_tx = ledgers.record_scoring(
+                    self.episode,
+                    index,
+                    {
+                        o: {
+                            "digest": u.digest,
+                            "level": levels[o],
+                            "accepted": o in accepted,
+                            "contribution": _rounded(contribution[o]),
+                            "payout": _rounded(payouts.get(o, 0.0)),
+                        }
+                        for o, u in by_org.items()
+                    },
+                    pool=sc.incentives.reward_pool,
+                )
+        with watch("aggregate"):
+            if accepted:
+                self.engine.commit([by_org[o] for o in accepted])
+                self.global_result = values.result(frozenset(accepted))
+        after = self.global_result
+        with watch("files"):
+            artifact = self.run.save_adapter(
+                self.episode, index, "global", self.engine.global_state_bytes()
+            )
+        summary = {
+            "participants": sorted(by_org),
+            "accepted": sorted(accepted),
+            "contributions": {o: _rounded(c) for o, c in sorted(contribution.items())},
+            "payouts": {o: _rounded(p) for o, p in sorted(payouts.items())},
+            "global_score": _rounded(after.score),
+            "scoring_tx": scoring_tx or "",
+        }
+        with watch("ledgers"):
+            anchor_txs = ledgers.anchor_global(
+                self.episode, index, self.engine.global_digest, summary, artifact
+            )
+            height = ledgers.seal()
+
+        domain_scores = {d: r.score for d, r in after.domains.items()}
+        rows = {}
+        for org, k in levels.items():
+            spec = self.orgs[org]
+            costs = (
+                round_costs(
+                    spec,
+                    sc.level(k),
+                    sc.costs,
+                    transactions=len(tx_ids[org]),
+                    trains=TRAINS[spec.behaviour],
+                )
+                if k
+                else RoundCosts()
+            )
+            gain = after.domains[spec.domain].score - before.domains[spec.domain].score
+            model_value = sc.incentives.model_value_weight * gain if k else 0.0
+            payout = float(payouts.get(org, 0.0))
+            rows[org] = {
+                "participated": bool(k),
+                "resource": k,
+                "local_steps": sc.level(k).local_steps if k else 0,
+                "contribution": float(contribution.get(org, 0.0)),
+                "payout": payout,
+                "cost_compute": costs.compute,
+                "cost_communication": costs.communication,
+                "cost_ledger": costs.ledger,
+                "cost_total": costs.total,
+                "model_value": model_value,
+                "reward": payout + model_value - costs.total,
+                "accepted": org in accepted,
+                "tx_ids": tx_ids[org],
+                "public_height": height,
+                "global_score": after.score,
+                "domain_scores": dict(domain_scores),
+                "round": index,
+                "domain_score": domain_scores[spec.domain],
+            }
+        record = {
+            "episode": self.episode,
+            "round": index,
+            "max_rounds": sc.max_rounds,
+            "global_score": after.score,
+            "global_digest": self.engine.global_digest,
+            "public_height": height,
+            "scoring_tx": scoring_tx,
+            "anchor_txs": anchor_txs,
+            "evaluations": values.evaluations,
+            "orgs": rows,
+            "timings": watch.seconds,
+        }
+        return RoundOutcome(rows, record)
+
+    def _updates(self, participants: Mapping[str, Participant], index: int) -> list[ClientUpdate]:
+        """Honest training for the organizations that train; crafted updates for the others."""
+        if not participants:
+            return []
+        behaviour = {org: self.orgs[org].behaviour for org in participants}
+        trainers = [p for org, p in participants.items() if TRAINS[behaviour[org]]]
+        round_seed = derive_seed(self.episode_seed, "round", index)
+        trained = (
+            {u.org: u for u in self.engine.train_updates(trainers, round_seed=round_seed)}
+            if trainers
+            else {}
+        )
+        if all(b == "honest" for b in behaviour.values()):
+            return list(trained.values())
+        global_adapter = self.engine.global_adapter
+        return [
+            craft_update(
+                behaviour[org],
+                org,
+                global_adapter,
+                trained.get(org),
+                num_examples=self.engine.num_examples(p),
+                local_steps=p.local_steps,
+                seed=derive_seed(round_seed, "behaviour", org),
+                trains_lora_a=self.engine.aggregator.trains_lora_a,
+            )
+            for org, p in participants.items()
+        ]
+
+    def _contributions(self, values: _CoalitionValues, index: int) -> dict[str, float]:
+        scoring = self.scenario.scoring
+        rng = np.random.default_rng(derive_seed(self.episode_seed, "scoring", index))
+        return contributions(
+            scoring.contribution,
+            sorted(values.updates),
+            values,
+            rng=rng,
+            permutations=scoring.tmc_permutations,
+            tolerance=scoring.tmc_tolerance,
+        )
+
+    def _accept(self, contribution: Mapping[str, float], values: _CoalitionValues) -> list[str]:
+        """The rejection rule (``scoring.reject_negative``): updates with a negative contribution
+        stay out, and nothing is committed if the rest would lower the global's score."""
+        if not self.scenario.scoring.reject_negative:
+            return list(values.updates)
+        accepted = [o for o in values.updates if contribution[o] >= 0]
+        if accepted and values(frozenset(accepted)) < values(frozenset()):
+            return []
+        return accepted
+
+
+class _CoalitionValues:
+    """``value(S)``: the benchmark score of the aggregate of coalition S's updates (the current
+    global's for the empty coalition); each coalition is evaluated once."""
+
+    def __init__(self, engine, updates: Mapping[str, ClientUpdate], empty: BenchmarkResult) -> None:
+        self.engine = engine
+        self.updates = dict(updates)
+        self._results: dict[frozenset[str], BenchmarkResult] = {frozenset(): empty}
+
+    def result(self, coalition: frozenset[str]) -> BenchmarkResult:
+        if coalition not in self._results:
+            self._results[coalition] = self.engine.evaluate_coalition(
+                [self.updates[o] for o in sorted(coalition)]
+            )
+        return self._results[coalition]
+
+    def __call__(self, coalition: frozenset[str]) -> float:
+        return self.result(coalition).score
+
+    @property
+    def evaluations(self) -> int:
+        return len(self._results) - 1
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), DIGITS)

@@ -1,0 +1,89 @@
+"""A run folder: the resolved config, the adapters and the ledgers of one env, verifiable offline.
+
+::
+
+    config.json                                  the resolved scenario and env options
+    public.db, fabric/consortium/*.db            the ledgers (see fedenv.ledgers)
+    adapters/base.safetensors                    the initial global state
+    adapters/e<episode>/r<round>/<org>.safetensors   each update, as sent
+    adapters/e<episode>/r<round>/global.safetensors  the global state after the round
+
+Every adapter file holds exactly the canonical bytes whose SHA-256 the public ledger carries
+(payload ``"artifact"`` and ``"digest"``), so ``python -m chains verify <folder>`` recomputes
+each hash from the files.  Without a path, the folder is a fresh temporary directory, removed on
+``close()`` or when the env is garbage-collected.  A folder belongs to one env at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+from fedenv.errors import ConfigError
+from fedenv.ledgers import Ledgers, round_key
+from fedenv.scenario import Scenario
+
+CONFIG_FILE = "config.json"
+ADAPTERS = "adapters"
+
+
+class RunFolder:
+    """Creates (or reopens) a run folder and its ledgers; writes adapter files into it."""
+
+    def __init__(
+        self, path: str | Path | None, scenario: Scenario, *, store_adapters: bool = True
+    ) -> None:
+        self.owned = path is None
+        self.path = (
+            Path(tempfile.mkdtemp(prefix=f"fedenv-{scenario.name}-"))
+            if path is None
+            else Path(path)
+        )
+        self._cleanup = (
+            weakref.finalize(self, shutil.rmtree, str(self.path), True) if self.owned else None
+        )
+        self.store_adapters = store_adapters
+        self.path.mkdir(parents=True, exist_ok=True)
+        config = {"scenario": scenario.to_dict(), "env": {"store_adapters": store_adapters}}
+        config_file = self.path / CONFIG_FILE
+        if config_file.exists():
+            stored = json.loads(config_file.read_text())
+            if stored.get("scenario") != config["scenario"]:
+                raise ConfigError(
+                    "run_dir",
+                    "holds a run of a different scenario; use a new folder",
+                    str(self.path),
+                )
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        self.ledgers = Ledgers(
+            self.path,
+            scenario.org_names,
+            seed=scenario.seed,
+            endorsement=scenario.ledger.endorsement,
+        )
+
+    def save_adapter(
+        self, episode: int | None, round: int | None, name: str, data: bytes
+    ) -> str | None:
+        """Write ``data`` (canonical adapter bytes); returns its path relative to the folder,
+        or ``None`` when adapters are not stored.  ``episode=None``: the base state."""
+        if not self.store_adapters:
+            return None
+        relative = (
+            f"{ADAPTERS}/{name}.safetensors"
+            if episode is None
+            else f"{ADAPTERS}/{round_key(episode, round or 0).replace('-', '/')}/{name}.safetensors"
+        )
+        file = self.path / relative
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(data)
+        return relative
+
+    def close(self) -> None:
+        """Close the ledgers; a temporary folder is removed."""
+        self.ledgers.close()
+        if self._cleanup is not None:
+            self._cleanup()
