@@ -1,0 +1,218 @@
+"""The PettingZoo env on the "tiny" scenario: the API tests, seeding, pickling, bad actions, and
+a short episode with real training whose run folder verifies offline."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.utils.env_checker import data_equivalence
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+
+import fedenv
+from fedenv.build import shared_base
+from fedenv.env import INFO_KEYS, OBS_FIELDS, InvalidActionError
+from fedenv.errors import ConfigError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_cache(test_cache_dir, test_base):
+    """Build envs on the session's "test" base model (conftest) instead of building it again."""
+    old = os.environ.get("FEDENV_CACHE")
+    os.environ["FEDENV_CACHE"] = str(test_cache_dir)
+    yield
+    if old is None:
+        os.environ.pop("FEDENV_CACHE")
+    else:
+        os.environ["FEDENV_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    env = fedenv.parallel_env("tiny", run_dir=tmp_path_factory.mktemp("run"), render_mode="ansi")
+    yield env
+    env.close()
+
+
+def full_effort(env):
+    return {a: env.action_space(a).n - 1 for a in env.agents}
+
+
+def test_metadata_spaces_and_docs(env):
+    assert env.metadata == {
+        "name": "fedorg_v0",
+        "render_modes": ["ansi", "human"],
+        "is_parallelizable": True,
+    }
+    assert env.possible_agents == ["northbank", "citycare", "skyway"]
+    obs_spaces = {id(env.observation_space(a)) for a in env.possible_agents}
+    act_spaces = {id(env.action_space(a)) for a in env.possible_agents}
+    assert len(obs_spaces) == len(act_spaces) == 1
+    assert env.action_space("skyway") == spaces.Discrete(1 + env.scenario.num_levels)
+    box = env.observation_space("skyway")
+    assert box.shape == (len(OBS_FIELDS),) and box.dtype == np.float32
+    assert fedenv.OBS_FIELDS == fedenv.env.OBS_FIELDS == OBS_FIELDS
+    assert all(f"| {name}" in fedenv.env.__doc__ for name in OBS_FIELDS)
+    with pytest.raises(InvalidActionError, match="unknown agent 'acme'"):
+        env.action_space("acme")
+
+
+def test_parallel_api(env):
+    parallel_api_test(env, num_cycles=10)
+
+
+@pytest.mark.filterwarnings("ignore:We recommend agents to be named")  # named by organization
+def test_aec_api():
+    aec = fedenv.env("tiny")
+    try:
+        api_test(aec, num_cycles=10)
+    finally:
+        aec.close()
+
+
+def test_same_seed_same_episode():
+    loads = shared_base.cache_info().misses
+    parallel_seed_test(lambda: fedenv.parallel_env("tiny"))
+    assert shared_base.cache_info().misses == loads  # both envs shared the loaded base model
+
+
+def test_a_run_folder_can_be_reopened(tmp_path):
+    for expected_episode in (0, 1):
+        env = fedenv.parallel_env("tiny", run_dir=tmp_path)
+        env.reset(seed=0)
+        env.step({"skyway": 1})
+        assert env.round_log[-1]["episode"] == expected_episode
+        env.close()
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "chains", "verify", str(tmp_path)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    with pytest.raises(ConfigError, match="run_dir: holds a run of a different scenario"):
+        fedenv.parallel_env("tiny", run_dir=tmp_path, seed=1)
+
+
+def test_a_pickled_env_replays_the_same_round():
+    original = fedenv.parallel_env("tiny")
+    copy = pickle.loads(pickle.dumps(original))
+    try:
+        assert copy.scenario == original.scenario and copy.run.path != original.run.path
+        results = [
+            e.reset(seed=5) + e.step({"northbank": 1, "skyway": 2}) for e in (original, copy)
+        ]
+        assert data_equivalence(results[0], results[1])
+    finally:
+        original.close()
+        copy.close()
+
+
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ({"northbank": 3}, r"action 3 of 'northbank' is not in Discrete\(3\)"),
+        ({"northbank": -1}, r"action -1 of 'northbank' is not in"),
+        ({"northbank": 1.5}, r"action 1.5 of 'northbank' is not in"),
+        ({"northbank": "1"}, r"action '1' of 'northbank' is not in"),
+        ({"northbank": True}, r"action True of 'northbank' is not in"),
+        ({"acme": 1}, r"action for 'acme', which is not an agent of this env"),
+        ([1, 1, 1], r"actions must be a dict agent -> action, got list"),
+    ],
+)
+def test_bad_actions_raise_before_anything_runs(env, actions, message):
+    env.reset(seed=0)
+    height = env.run.ledgers.public_height
+    with pytest.raises(InvalidActionError, match=message):
+        env.step(actions)
+    assert env.round_log == [] and env.run.ledgers.public_height == height
+
+
+def test_done_agents_and_missing_agents(env):
+    env.reset(seed=0)
+    _, _, _, _, infos = env.step({"citycare": np.int64(2)})  # others missing: they sit out
+    assert [infos[a]["participated"] for a in env.possible_agents] == [False, True, False]
+    while "citycare" in env.agents:  # citycare's budget runs out at level 2
+        env.step({"citycare": 2})
+    with pytest.raises(InvalidActionError, match="'citycare', which is done"):
+        env.step({"citycare": 1})
+    while env.agents:
+        env.step({})
+    with pytest.raises(InvalidActionError, match=r"call reset\(\) before step\(\)"):
+        env.step({})
+
+
+def test_attackers_are_rejected_and_free_riders_pay_no_compute():
+    orgs = fedenv.load_scenario("tiny").to_dict()["organizations"]
+    orgs[1]["behaviour"], orgs[2]["behaviour"] = "free_rider", "noise"
+    env = fedenv.parallel_env("tiny", organizations=orgs)
+    try:
+        env.reset(seed=0)
+        _, _, _, _, infos = env.step(dict.fromkeys(env.agents, 1))
+    finally:
+        env.close()
+    noise, free_rider = infos["skyway"], infos["citycare"]
+    assert noise["contribution"] < 0 and not noise["accepted"] and noise["payout"] == 0
+    assert free_rider["cost_compute"] == 0 < free_rider["cost_total"]
+    assert infos["northbank"]["cost_compute"] > 0
+
+
+def test_bad_render_mode_is_refused():
+    with pytest.raises(ConfigError, match="render_mode: must be one of"):
+        fedenv.parallel_env("tiny", render_mode="rgb_array")
+
+
+def test_short_episode_trains_scores_pays_and_verifies(env, capsys):
+    obs, _ = env.reset(seed=1)
+    base = obs["northbank"][OBS_FIELDS.index("global_score")]
+    episode, tables, terminated = [], [], set()
+    while env.agents:
+        _, rewards, terms, _, infos = env.step(full_effort(env))
+        episode.append(infos)
+        tables.append(env.render())
+        terminated |= {a for a, t in terms.items() if t}
+        for a, info in infos.items():
+            assert set(info) == set(INFO_KEYS)
+            assert rewards[a] == pytest.approx(
+                info["payout"] + info["model_value"] - info["cost_total"]
+            )
+            assert info["cost_total"] > 0 and info["cost_total"] == pytest.approx(
+                info["cost_compute"] + info["cost_communication"] + info["cost_ledger"]
+            )
+            assert len(info["tx_ids"]) == 2 and info["local_steps"] > 0
+    rows = [info for infos in episode for info in infos.values()]
+    assert any(abs(r["contribution"]) > 1e-4 for r in rows)
+    assert sum(r["payout"] for r in rows) > 0
+    assert episode[-1]["northbank"]["global_score"] > base * 10  # the model improved
+    assert terminated == {"northbank", "citycare", "skyway"}  # budgets ran out at full effort
+    assert [len(infos) for infos in episode] == [3, 3, 1]
+    assert all(org in tables[0] for org in env.possible_agents) and "contribution" in tables[0]
+    assert "round 3/3" in tables[-1] and "skyway" not in tables[-1]
+
+    verify = [sys.executable, "-m", "chains", "verify", str(env.run.path)]
+    ok = subprocess.run(verify, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    adapter = max(env.run.path.glob("adapters/e*/r0000/skyway.safetensors"))
+    data = bytearray(adapter.read_bytes())
+    data[-1] ^= 1
+    adapter.write_bytes(bytes(data))
+    bad = subprocess.run(verify, capture_output=True, text=True, check=False)
+    assert bad.returncode != 0
+    assert str(adapter.relative_to(env.run.path)) in bad.stdout + bad.stderr
+
+
+def test_reset_restores_the_base_model_and_budgets(env):
+    first, _ = env.reset(seed=2)
+    digest = env.round_log, env._player.engine.global_digest
+    env.step(full_effort(env))
+    assert env._player.engine.global_digest != digest[1]
+    again, infos = env.reset(seed=2)
+    assert env._player.engine.global_digest == digest[1] and env.round_log == []
+    assert all(np.array_equal(first[a], again[a]) for a in env.agents)
+    assert infos == {a: {} for a in env.agents}

@@ -1,0 +1,188 @@
+"""Scenario files: the bundled ones load, and every kind of bad file gets a precise error."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from fedenv.errors import ConfigError
+from fedenv.scenario import (
+    SCENARIO_DIR,
+    Organization,
+    Scenario,
+    load_scenario,
+    scenario_from_dict,
+)
+
+GOOD = """
+max_rounds = 2
+[[resource_levels]]
+local_steps = 1
+[[organizations]]
+name = "a"
+domain = "bank"
+data_size = 10
+[[organizations]]
+name = "b"
+domain = "clinic"
+data_size = 20
+"""
+
+
+def write(tmp_path, text, name="x.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_bundled_scenarios_load():
+    default = load_scenario("default")
+    assert default.name == "default" and len(default.organizations) == 4
+    assert len({o.domain for o in default.organizations}) == 4
+    assert len({o.unit_cost for o in default.organizations}) == 4
+    assert (default.model.preset, default.scoring.contribution, default.incentives.mechanism) == (
+        "tiny",
+        "loo",
+        "shapley",
+    )
+    tiny = load_scenario("tiny")
+    assert (len(tiny.organizations), tiny.model.preset) == (3, "test")
+    assert tiny.max_rounds <= 3 and all(lv.local_steps <= 2 for lv in tiny.resource_levels)
+    assert {p.stem for p in SCENARIO_DIR.glob("*.toml")} >= {"default", "tiny"}
+
+
+def test_a_minimal_file_gets_the_documented_defaults(tmp_path):
+    sc = load_scenario(write(tmp_path, GOOD))
+    assert sc.name == "x" and sc.org_names == ("a", "b")
+    assert sc.organizations[0] == Organization(name="a", domain="bank", data_size=10)
+    assert sc.level(1).data_share == 1.0 and sc.num_levels == 1
+    for f in dataclasses.fields(Scenario):
+        assert f.metadata["help"], f.name
+
+
+def test_round_trip_through_plain_data():
+    sc = load_scenario("default")
+    assert scenario_from_dict(sc.to_dict()) == sc
+
+
+def test_overrides_are_validated_like_the_file():
+    sc = load_scenario("tiny", seed=7, contribution="shapley", reward_pool=3, **{"lora.r": 2})
+    assert (sc.seed, sc.scoring.contribution, sc.incentives.reward_pool, sc.lora.r) == (
+        7,
+        "shapley",
+        3.0,
+        2,
+    )
+    with pytest.raises(ConfigError, match=r"^overrides: max_rounds: must be >= 1, got 0$"):
+        load_scenario("tiny", max_rounds=0)
+    with pytest.raises(ConfigError, match=r"^overrides: colour: unknown override"):
+        load_scenario("tiny", colour="red")
+    with pytest.raises(ConfigError, match=r"^overrides: lora.rank: unknown key"):
+        load_scenario("tiny", **{"lora.rank": 2})
+
+
+BAD = [
+    # (what to change in GOOD, key named, problem)
+    ("max_rounds = 2", "max_rounds = 0", "max_rounds: must be >= 1, got 0"),
+    ("max_rounds = 2", 'max_rounds = "two"', "max_rounds: must be an integer, got string 'two'"),
+    ("max_rounds = 2", "max_rounds = 2.5", "max_rounds: must be an integer, got number 2.5"),
+    ("max_rounds = 2", "max_round = 2", "max_round: unknown key (known: organizations, "),
+    ("max_rounds = 2", 'device = "tpu"', "device: must be auto, cpu, mps, cuda or cuda:N, got"),
+    ("max_rounds = 2", "seed = true", "seed: must be an integer, got boolean True"),
+    (
+        "[[resource_levels]]\nlocal_steps = 1",
+        "resource_levels = 3",
+        "resource_levels: must be an array, got integer 3",
+    ),
+    ("max_rounds = 2", "[lora]\nr = 0", "lora.r: must be >= 1, got 0"),
+    ("max_rounds = 2", "[lora]\ntarget_modules = []", "lora.target_modules: must not be empty"),
+    (
+        "max_rounds = 2",
+        '[lora]\ntarget_modules = ["q", 1]',
+        "lora.target_modules[1]: must be a string, got integer 1",
+    ),
+    ("max_rounds = 2", "[lora]\ndropout = nan", "lora.dropout: must be a finite number, got nan"),
+    ("max_rounds = 2", '[training]\naggregator = "median"', "training.aggregator: must be one of"),
+    (
+        "max_rounds = 2",
+        '[scoring]\ncontribution = "banzhaf"',
+        "scoring.contribution: must be one of 'loo', 'shapley', 'tmc_shapley', got 'banzhaf'",
+    ),
+    ("max_rounds = 2", '[incentives]\nmechanism = "vcg"', "incentives.mechanism: must be one of"),
+    ("max_rounds = 2", "[incentives]\nreward_pool = -1", "incentives.reward_pool: must be >= 0"),
+    ("max_rounds = 2", 'model = "tiny"', "model: must be a table, got string 'tiny'"),
+    (
+        "local_steps = 1",
+        "local_steps = 1\ndata_share = 0",
+        "resource_levels[0].data_share: must be in (0, 1], got 0",
+    ),
+    ("local_steps = 1", "data_share = 1.0", "resource_levels[0].local_steps: missing required key"),
+    (
+        "data_size = 20",
+        "data_size = 20\nunit_cost = -1",
+        "organizations[1].unit_cost: must be >= 0, got -1",
+    ),
+    (
+        "data_size = 20",
+        'data_size = 20\nbehaviour = "evil"',
+        "organizations[1].behaviour: must be one of 'honest', ",
+    ),
+    ("data_size = 20", "data_size = 20\nbudget = 0", "organizations[1].budget: must be > 0, got 0"),
+    (
+        "data_size = 20",
+        "data_size = 20\nquality = 1.5",
+        "organizations[1].quality: must be in [0, 1], got 1.5",
+    ),
+    (
+        "data_size = 20",
+        'data_size = 20\ndata_path = "missing.jsonl"',
+        "organizations[1].data_path: no such file: ",
+    ),
+    ('domain = "clinic"', 'domain = "mars"', "organizations[1].domain: must be one of 'bank'"),
+    ('name = "b"', 'name = "a"', "organizations[1].name: duplicate organization 'a'"),
+    ('name = "b"', 'name = "b_c"', "organizations[1].name: must be 1-32 letters, digits or '-'"),
+    ("max_rounds = 2", "max_rounds = [", "toml: "),
+]
+
+
+@pytest.mark.parametrize("old, new, message", BAD, ids=[b[2].split(":")[0] for b in BAD])
+def test_bad_files_name_the_file_and_the_key(tmp_path, old, new, message):
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_scenario(path)
+    assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
+
+
+def test_missing_sections_are_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"x.toml: organizations: missing required key"):
+        load_scenario(write(tmp_path, "[[resource_levels]]\nlocal_steps = 1\n"))
+    with pytest.raises(ConfigError, match=r"x.toml: organizations: must not be empty"):
+        load_scenario(write(tmp_path, "organizations = []\n[[resource_levels]]\nlocal_steps = 1"))
+
+
+def test_exact_shapley_is_refused_beyond_eight_organizations(tmp_path):
+    orgs = "".join(
+        f'[[organizations]]\nname = "o{i}"\ndomain = "bank"\ndata_size = 4\n' for i in range(9)
+    )
+    text = '[scoring]\ncontribution = "shapley"\n[[resource_levels]]\nlocal_steps = 1\n' + orgs
+    with pytest.raises(
+        ConfigError,
+        match=r"scoring.contribution: exact 'shapley' supports at "
+        r"most 8 organizations, got 9; use 'tmc_shapley'",
+    ):
+        load_scenario(write(tmp_path, text))
+
+
+def test_unknown_scenario_name_lists_the_bundled_ones():
+    with pytest.raises(ConfigError, match=re.escape("no such file (bundled scenarios: ")):
+        load_scenario("nope")
+
+
+def test_data_path_is_resolved_next_to_the_scenario(tmp_path):
+    (tmp_path / "a.jsonl").write_text("")
+    text = GOOD.replace("data_size = 10", 'data_size = 10\ndata_path = "a.jsonl"')
+    sc = load_scenario(write(tmp_path, text))
+    assert sc.organizations[0].data_path == str((tmp_path / "a.jsonl").resolve())
