@@ -1,0 +1,135 @@
+"""evaluate.py as an analyst runs it: options, refusals, and a tiny end-to-end comparison."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+
+import evaluate
+from fedenv.evaluation import METRICS
+
+TINY = ["--scenario", "tiny", "--no-progress"]
+
+
+def _main(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = evaluate.main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_every_option_with_its_help(capsys):
+    code, out, _ = _main(capsys, "--help")
+    assert code == 0
+    for option in (
+        "--scenario",
+        "--mechanisms",
+        "--seeds",
+        "--episodes",
+        "--policy",
+        "--train-episodes",
+        "--contribution",
+        "--device",
+        "--override",
+        "--workers",
+        "--out",
+        "--plot",
+        "--progress",
+    ):
+        assert option in out
+    assert "evaluation episodes per (scenario, mechanism, seed)" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--mechanisms", "shapley,bribes"], "argument --mechanisms: unknown mechanism 'bribes'"),
+        (["--policy", "sarsa"], "argument --policy: unknown algorithm 'sarsa'"),
+        (
+            ["--policy", "random,mallory=never"],
+            "argument --policy: unknown organization(s) 'mallory'",
+        ),
+        (["--policy", "q_learning"], "argument --train-episodes: q_learning learn(s)"),
+        (["--scenario", "atlantis"], "argument --scenario: "),
+        (["--episodes", "0"], "argument --episodes: must be >= 1"),
+        (["--episodes", "-2"], "argument --episodes: must be >= 1"),
+        (["--seeds", "0,x"], "argument --seeds: expected int values"),
+        (["--seeds", "0,0"], "argument --seeds: repeated seed"),
+        (["--workers", "0"], "argument --workers: must be >= 1"),
+        (["--contribution", "banzhaf"], "argument --contribution: unknown method 'banzhaf'"),
+        (["--device", "gpu"], "argument --device: must be auto, cpu"),
+        (["--override", "max_rounds=0"], "argument --override: max_rounds: must be >= 1"),
+        (["--override", "max_rounds"], "argument --override: expected KEY=VALUE"),
+    ],
+)
+def test_bad_options_exit_2_naming_the_option(tmp_path, capsys, argv, message):
+    out = tmp_path / "eval"
+    code, _, err = _main(capsys, *TINY, "--out", str(out), *argv)
+    assert code == 2
+    assert message in err
+    assert not out.exists()  # a refused comparison leaves nothing behind
+
+
+def test_plot_without_matplotlib_is_refused_before_any_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code, _, err = _main(capsys, *TINY, "--out", str(tmp_path / "eval"), "--plot")
+    assert code == 2
+    assert "argument --plot: plots need matplotlib" in err
+    assert "pip install" in err
+
+
+def test_a_tiny_comparison_prints_its_table_and_writes_its_results(tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = [
+        *TINY,
+        "--mechanisms",
+        "equal",
+        "--mechanisms",
+        "none",
+        "--seeds",
+        "0",
+        "--override",
+        "max_rounds=1",
+        "scoring.reject_negative=false",
+        "--policy",
+        "always_max",
+        "--out",
+        str(out),
+        "--no-adapters",
+    ]
+    code, stdout, _ = _main(capsys, *argv)
+    assert code == 0
+    rows = [line for line in stdout.splitlines() if line.startswith("| tiny")]
+    assert [row.split("|")[2].strip() for row in rows] == ["equal", "none"]
+    assert "best model: equal, none" in stdout  # same actions, same seeds: the same model
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["policy"] == "always_max"
+    assert results["mechanisms"] == ["equal", "none"] and results["seeds"] == [0]
+    assert results["scenarios"]["tiny"]["max_rounds"] == 1
+    runs = {r["mechanism"]: r for r in results["runs"]}
+    assert set(runs["equal"]["metrics"]) == set(METRICS)
+    pool = results["scenarios"]["tiny"]["incentives"]["reward_pool"]
+    # always_max: everyone takes part, no update is rejected: equal pays the whole pool out
+    assert runs["equal"]["metrics"]["participation/rate"] == 1.0
+    assert runs["equal"]["metrics"]["cost/total_payout"] == pytest.approx(pool)
+    assert runs["none"]["metrics"]["cost/total_payout"] == 0.0
+    assert runs["none"]["metrics"]["efficiency/gain_per_payout"] is None
+    env_folder = out / "envs" / "tiny" / "equal" / "seed-0"
+    assert (env_folder / "public.db").is_file()  # each run's ledgers are kept
+    assert not (env_folder / "adapters").exists()  # --no-adapters: hashes only
+
+    with (out / "results.csv").open() as file:
+        table = list(csv.DictReader(file))
+    assert [(r["mechanism"], r["seed"]) for r in table] == [("equal", "0"), ("none", "0")]
+    assert float(table[0]["cost/total_payout"]) == pytest.approx(pool)
+    assert table[1]["efficiency/gain_per_payout"] == ""
+
+    code, _, err = _main(capsys, *argv)  # the same folder again: refused, results kept
+    assert code == 2
+    assert "argument --out: " in err and "already holds results" in err
