@@ -1,0 +1,40 @@
+"""Validation helpers shared by the agents' typed configs."""
+
+from __future__ import annotations
+
+import math
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; ``field`` names it (dotted for nested configs)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def check_range(
+    field: str,
+    value: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise ConfigError unless ``value`` is a finite number inside the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(field, f"must be a finite number, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ConfigError(field, f"must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ConfigError(field, f"must be {'<' if high_open else '<='} {high}, got {value!r}")
+
+
+def check_int(field: str, value: int, *, low: int | None = None) -> None:
+    """Raise ConfigError unless ``value`` is an int (not a bool) and at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, f"must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise ConfigError(field, f"must be >= {low}, got {value!r}")

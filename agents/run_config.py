@@ -1,0 +1,179 @@
+"""The trainer's typed config, its run folders, and the env it trains on.
+
+``TrainConfig`` is the command line of ``train_agents.py`` (see :mod:`agents.arguments`).
+:func:`prepare_run` resolves a new run's folder or a resumed run's saved config;
+:func:`create_env` calls the env factory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pettingzoo import ParallelEnv
+
+from agents.arguments import config_from_dict
+from agents.config import ConfigError, check_int
+from agents.dqn import DQNConfig
+from agents.q_learning import QLearningConfig
+from agents.registry import parse_algo_spec
+from agents.serialization import atomic_write_bytes
+
+# Options that may change when a run is resumed; all others define the run.
+RESUMABLE = {"episodes", "log_interval", "checkpoint_interval", "eval_episodes", "progress",
+             "device", "resume"}
+
+EnvFactory = Callable[..., ParallelEnv]  # factory(scenario, *, run_dir, device, **overrides)
+
+
+@dataclass
+class TrainConfig:
+    """Train organizations' policies on a PettingZoo ParallelEnv (fedenv by default)."""
+
+    scenario: str = field(default="default", metadata={
+        "help": "scenario name (scenarios/<name>.toml, e.g. tiny, default) or scenario file"})
+    algo: str = field(default="q_learning", metadata={
+        "help": "algorithm for every organization, or per organization: 'q_learning', "
+                "'org_a=q_learning,org_b=random', 'random,org_a=dqn' (a default plus exceptions); "
+                "algorithms: q_learning, dqn, shared_dqn, myopic_greedy, random, always_max, "
+                "always_min, never"})
+    episodes: int = field(default=35, metadata={
+        "help": "training episodes in total (35 take about 4-5 minutes on the default scenario "
+                "on 2 CPU cores)"})
+    seed: int = field(default=1, metadata={
+        "help": "seed of the agents and of every episode's env reset (the scenario's own seed "
+                "fixes its data and base model)"})
+    device: str = field(default="auto", metadata={
+        "help": "torch device for agents and env: auto (cuda if available, else cpu), cpu, cuda:0"})
+    run_name: str = field(default="", metadata={
+        "help": "run folder name under --runs-dir (default: <scenario>__<algo>__<seed>__<time>)"})
+    runs_dir: str = field(default="runs", metadata={"help": "parent folder of run folders"})
+    log_interval: int = field(default=1, metadata={
+        "help": "write TensorBoard scalars every N episodes (means over those episodes)"})
+    checkpoint_interval: int = field(default=5, metadata={"help": "checkpoint every N episodes"})
+    eval_episodes: int = field(default=0, metadata={
+        "help": "greedy evaluation episodes after training (0: none)"})
+    resume: str = field(default="", metadata={
+        "help": "continue the run in this folder (e.g. runs/<name>) from its last checkpoint"})
+    env: str = field(default="fedenv:parallel_env", metadata={
+        "help": "env factory 'module:function', called as f(scenario, run_dir=, device=, "
+                "**overrides); any PettingZoo ParallelEnv with Discrete actions"})
+    override: tuple[str, ...] = field(default=(), metadata={
+        "help": "env overrides KEY=VALUE (VALUE parsed as JSON, else a string), e.g. max_rounds=4"})
+    progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
+    q_learning: QLearningConfig = field(default_factory=QLearningConfig)
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+
+    def __post_init__(self) -> None:
+        check_int("episodes", self.episodes, low=1)
+        check_int("seed", self.seed, low=0)
+        check_int("log_interval", self.log_interval, low=1)
+        check_int("checkpoint_interval", self.checkpoint_interval, low=1)
+        check_int("eval_episodes", self.eval_episodes, low=0)
+        if not self.scenario:
+            raise ConfigError("scenario", "must not be empty")
+        parse_algo_spec(self.algo)
+        module, _, function = self.env.partition(":")
+        if not module or not function:
+            raise ConfigError("env", f"must be 'module:function', got {self.env!r}")
+        self.override = tuple(self.override)
+        self.env_overrides()  # validates the KEY=VALUE syntax
+        if "/" in self.run_name or self.run_name in (".", ".."):
+            raise ConfigError("run_name", f"must be a plain folder name, got {self.run_name!r}")
+
+    def env_overrides(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        for item in self.override:
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError("override", f"expected KEY=VALUE, got {item!r}")
+            try:
+                overrides[key.strip()] = json.loads(raw)
+            except json.JSONDecodeError:
+                overrides[key.strip()] = raw
+        return overrides
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "latest.pt"
+
+    @property
+    def env(self) -> Path:
+        return self.root / "env"
+
+
+def write_config(config: TrainConfig, paths: RunPaths) -> None:
+    text = json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(paths.config, text.encode())
+
+
+def prepare_run(config: TrainConfig,
+                given: set[str] = frozenset()) -> tuple[TrainConfig, RunPaths]:
+    """Resolve a new run's folder, or load a resumed run's config (``given``: options set on the
+    command line; on resume only :data:`RESUMABLE` ones may differ from the saved config).
+    Nothing is written: :func:`train` writes ``config.json``."""
+    if not config.resume:
+        name = config.run_name or "__".join([
+            Path(config.scenario).stem, config.algo.replace(",", "+").replace("=", "-"),
+            str(config.seed), str(int(time.time()))])
+        paths = RunPaths(Path(config.runs_dir) / name)
+        if paths.config.exists():
+            raise ConfigError("run_name", f"{paths.root} already holds a run; choose another "
+                                          f"name or resume it with --resume {paths.root}")
+        return dataclasses.replace(config, run_name=name), paths
+    paths = RunPaths(Path(config.resume))
+    if not paths.config.is_file():
+        raise ConfigError("resume", f"{paths.root} is not a run folder (no config.json)")
+    saved = config_from_dict(TrainConfig, json.loads(paths.config.read_text()))
+    current, before = dataclasses.asdict(config), dataclasses.asdict(saved)
+    for name in sorted(given):
+        if name.split(".")[0] in RESUMABLE:
+            continue
+        new, old = _lookup(current, name), _lookup(before, name)
+        if new != old:
+            raise ConfigError(name, f"cannot change when resuming (the run has {old!r})")
+    changes = {k: getattr(config, k) for k in RESUMABLE if k in given or k == "resume"}
+    return dataclasses.replace(saved, **changes), paths
+
+
+def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node[part]
+    return list(node) if isinstance(node, tuple) else node
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; other names are checked by torch."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError as error:
+        raise ConfigError("device", f"{device!r}: {error}") from None
+    return device
+
+
+def create_env(config: TrainConfig, make_env: EnvFactory, paths: RunPaths) -> ParallelEnv:
+    """The run's env: ``make_env(scenario, run_dir=<run>/env, device=, **overrides)``.
+
+    The scenario keeps its own seed (its data, base model and identities: the world); ``seed``
+    drives the episodes (``reset(seed=...)``) and the agents. ``--override seed=N`` changes the
+    world's."""
+    return make_env(config.scenario, run_dir=str(paths.env),
+                    device=resolve_device(config.device), **config.env_overrides())

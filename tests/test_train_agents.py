@@ -1,0 +1,133 @@
+"""train_agents.py as a user runs it: options, errors, and a run killed with SIGKILL then resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support_envs import read_scalars
+
+import train_agents
+from agents.serialization import load_state
+
+ROOT = Path(__file__).resolve().parents[1]
+SUPPORT = ["--env", "support_envs:parallel_env", "--no-progress"]
+
+
+def _main(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = train_agents.main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_the_options(capsys):
+    code, out, _ = _main(capsys, "--help")
+    assert code == 0
+    for option in ("--scenario", "--algo", "--episodes", "--seed", "--device", "--run-name",
+                   "--log-interval", "--checkpoint-interval", "--resume",
+                   "--q-learning.epsilon-decay", "--dqn.target-update-interval"):
+        assert option in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algo", "sarsa"], "argument --algo: unknown algorithm 'sarsa'"),
+    (["--algo", "org_7=random"], "argument --algo: unknown organization(s) 'org_7'"),
+    (["--episodes", "0"], "argument --episodes: must be >= 1"),
+    (["--episodes", "many"], "argument --episodes: invalid int value"),
+    (["--scenario", "nowhere"], "argument --scenario: cannot create the env for 'nowhere'"),
+    (["--resume", "no/such/run"], "argument --resume: no/such/run is not a run folder"),
+    (["--env", "no_such_module:make"], "argument --env: cannot load"),
+])
+def test_bad_options_exit_2_naming_the_option(tmp_path, capsys, argv, message):
+    code, _, err = _main(capsys, *SUPPORT, "--scenario", "tiny", "--runs-dir", str(tmp_path),
+                         *argv)
+    assert code == 2
+    assert message in err
+    assert list(tmp_path.iterdir()) == []  # a refused run leaves no folder behind
+
+
+def test_a_run_prints_its_summary_and_where_the_logs_are(tmp_path, capsys):
+    code, out, _ = _main(capsys, *SUPPORT, "--scenario", "tiny", "--runs-dir", str(tmp_path),
+                         "--run-name", "cli", "--episodes", "3", "--algo",
+                         "always_max,org_1=never")
+    assert code == 0
+    assert "org_1         never" in out and "always_max" in out
+    assert "3 episodes, 15 env steps" in out
+    assert f"tensorboard --logdir {tmp_path}" in out
+
+
+def _tensorboard_view(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    return {tag: values for tag, values in read_scalars(run_dir).items() if tag != "charts/SPS"}
+
+
+def test_sigkill_then_resume_loses_no_episode_and_duplicates_no_step(tmp_path, capsys):
+    args = [*SUPPORT, "--scenario", "slow", "--runs-dir", str(tmp_path), "--episodes", "20",
+            "--checkpoint-interval", "3", "--algo", "q_learning,org_2=myopic_greedy"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    command = [sys.executable, str(ROOT / "train_agents.py"), *args, "--run-name", "killed"]
+    checkpoint = tmp_path / "killed" / "checkpoints" / "latest.pt"
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if checkpoint.exists() and load_state(checkpoint)["episode"] >= 6:
+                break
+            time.sleep(0.02)
+        time.sleep(0.15)  # let it play on past the checkpoint, logging what must be replayed
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()
+    killed_at = load_state(checkpoint)["episode"]
+    assert 6 <= killed_at < 20
+
+    resumed = subprocess.run([sys.executable, str(ROOT / "train_agents.py"), "--resume",
+                              str(tmp_path / "killed"), "--no-progress"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed {tmp_path / 'killed'} at episode {killed_at}" in resumed.stdout
+
+    code, reference_out, _ = _main(capsys, *args, "--run-name", "reference")
+    assert code == 0
+    summary = resumed.stdout.split("\n\n", 1)[1].split("\n\n")[0]
+    assert summary and summary in reference_out  # same per-organization totals, to the digit
+
+    killed_view = _tensorboard_view(tmp_path / "killed")
+    assert [v for _, v in killed_view["charts/episode"]] == list(range(1, 21))
+    for tag, values in killed_view.items():
+        steps = [step for step, _ in values]
+        assert len(steps) == len(set(steps)), f"duplicate steps in {tag}"
+    assert killed_view == _tensorboard_view(tmp_path / "reference")
+
+
+def test_one_episode_on_fedenv_tiny_from_the_command_line(tmp_path, capsys):
+    code, out, _ = _main(capsys, "--scenario", "tiny", "--episodes", "1", "--runs-dir",
+                         str(tmp_path), "--run-name", "fed", "--device", "cpu", "--no-progress",
+                         "--algo", "q_learning,citycare=shared_dqn,skyway=myopic_greedy")
+    assert code == 0
+    for org in ("northbank", "citycare", "skyway"):
+        assert org in out
+    run = tmp_path / "fed"
+    assert (run / "env" / "config.json").is_file()  # the env's ledgers live in the run folder
+    scalars = read_scalars(run)
+    for tag in ("fl/global_score", "fl/domain_score/bank", "chain/public_height",
+                "charts/participation/northbank", "incentives/payout/citycare",
+                "costs/total/skyway", "charts/SPS"):
+        assert tag in scalars, tag
+    assert scalars["chain/public_height"][0][1] > 0
+
+
+def test_a_missing_fedenv_scenario_is_named(tmp_path, capsys):
+    code, _, err = _main(capsys, "--scenario", "atlantis", "--runs-dir", str(tmp_path))
+    assert code == 2 and "argument --scenario: 'atlantis': no such file" in err
+    assert list(tmp_path.iterdir()) == []
