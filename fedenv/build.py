@@ -85,6 +85,7 @@ def build_engine(scenario: Scenario) -> FederatedEngine:
         seed=scenario.seed,
         device=device,
         dtype=scenario.model.dtype,
+        num_threads=scenario.training.cpu_threads or None,
     )
     datasets = {o.name: organization_data(o, scenario.seed) for o in scenario.organizations}
     return FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)

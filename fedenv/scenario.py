@@ -149,6 +149,12 @@ class TrainingSpec:
     learning_rate: float = _opt(3e-3, "local AdamW learning rate", greater_than(0.0))
     batch_size: int = _opt(8, "local batch size", at_least(1))
     max_len: int = _opt(128, "max tokens per dialogue", at_least(8))
+    cpu_threads: int = _opt(
+        0,
+        "torch CPU threads for training and scoring; 0 = one thread for small models. Update "
+        "hashes are reproducible for a given thread count",
+        at_least(0),
+    )
 
 
 @dataclass(frozen=True)
