@@ -30,10 +30,10 @@ import numpy as np
 from fedenv.behaviours import TRAINS, craft_update
 from fedenv.benchmark import BenchmarkResult
 from fedenv.build import build_engine
-from fedenv.contribution import contributions
+from fedenv.contribution import MAX_EXACT_PLAYERS, contributions
 from fedenv.costs import RoundCosts, round_costs
 from fedenv.federation import ClientUpdate, Participant
-from fedenv.incentives import get_mechanism
+from fedenv.incentives import get_mechanism, payout_method
 from fedenv.lora import canonical_bytes, derive_seed
 from fedenv.run_folder import RunFolder
 from fedenv.scenario import Scenario
@@ -117,8 +117,9 @@ class RoundPlayer:
         with watch("scoring"):
             contribution = self._contributions(values, index)
             accepted = self._accept(contribution, values)
+            paid_on = self._payout_contributions(values, index, contribution)
         payouts = self.mechanism.payouts(
-            {o: contribution[o] for o in accepted},
+            {o: paid_on[o] for o in accepted},
             {o: by_org[o].num_examples for o in accepted},
             sc.incentives.reward_pool,
         )
@@ -245,11 +246,26 @@ class RoundPlayer:
             for org, p in participants.items()
         ]
 
-    def _contributions(self, values: _CoalitionValues, index: int) -> dict[str, float]:
+    def _payout_contributions(
+        self, values: _CoalitionValues, index: int, scored: dict[str, float]
+    ) -> dict[str, float]:
+        """The contributions the mechanism pays on: its own measure (``shapley`` or ``loo``) over
+        the same cached coalition values when the scoring method is of another kind."""
+        method = payout_method(
+            self.mechanism,
+            self.scenario.scoring.contribution,
+            len(values.updates),
+            MAX_EXACT_PLAYERS,
+        )
+        return scored if method is None else self._contributions(values, index, method)
+
+    def _contributions(
+        self, values: _CoalitionValues, index: int, method: str | None = None
+    ) -> dict[str, float]:
         scoring = self.scenario.scoring
         rng = np.random.default_rng(derive_seed(self.episode_seed, "scoring", index))
         return contributions(
-            scoring.contribution,
+            method or scoring.contribution,
             sorted(values.updates),
             values,
             rng=rng,

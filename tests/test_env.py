@@ -216,3 +216,23 @@ def test_reset_restores_the_base_model_and_budgets(env):
     assert env._player.engine.global_digest == digest[1] and env.round_log == []
     assert all(np.array_equal(first[a], again[a]) for a in env.agents)
     assert infos == {a: {} for a in env.agents}
+
+
+def test_the_shapley_mechanism_pays_on_shapley_values_whatever_decides_acceptance():
+    """With every update accepted, the payouts of the `shapley` mechanism must not depend on the
+    scoring method (loo or exact shapley): both pay on Shapley values of the same coalitions."""
+    paid = {}
+    for method in ("loo", "shapley"):
+        env = fedenv.parallel_env(
+            "tiny",
+            mechanism="shapley",
+            contribution=method,
+            max_rounds=1,
+            **{"scoring.reject_negative": False},
+        )
+        env.reset(seed=5)
+        _, _, _, _, infos = env.step(full_effort(env))
+        paid[method] = {a: i["payout"] for a, i in infos.items()}
+        env.close()
+    assert sum(paid["shapley"].values()) > 0
+    assert paid["loo"] == pytest.approx(paid["shapley"], abs=1e-9)

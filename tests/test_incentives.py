@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fedenv.errors import ConfigError
-from fedenv.incentives import MECHANISMS, get_mechanism
+from fedenv.incentives import MECHANISMS, get_mechanism, payout_method
 
 SIZES = {"a": 100, "b": 50, "c": 50}
 
@@ -57,3 +57,20 @@ def test_unknown_mechanism_lists_the_known_ones():
         ConfigError, match="unknown mechanism 'vcg'.*shapley, loo, equal, data_size, none"
     ):
         get_mechanism("vcg")
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "scoring", "players", "expected"),
+    [
+        ("shapley", "shapley", 4, None),  # the scoring values are Shapley values already
+        ("shapley", "tmc_shapley", 12, None),
+        ("shapley", "loo", 4, "shapley"),  # pays on exact Shapley values it computes itself
+        ("shapley", "loo", 12, "tmc_shapley"),  # too many players for the exact sum
+        ("loo", "shapley", 4, "loo"),
+        ("loo", "loo", 4, None),
+        ("equal", "loo", 4, None),  # pays on no contribution at all
+        ("none", "shapley", 4, None),
+    ],
+)
+def test_each_mechanism_pays_on_its_own_measure(mechanism, scoring, players, expected):
+    assert payout_method(get_mechanism(mechanism), scoring, players, 8) == expected

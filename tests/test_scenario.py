@@ -45,7 +45,7 @@ def test_bundled_scenarios_load():
     assert (default.model.preset, default.scoring.contribution, default.incentives.mechanism) == (
         "tiny",
         "loo",
-        "shapley",
+        "loo",
     )
     tiny = load_scenario("tiny")
     assert (len(tiny.organizations), tiny.model.preset) == (3, "test")
