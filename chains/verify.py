@@ -5,8 +5,9 @@ consortium's CA certificates): hash links, block and tree-head signatures, every
 signature and identity (revocations apply from their position in the log on), nonces, Merkle roots,
 the stored Merkle nodes, and tree heads that only grow. Rows are streamed, so memory stays flat.
 Fabric-style channel files are handed to `chains.fabric.verify_channel_file`. In a run folder, each
-transaction payload naming an `"artifact"` (a path relative to the folder) and its `"digest"` is
-checked against the SHA-256 of that file.
+transaction payload naming an `"artifact"` (a path relative to the folder that holds the ledger
+file, so run folders nest: `runs/<name>/env/public.db` resolves against `runs/<name>/env/`) and its
+`"digest"` is checked against the SHA-256 of that file.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ def verify_path(path: str | Path, *,
         if not files:
             return [VerifyReport(str(path), "folder", False, 0, 0,
                                  [Problem(None, "no-ledgers", "no *.db or *.sqlite files found")])]
-        return [_verify_file(p, artifact_root=path, known_heads=known_heads) for p in files]
+        return [_verify_file(p, artifact_root=p.parent, known_heads=known_heads) for p in files]
     if not path.is_file():
         return [VerifyReport(str(path), "missing", False, 0, 0,
                              [Problem(None, "missing", "no such file or folder")])]

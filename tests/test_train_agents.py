@@ -14,6 +14,7 @@ from support_envs import read_scalars
 
 import train_agents
 from agents.serialization import load_state
+from chains import verify_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SUPPORT = ["--env", "support_envs:parallel_env", "--no-progress"]
@@ -125,6 +126,14 @@ def test_one_episode_on_fedenv_tiny_from_the_command_line(tmp_path, capsys):
                 "costs/total/skyway", "charts/SPS"):
         assert tag in scalars, tag
     assert scalars["chain/public_height"][0][1] > 0
+    # an auditor verifies the whole training run, adapters included, from its folder alone
+    reports = verify_path(run)
+    assert [r.kind for r in reports].count("public-ledger") == 1
+    assert all(r.ok for r in reports), [(r.path, r.problems[:1]) for r in reports if not r.ok]
+    adapter = next((run / "env" / "adapters").rglob("northbank.safetensors"))
+    adapter.write_bytes(adapter.read_bytes()[:-1] + b"\x00")
+    bad = [p for r in verify_path(run) for p in r.problems]
+    assert any(adapter.name in p.detail or adapter.name in p.reason for p in bad), bad
 
 
 def test_a_missing_fedenv_scenario_is_named(tmp_path, capsys):
