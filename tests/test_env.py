@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from gymnasium.utils.env_checker import data_equivalence
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import fedenv
+from chains import verify_path
 from fedenv.build import shared_base
 from fedenv.env import INFO_KEYS, OBS_FIELDS, InvalidActionError
 from fedenv.errors import ConfigError
@@ -236,3 +238,20 @@ def test_the_shapley_mechanism_pays_on_shapley_values_whatever_decides_acceptanc
         env.close()
     assert sum(paid["shapley"].values()) > 0
     assert paid["loo"] == pytest.approx(paid["shapley"], abs=1e-9)
+
+
+def test_the_same_seed_writes_the_same_ledgers_byte_for_byte(tmp_path):
+    """Determinism an auditor relies on: one seed gives the same public tree head and the same
+    channel block hashes, in two separate run folders."""
+    heads = []
+    for name in ("a", "b"):
+        env = fedenv.parallel_env("tiny", run_dir=tmp_path / name, max_rounds=2)
+        env.reset(seed=11)
+        while env.agents:
+            env.step(full_effort(env))
+        env.close()
+        reports = verify_path(tmp_path / name)
+        assert all(r.ok for r in reports)
+        heads.append(sorted((Path(r.path).name, r.head) for r in reports))
+    assert heads[0] == heads[1]
+    assert any("root=" in head for _, head in heads[0])
