@@ -27,7 +27,7 @@ train: setup
 	$(BIN)/python train_agents.py
 
 demo: setup
-	$(BIN)/python -m fedenv.federation --orgs 4 --rounds 5
+	$(BIN)/python -m fedenv.engine --orgs 4 --rounds 5
 
 test: setup
 	$(BIN)/python -m pytest

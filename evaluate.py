@@ -8,9 +8,9 @@
 Answers "which mechanism gets the best model for the least cost, fairly, and without paying
 attackers?": a table on stdout, ``results.json`` / ``results.csv`` / ``summary.csv`` (and plots
 with ``--plot``) in ``--out``.  Every option: ``python evaluate.py --help``; the metrics and
-how to read the table: docs/evaluate.md.  The runs live in :mod:`fedenv.evaluation`, the metrics
-in :mod:`fedenv.evaluation_metrics`, the aggregation and outputs in
-:mod:`fedenv.evaluation_report`; this file is the command line, and wires the agents' registry
+how to read the table: docs/evaluate.md.  The runs live in :mod:`fedenv.evaluation.play`, the metrics
+in :mod:`fedenv.evaluation.metrics`, the aggregation and outputs in
+:mod:`fedenv.evaluation.report`; this file is the command line, and wires the agents' registry
 (``agents/``) in as the policy factory.
 """
 
@@ -35,8 +35,8 @@ from agents.config import ConfigError as AgentsConfigError
 from agents.registry import ALGORITHMS, build_team, parse_algo_spec, resolve_assignment
 from agents.rollout import run_episode
 from fedenv.errors import ConfigError, FedenvError
-from fedenv.evaluation import Plan, RunResult, compare, plan_comparison
-from fedenv.evaluation_report import (
+from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison
+from fedenv.evaluation.report import (
     plot_summary,
     require_matplotlib,
     summarize_comparison,
@@ -44,8 +44,8 @@ from fedenv.evaluation_report import (
     verdict,
     write_results,
 )
-from fedenv.incentives import MECHANISMS
 from fedenv.scenario import DEVICES
+from fedenv.scoring.incentives import MECHANISMS
 
 
 def _option(default: Any, help: str, *, metavar: str = "", commas: bool = False) -> Any:

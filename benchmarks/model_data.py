@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from fedenv.benchmark import DEFAULT_DIALOGUES_PER_DOMAIN, Benchmark
 from fedenv.data import DOMAINS, PRIVATE_DOMAINS, PUBLIC_DOMAINS
-from fedenv.model import build_info, load_base
+from fedenv.data.benchmark import DEFAULT_DIALOGUES_PER_DOMAIN, Benchmark
+from fedenv.data.model import build_info, load_base
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:

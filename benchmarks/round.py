@@ -58,7 +58,7 @@ class TrainerPattern:
         from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments
         from transformers.utils import logging
 
-        from fedenv.encoding import collate, encode_dialogue
+        from fedenv.data.encoding import collate, encode_dialogue
 
         logging.set_verbosity_error()
         self.Trainer, self.TrainingArguments = Trainer, TrainingArguments
@@ -122,11 +122,11 @@ class TrainerPattern:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fedenv.benchmark import Benchmark
     from fedenv.data import DOMAINS
-    from fedenv.demo import org_datasets
-    from fedenv.federation import EngineConfig, FederatedEngine, Participant
-    from fedenv.model import load_base
+    from fedenv.data.benchmark import Benchmark
+    from fedenv.data.model import load_base
+    from fedenv.engine.demo import org_datasets
+    from fedenv.engine.federation import EngineConfig, FederatedEngine, Participant
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny")

@@ -6,15 +6,28 @@ model, as a PettingZoo environment with a verifiable public ledger and permissio
     aec = fedenv.env("default")            # the AEC version
     observations, infos = env.reset(seed=0)
 
-``fedenv.env`` is the env module (``fedenv.env.OBS_FIELDS``, its docstring is the env's
-documentation page) and, called, the AEC constructor.  ``import fedenv`` stays light: torch,
-transformers and the ledgers load when the first env is built.
+The env is ``fedorg_v0`` (:mod:`fedenv.fedorg_v0`; its documentation page is the docstring of
+:mod:`fedenv.fedorg`).  ``import fedenv`` stays light: torch, transformers and the ledgers load
+when the first env is built.
+
+The parts, one sub-package each: :mod:`fedenv.engine` (the federated LoRA engine),
+:mod:`fedenv.data` (dialogues, tokenizer, base model), :mod:`fedenv.scoring` (benchmark,
+contributions, incentives, costs, behaviours), :mod:`fedenv.evaluation` (what evaluate.py runs);
+the env, one round (:mod:`fedenv.round`), scenarios, ledgers and run folders sit at the top.
 """
 
 from __future__ import annotations
 
-from fedenv import env
-from fedenv.env import OBS_FIELDS, FedOrgParallelEnv, parallel_env
+from fedenv.fedorg import OBS_FIELDS, FedOrgParallelEnv
+from fedenv.fedorg_v0 import env, parallel_env, raw_env
 from fedenv.scenario import Scenario, load_scenario
 
-__all__ = ["OBS_FIELDS", "FedOrgParallelEnv", "Scenario", "env", "load_scenario", "parallel_env"]
+__all__ = [
+    "OBS_FIELDS",
+    "FedOrgParallelEnv",
+    "Scenario",
+    "env",
+    "load_scenario",
+    "parallel_env",
+    "raw_env",
+]

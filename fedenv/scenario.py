@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedenv.contribution import MAX_EXACT_PLAYERS, METHODS
 from fedenv.errors import ConfigError
-from fedenv.incentives import MECHANISMS
+from fedenv.scoring.contribution import MAX_EXACT_PLAYERS, METHODS
+from fedenv.scoring.incentives import MECHANISMS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,7 +33,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 BEHAVIOURS = ("honest", "free_rider", "noise", "scaled")
-"""What an organization sends when it takes part (see :mod:`fedenv.behaviours`)."""
+"""What an organization sends when it takes part (see :mod:`fedenv.scoring.behaviours`)."""
 DEVICES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ENDORSEMENT = ("majority", "all", "any")
@@ -86,7 +86,9 @@ def _domain(v: str) -> str | None:
 
 
 def _aggregator(v: str) -> str | None:
-    from fedenv.aggregators import AGGREGATORS  # imports torch: checked only when a file names one
+    from fedenv.engine.aggregators import (
+        AGGREGATORS,  # imports torch: checked only when a file names one
+    )
 
     return one_of(tuple(AGGREGATORS))(v)
 
@@ -109,7 +111,7 @@ class Organization:
         100.0, "money for costs over the episode; terminated when spent", greater_than(0.0)
     )
     behaviour: str = _opt(
-        "honest", "honest, free_rider, noise or scaled (see fedenv.behaviours)", one_of(BEHAVIOURS)
+        "honest", "honest, free_rider, noise or scaled (see fedenv.scoring.behaviours)", one_of(BEHAVIOURS)
     )
     data_path: str = _opt(
         "",

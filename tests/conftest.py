@@ -21,7 +21,7 @@ def test_base(test_cache_dir):
 
     Shared by the whole session: do not train or modify it in place (``copy.deepcopy`` it first).
     """
-    from fedenv.model import load_base
+    from fedenv.data.model import load_base
 
     return load_base(
         "test", device="cpu", dtype="float32", cache_dir=test_cache_dir, progress=False

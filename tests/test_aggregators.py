@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedenv.aggregators import AGGREGATORS, get_aggregator, normalized_weights
+from fedenv.engine.aggregators import AGGREGATORS, get_aggregator, normalized_weights
+from fedenv.engine.lora import LORA_A_SUFFIX, LORA_B_SUFFIX, Adapter, dense_deltas, fresh_adapter
 from fedenv.errors import ConfigError, InvalidUpdateError, NoParticipantsError
-from fedenv.lora import LORA_A_SUFFIX, LORA_B_SUFFIX, Adapter, dense_deltas, fresh_adapter
 
 SCALE = 2.0
 # module -> (out, in), like q_proj / v_proj of a small grouped-query attention block

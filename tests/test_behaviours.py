@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedenv.behaviours import SCALE, TRAINS, craft_update
-from fedenv.federation import ClientUpdate
-from fedenv.lora import adapter_digest
+from fedenv.engine.federation import ClientUpdate
+from fedenv.engine.lora import adapter_digest
 from fedenv.scenario import BEHAVIOURS
+from fedenv.scoring.behaviours import SCALE, TRAINS, craft_update
 
 A, B = "m.q_proj.lora_A.weight", "m.q_proj.lora_B.weight"
 GLOBAL = {A: torch.full((2, 4), 0.5), B: torch.zeros(4, 2)}

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from fedenv.benchmark import Benchmark, domain_score
 from fedenv.data import (
     PRIVATE_DOMAINS,
     PUBLIC_DOMAINS,
@@ -14,9 +13,10 @@ from fedenv.data import (
     benchmark_dialogues,
     save_jsonl,
 )
-from fedenv.encoding import encode_dialogue, render
+from fedenv.data.benchmark import Benchmark, domain_score
+from fedenv.data.encoding import encode_dialogue, render
+from fedenv.data.pretrain import torch_threads
 from fedenv.errors import ConfigError
-from fedenv.pretrain import torch_threads
 
 
 def naive_nll(model, tokenizer, dialogues) -> float:

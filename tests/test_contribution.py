@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from fedenv.contribution import METHODS, contributions
 from fedenv.errors import ConfigError
+from fedenv.scoring.contribution import METHODS, contributions
 
 PLAYERS = ["a", "b", "c", "d"]
 

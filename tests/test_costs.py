@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fedenv.costs import TRANSACTIONS_PER_UPDATE, RoundCosts, round_costs
 from fedenv.scenario import CostSpec, Organization, ResourceLevel
+from fedenv.scoring.costs import TRANSACTIONS_PER_UPDATE, RoundCosts, round_costs
 
 ORG = Organization(name="acme", domain="bank", data_size=10, unit_cost=1.5)
 LEVEL = ResourceLevel(local_steps=4, compute=2.0)

@@ -14,7 +14,7 @@ from fedenv.data import (
     make_world,
     public_corpus,
 )
-from fedenv.domains import DOMAIN_SLOTS, VALUE_POOLS
+from fedenv.data.domains import DOMAIN_SLOTS, VALUE_POOLS
 from fedenv.errors import ConfigError, DataFormatError
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fedenv.data import Dialogue, Message, generate_org_dialogues
-from fedenv.encoding import IGNORE_INDEX, collate, encode_dialogue
+from fedenv.data.encoding import IGNORE_INDEX, collate, encode_dialogue
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

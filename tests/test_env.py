@@ -17,9 +17,9 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import fedenv
 from chains import verify_path
-from fedenv.build import shared_base
-from fedenv.env import INFO_KEYS, OBS_FIELDS, InvalidActionError
+from fedenv.engine.build import shared_base
 from fedenv.errors import ConfigError
+from fedenv.fedorg import INFO_KEYS, OBS_FIELDS, InvalidActionError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,8 +58,8 @@ def test_metadata_spaces_and_docs(env):
     assert env.action_space("skyway") == spaces.Discrete(1 + env.scenario.num_levels)
     box = env.observation_space("skyway")
     assert box.shape == (len(OBS_FIELDS),) and box.dtype == np.float32
-    assert fedenv.OBS_FIELDS == fedenv.env.OBS_FIELDS == OBS_FIELDS
-    assert all(f"| {name}" in fedenv.env.__doc__ for name in OBS_FIELDS)
+    assert fedenv.OBS_FIELDS == fedenv.fedorg.OBS_FIELDS == OBS_FIELDS
+    assert all(f"| {name}" in fedenv.fedorg.__doc__ for name in OBS_FIELDS)
     with pytest.raises(InvalidActionError, match="unknown agent 'acme'"):
         env.action_space("acme")
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import evaluate
-from fedenv.evaluation import METRICS
+from fedenv.evaluation.play import METRICS
 
 TINY = ["--scenario", "tiny", "--no-progress"]
 

@@ -10,7 +10,7 @@ import pytest
 
 import fedenv
 from fedenv.errors import ConfigError
-from fedenv.evaluation import (
+from fedenv.evaluation.play import (
     METRICS,
     EpisodeRecord,
     OrgRound,
@@ -183,7 +183,7 @@ def test_plan_defaults_to_every_mechanism_and_orders_runs_scenario_mechanism_see
     plan = plan_comparison(
         ["tiny"], seeds=[3, 1], overrides={"max_rounds": 2}, contribution="shapley"
     )
-    assert plan.mechanisms == tuple(fedenv.incentives.MECHANISMS)
+    assert plan.mechanisms == tuple(fedenv.scoring.incentives.MECHANISMS)
     assert plan.scenarios[0].max_rounds == 2
     assert plan.scenarios[0].scoring.contribution == "shapley"
     runs = plan.runs(tmp_path)

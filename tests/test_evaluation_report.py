@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from fedenv.evaluation import METRICS, Comparison, RunResult, plan_comparison
-from fedenv.evaluation_report import (
+from fedenv.evaluation.play import METRICS, Comparison, RunResult, plan_comparison
+from fedenv.evaluation.report import (
     Stats,
     SummaryRow,
     plot_summary,

@@ -6,28 +6,28 @@ import math
 import pytest
 import torch
 
-from fedenv.benchmark import Benchmark
-from fedenv.demo import org_datasets
-from fedenv.errors import (
-    ConfigError,
-    InvalidUpdateError,
-    NoParticipantsError,
-    UnknownOrganizationError,
-)
-from fedenv.federation import (
+from fedenv.data.benchmark import Benchmark
+from fedenv.engine.demo import org_datasets
+from fedenv.engine.federation import (
     ClientUpdate,
     EngineConfig,
     FederatedEngine,
     Participant,
     RoundResult,
 )
-from fedenv.lora import (
+from fedenv.engine.lora import (
     LORA_A_SUFFIX,
     LORA_B_SUFFIX,
     LoraSettings,
     adapter_digest,
     clone_adapter,
     dense_deltas,
+)
+from fedenv.errors import (
+    ConfigError,
+    InvalidUpdateError,
+    NoParticipantsError,
+    UnknownOrganizationError,
 )
 
 AGGREGATORS = ("fedavg", "ffa", "flora")
@@ -352,7 +352,7 @@ def test_global_state_round_trips_and_reset_restores_the_start(make_engine, aggr
 
 def test_demo_prints_every_domain_and_the_global_score(test_cache_dir, test_base, capsys):
     from fedenv.data import DOMAINS
-    from fedenv.demo import main
+    from fedenv.engine.demo import main
 
     args = "--preset test --orgs 2 --rounds 2 --local-steps 2 --examples 16"
     assert (

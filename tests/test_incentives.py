@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fedenv.errors import ConfigError
-from fedenv.incentives import MECHANISMS, get_mechanism, payout_method
+from fedenv.scoring.incentives import MECHANISMS, get_mechanism, payout_method
 
 SIZES = {"a": 100, "b": 50, "c": 50}
 

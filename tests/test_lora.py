@@ -10,8 +10,7 @@ import warnings
 import pytest
 import torch
 
-from fedenv.errors import ConfigError, InvalidUpdateError
-from fedenv.lora import (
+from fedenv.engine.lora import (
     LORA_A_SUFFIX,
     LORA_B_SUFFIX,
     LoraSettings,
@@ -25,6 +24,7 @@ from fedenv.lora import (
     lora_modules,
     validate_adapter,
 )
+from fedenv.errors import ConfigError, InvalidUpdateError
 
 
 def seeded_adapter():
@@ -95,7 +95,7 @@ def test_digest_is_the_same_in_another_process():
         + inspect.getsource(seeded_adapter)
         + textwrap.dedent(
             """
-        from fedenv.lora import adapter_digest
+        from fedenv.engine.lora import adapter_digest
         adapter = seeded_adapter()
         print(adapter_digest({k: adapter[k] for k in reversed(list(adapter))}))
         """

@@ -8,11 +8,18 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from fedenv.benchmark import Benchmark
 from fedenv.data import PRIVATE_DOMAINS, generate_org_dialogues
+from fedenv.data.benchmark import Benchmark
+from fedenv.data.model import (
+    PRESETS,
+    base_cache_path,
+    build_info,
+    collate,
+    encode_dialogue,
+    load_base,
+)
+from fedenv.data.pretrain import build_tokenizer, torch_threads
 from fedenv.errors import ConfigError
-from fedenv.model import PRESETS, base_cache_path, build_info, collate, encode_dialogue, load_base
-from fedenv.pretrain import build_tokenizer, torch_threads
 
 
 def test_the_test_base_is_a_small_llama_in_eval_mode(test_base):

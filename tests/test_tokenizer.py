@@ -4,9 +4,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from fedenv.data import generate_org_dialogues, public_corpus
-from fedenv.domains import lexicon
+from fedenv.data.domains import lexicon
+from fedenv.data.tokenizer import END, MIN_VOCAB, PAD, ROLE_TOKENS, train_tokenizer
 from fedenv.errors import ConfigError
-from fedenv.tokenizer import END, MIN_VOCAB, PAD, ROLE_TOKENS, train_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fedenv.dialogues import ROLES, Dialogue, Message
+from fedenv.data.dialogues import ROLES, Dialogue, Message
 from fedenv.errors import DataFormatError
 
 

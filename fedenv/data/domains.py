@@ -1,7 +1,7 @@
 """The synthetic customer-service worlds: domains, their fact slots, value pools and phrasings.
 
 A *world* assigns every slot of a domain one value, drawn (seeded) from the slot's kind pool. The
-dialogue generator (:mod:`fedenv.dialogues`) only ever states facts of the world it is given, so
+dialogue generator (:mod:`fedenv.data.dialogues`) only ever states facts of the world it is given, so
 the facts of a domain appear in that domain's data and nowhere else. Vocabulary is kept small on
 purpose: a ~1M-parameter model can learn it in a few hundred steps.
 """

@@ -18,11 +18,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from fedenv.dialogues import public_corpus
-from fedenv.domains import lexicon
-from fedenv.encoding import collate, render
+from fedenv.data.dialogues import public_corpus
+from fedenv.data.domains import lexicon
+from fedenv.data.encoding import collate, render
+from fedenv.data.tokenizer import train_tokenizer
 from fedenv.errors import ConfigError
-from fedenv.tokenizer import train_tokenizer
 
 # Builds run on one CPU thread: the weights then do not depend on the machine's core count (parallel
 # reductions round differently), and tiny matrices gain little from a second thread anyway.

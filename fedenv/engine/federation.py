@@ -7,7 +7,7 @@ A round (:meth:`FederatedEngine.run_round`):
    and returns a :class:`ClientUpdate`: its adapter, its example count and the adapter's digest;
 2. the updates are validated (finite, shaped like the global, digest matches, known and distinct
    organizations) and sorted by digest, so their order does not matter;
-3. the aggregator (``fedavg``, ``ffa`` or ``flora``, see :mod:`fedenv.aggregators`) combines them,
+3. the aggregator (``fedavg``, ``ffa`` or ``flora``, see :mod:`fedenv.engine.aggregators`) combines them,
    weighted by example count, into the new global state.
 
 Any subset of a round's updates can be scored without committing it
@@ -21,7 +21,7 @@ The global state is the global adapter and, for aggregators that fold their aggr
 base weights (``flora``), the accumulated dense change of every adapted module. Its canonical
 bytes and SHA-256 (:attr:`FederatedEngine.global_digest`) identify the global model.
 
-Run ``python -m fedenv.federation --orgs 4 --rounds 5`` for a demo (:mod:`fedenv.demo`).
+Run ``python -m fedenv.engine --orgs 4 --rounds 5`` for a demo (:mod:`fedenv.engine.demo`).
 """
 
 from __future__ import annotations
@@ -35,17 +35,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from fedenv.aggregators import get_aggregator
 from fedenv.data import Dialogue
 from fedenv.device import resolve_device, resolve_dtype
-from fedenv.errors import (
-    ConfigError,
-    InvalidUpdateError,
-    NoParticipantsError,
-    UnknownOrganizationError,
-)
-from fedenv.local_training import LocalTrainer, TokenizedDataset, attach_lora
-from fedenv.lora import (
+from fedenv.engine.aggregators import get_aggregator
+from fedenv.engine.local_training import LocalTrainer, TokenizedDataset, attach_lora
+from fedenv.engine.lora import (
     LORA_B_SUFFIX,
     Adapter,
     adapter_digest,
@@ -58,12 +52,18 @@ from fedenv.lora import (
     lora_modules,
     validate_adapter,
 )
-from fedenv.rounds import ClientUpdate, EngineConfig, Participant, RoundResult, positive_int
+from fedenv.engine.rounds import ClientUpdate, EngineConfig, Participant, RoundResult, positive_int
+from fedenv.errors import (
+    ConfigError,
+    InvalidUpdateError,
+    NoParticipantsError,
+    UnknownOrganizationError,
+)
 
 if TYPE_CHECKING:
-    from fedenv.benchmark import Benchmark, BenchmarkResult
+    from fedenv.data.benchmark import Benchmark, BenchmarkResult
 
-__all__ = ["ClientUpdate", "EngineConfig", "FederatedEngine", "Participant", "RoundResult", "main"]
+__all__ = ["ClientUpdate", "EngineConfig", "FederatedEngine", "Participant", "RoundResult"]
 
 BASE_DELTA_SUFFIX = ".base_layer.weight_delta"  # global-state key of a module's merged change
 SINGLE_THREAD_BELOW = 50_000_000  # parameters: smaller CPU models train fastest on one thread
@@ -411,14 +411,3 @@ def _place(model: torch.nn.Module, device: str, dtype: str) -> torch.nn.Module:
     if dtype == "auto":
         return model.to(device=target)
     return model.to(device=target, dtype=resolve_dtype(dtype, target))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The demo (see :mod:`fedenv.demo`)."""
-    from fedenv.demo import main as demo_main
-
-    return demo_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

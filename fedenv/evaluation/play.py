@@ -7,9 +7,9 @@ Every mechanism thus meets the same world, the same episode seeds and the same p
 (common random numbers): what differs between two rows is the mechanism, and how the policy
 answers it.  The scenario keeps its own ``seed`` (its data, base model and identities).
 
-Each metric (:data:`~fedenv.evaluation_metrics.METRICS`) is computed per episode from the env's
-infos (:mod:`fedenv.evaluation_metrics`), then averaged over the run's episodes;
-:mod:`fedenv.evaluation_report` aggregates runs over seeds and writes the outputs.
+Each metric (:data:`~fedenv.evaluation.metrics.METRICS`) is computed per episode from the env's
+infos (:mod:`fedenv.evaluation.metrics`), then averaged over the run's episodes;
+:mod:`fedenv.evaluation.report` aggregates runs over seeds and writes the outputs.
 
 This module knows nothing of ``agents/``: a policy factory is any picklable callable
 ``factory(env, seed) -> controller`` whose controller maps the live organizations'
@@ -29,10 +29,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fedenv.contribution import METHODS
 from fedenv.data import PRIVATE_DOMAINS
 from fedenv.errors import ConfigError
-from fedenv.evaluation_metrics import (
+from fedenv.evaluation.metrics import (
     METRICS,
     EpisodeRecord,
     OrgRound,
@@ -42,8 +41,9 @@ from fedenv.evaluation_metrics import (
     mean_metrics,
     pearson,
 )
-from fedenv.incentives import MECHANISMS
 from fedenv.scenario import Scenario, load_scenario
+from fedenv.scoring.contribution import METHODS
+from fedenv.scoring.incentives import MECHANISMS
 
 __all__ = [
     "METRICS",
@@ -91,7 +91,7 @@ def play_episode(
     """Reset a fedenv ``env`` with ``seed``, play until every organization is done, record it.
 
     The base model's scores are read from the reset observations (scores / 10, float32)."""
-    from fedenv.env import OBS_FIELDS
+    from fedenv.fedorg import OBS_FIELDS
 
     observations, _ = env.reset(seed=seed)
     organizations = tuple(env.possible_agents)
@@ -261,7 +261,7 @@ def episode_seed(seed: int, episode: int) -> int:
 
 def unknown_domains(scenario: Scenario) -> tuple[str, ...]:
     """The scenario's domains that an embedded base model was not pretrained on."""
-    from fedenv.model import PRESETS
+    from fedenv.data.model import PRESETS
 
     if scenario.model.preset not in PRESETS:
         return ()
@@ -272,7 +272,7 @@ def unknown_domains(scenario: Scenario) -> tuple[str, ...]:
 
 def run_one(spec: RunSpec, policy: PolicyFactory) -> RunResult:
     """Build the run's env, get its controller, play its evaluation episodes."""
-    from fedenv.env import parallel_env
+    from fedenv.fedorg import parallel_env
 
     start = time.perf_counter()
     env = parallel_env(

@@ -55,10 +55,10 @@ of coalition values, ``value(S)`` = the benchmark score of the aggregate of S's 
 with a negative contribution is rejected (it stays out of the aggregate and is paid nothing),
 and if the aggregate of the others would lower the global's score, every update is rejected
 and the global model stays as it was.
-The mechanism (``incentives.mechanism``, see :mod:`fedenv.incentives`) splits the round's pool
-among the accepted participants.  Costs (:mod:`fedenv.costs`): compute, communication, ledger
+The mechanism (``incentives.mechanism``, see :mod:`fedenv.scoring.incentives`) splits the round's pool
+among the accepted participants.  Costs (:mod:`fedenv.scoring.costs`): compute, communication, ledger
 fees; they are reported in the infos.  Organizations whose scenario ``behaviour`` is not
-``honest`` send free-ridden, noisy or boosted updates (:mod:`fedenv.behaviours`); scoring and
+``honest`` send free-ridden, noisy or boosted updates (:mod:`fedenv.scoring.behaviours`); scoring and
 rejection treat them like any other update.
 
 ## Episodes
@@ -76,9 +76,7 @@ opens the same run folder (a new temporary one if none was given) and must be re
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,7 +178,7 @@ class FedOrgParallelEnv(ParallelEnv):
         self._action_space = spaces.Discrete(1 + scenario.num_levels)
         self._observation_space = spaces.Box(_OBS_LOW, _OBS_HIGH, dtype=np.float32)
         self._money_scale = scenario.incentives.reward_pool or 1.0
-        from fedenv.round_player import RoundPlayer  # torch, transformers, the ledgers: load on use
+        from fedenv.round import RoundPlayer  # torch, transformers, the ledgers: load on use
         from fedenv.run_folder import RunFolder
 
         self.run = RunFolder(run_dir, scenario, store_adapters=store_adapters)
@@ -355,11 +353,5 @@ def env(scenario: str | Path | Scenario = "default", **kwargs: Any):
     return parallel_to_aec(parallel_env(scenario, **kwargs))
 
 
-class _EnvModule(types.ModuleType):
-    """``fedenv.env`` is this module, and calling it builds the AEC env: ``fedenv.env("tiny")``."""
-
-    def __call__(self, scenario: str | Path | Scenario = "default", **kwargs: Any):
-        return env(scenario, **kwargs)
-
-
-sys.modules[__name__].__class__ = _EnvModule
+raw_env = FedOrgParallelEnv
+"""PettingZoo's name for the unwrapped class (a ParallelEnv here: fedorg is parallel-native)."""

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from fedenv.data import Dialogue
-from fedenv.encoding import IGNORE_INDEX, encode_dialogue
+from fedenv.data.encoding import IGNORE_INDEX, encode_dialogue
+from fedenv.engine.lora import Adapter, LoraSettings
 from fedenv.errors import ConfigError
-from fedenv.lora import Adapter, LoraSettings
 
 
 def attach_lora(

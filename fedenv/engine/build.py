@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import functools
 
-from fedenv.benchmark import Benchmark
 from fedenv.data import Dialogue, generate_org_dialogues, load_jsonl
+from fedenv.data.benchmark import Benchmark
+from fedenv.data.model import load_base
 from fedenv.device import resolve_device
-from fedenv.federation import EngineConfig, FederatedEngine
-from fedenv.lora import LoraSettings
-from fedenv.model import load_base
+from fedenv.engine.federation import EngineConfig, FederatedEngine
+from fedenv.engine.lora import LoraSettings
 from fedenv.scenario import Organization, Scenario
 
 

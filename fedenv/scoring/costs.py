@@ -7,7 +7,7 @@
 | ledger          | ``costs.ledger_fee_per_tx`` per transaction the org submits    |
 
 An organization that sits a round out pays nothing; one whose behaviour does not train
-(:mod:`fedenv.behaviours`) pays no compute.  Per round, a participant sends one update
+(:mod:`fedenv.scoring.behaviours`) pays no compute.  Per round, a participant sends one update
 and submits two transactions: the update's hash on the public ledger and the raw update into its
 private data collection on the consortium channel (:data:`TRANSACTIONS_PER_UPDATE`).  The
 scoring and anchoring transactions are the consortium's and cost the organizations nothing.

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fedenv.evaluation import METRICS, Comparison
+from fedenv.evaluation.play import METRICS, Comparison
 
 # Two-sided 95% quantiles of Student's t, t(0.975, df); beyond the table, a Cornish-Fisher
 # expansion around the normal quantile (error < 1e-4 for df > 30).

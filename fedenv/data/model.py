@@ -29,11 +29,11 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from fedenv import dialogues, domains, encoding, pretrain, tokenizer
+from fedenv.data import dialogues, domains, encoding, pretrain, tokenizer
+from fedenv.data.encoding import collate, encode_dialogue
+from fedenv.data.pretrain import ModelPreset, build_base
 from fedenv.device import resolve_device, resolve_dtype
-from fedenv.encoding import collate, encode_dialogue
 from fedenv.errors import ConfigError
-from fedenv.pretrain import ModelPreset, build_base
 
 __all__ = [
     "PRESETS",

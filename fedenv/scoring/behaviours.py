@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from fedenv.federation import ClientUpdate
-from fedenv.lora import LORA_B_SUFFIX, Adapter
+from fedenv.engine.federation import ClientUpdate
+from fedenv.engine.lora import LORA_B_SUFFIX, Adapter
 
 SCALE = 10.0
 TRAINS = {"honest": True, "free_rider": False, "noise": False, "scaled": True}

@@ -16,7 +16,7 @@ Per domain:
   ``10 * exp(-nll)``. The global score is the mean over domains.
 
 Speed: everything is tokenized once at construction. Each dialogue becomes one packed row (see
-:mod:`fedenv.packing`): the dialogue itself (NLL, and the true answer of every probe), then every
+:mod:`fedenv.data.packing`): the dialogue itself (NLL, and the true answer of every probe), then every
 distractor's tokens, each attending only to the dialogue before its fact. One forward pass per
 ``batch_size`` rows (64 by default: usually a single pass) scores everything.
 """
@@ -31,12 +31,12 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from fedenv.data.dialogues import Dialogue, benchmark_dialogues
+from fedenv.data.encoding import IGNORE_INDEX, encode_dialogue
+from fedenv.data.jsonl import load_jsonl
+from fedenv.data.packing import PackedBatch, PackedRow, choice_continuations, pack_batches
 from fedenv.device import resolve_device
-from fedenv.dialogues import Dialogue, benchmark_dialogues
-from fedenv.encoding import IGNORE_INDEX, encode_dialogue
 from fedenv.errors import ConfigError, DataFormatError
-from fedenv.jsonl import load_jsonl
-from fedenv.packing import PackedBatch, PackedRow, choice_continuations, pack_batches
 
 DEFAULT_DIALOGUES_PER_DOMAIN = 4
 FACT_WEIGHT = 0.5

@@ -15,7 +15,7 @@ import torch
 from jinja2.exceptions import TemplateError
 from transformers import PreTrainedTokenizerBase
 
-from fedenv.dialogues import Dialogue, Message
+from fedenv.data.dialogues import Dialogue, Message
 from fedenv.errors import ConfigError, DataFormatError
 
 IGNORE_INDEX = -100

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from fedenv.engine.lora import LORA_A_SUFFIX, LORA_B_SUFFIX, Adapter, lora_modules, lora_pair
 from fedenv.errors import ConfigError, InvalidUpdateError, NoParticipantsError
-from fedenv.lora import LORA_A_SUFFIX, LORA_B_SUFFIX, Adapter, lora_modules, lora_pair
 
 
 def normalized_weights(weights: Sequence[float]) -> list[float]:

@@ -1,6 +1,6 @@
 """Demo: a few organizations fine-tune the base model together; scores per domain, per round.
 
-    python -m fedenv.federation --orgs 4 --rounds 5 [--aggregator ffa] [--local-steps 8]
+    python -m fedenv.engine --orgs 4 --rounds 5 [--aggregator ffa] [--local-steps 8]
 
 Organization ``i`` holds private dialogues of ``PRIVATE_DOMAINS[i % 4]``: domains the base model
 never saw in pretraining, so their scores start low and climb, while the public domains (which
@@ -14,11 +14,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from fedenv.aggregators import AGGREGATORS
 from fedenv.data import DOMAINS, PRIVATE_DOMAINS, Dialogue, generate_org_dialogues
+from fedenv.engine.aggregators import AGGREGATORS
+from fedenv.engine.federation import EngineConfig, FederatedEngine, Participant
+from fedenv.engine.lora import LoraSettings
 from fedenv.errors import FedenvError
-from fedenv.federation import EngineConfig, FederatedEngine, Participant
-from fedenv.lora import LoraSettings
 
 
 def org_datasets(num_orgs: int, examples_per_org: int, seed: int) -> dict[str, list[Dialogue]]:
@@ -33,7 +33,7 @@ def org_datasets(num_orgs: int, examples_per_org: int, seed: int) -> dict[str, l
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m fedenv.federation", description=__doc__.split("\n")[0]
+        prog="python -m fedenv.engine", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--orgs", type=int, default=4, help="number of organizations")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds")
@@ -87,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> None:
     """Build the base, the organizations and the engine; print one row per round."""
-    from fedenv.benchmark import Benchmark
-    from fedenv.model import load_base
+    from fedenv.data.benchmark import Benchmark
+    from fedenv.data.model import load_base
 
     model, tokenizer = load_base(
         args.preset, device=args.device, dtype=args.dtype, seed=args.seed, cache_dir=args.cache_dir

@@ -1,6 +1,6 @@
 """One federated round, as the env plays it: train, publish, score, pay, aggregate, anchor.
 
-:class:`RoundPlayer` holds the engine (:mod:`fedenv.build`) and the run folder's ledgers
+:class:`RoundPlayer` holds the engine (:mod:`fedenv.engine.build`) and the run folder's ledgers
 (:mod:`fedenv.ledgers`) and turns the round's resource levels into per-organization outcomes.
 The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
 
@@ -14,7 +14,7 @@ The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
    consortium channel;
 4. the accepted updates are committed as the new global state, whose hash and the round's
    summary are anchored on the public ledger, and the round's block is sealed;
-5. rewards = payout + model value - costs (:mod:`fedenv.costs`).
+5. rewards = payout + model value - costs (:mod:`fedenv.scoring.costs`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from fedenv.behaviours import TRAINS, craft_update
-from fedenv.benchmark import BenchmarkResult
-from fedenv.build import build_engine
-from fedenv.contribution import MAX_EXACT_PLAYERS, contributions
-from fedenv.costs import RoundCosts, round_costs
-from fedenv.federation import ClientUpdate, Participant
-from fedenv.incentives import get_mechanism, payout_method
-from fedenv.lora import canonical_bytes, derive_seed
+from fedenv.data.benchmark import BenchmarkResult
+from fedenv.engine.build import build_engine
+from fedenv.engine.federation import ClientUpdate, Participant
+from fedenv.engine.lora import canonical_bytes, derive_seed
 from fedenv.run_folder import RunFolder
 from fedenv.scenario import Scenario
+from fedenv.scoring.behaviours import TRAINS, craft_update
+from fedenv.scoring.contribution import MAX_EXACT_PLAYERS, contributions
+from fedenv.scoring.costs import RoundCosts, round_costs
+from fedenv.scoring.incentives import get_mechanism, payout_method
 
 DIGITS = 6  # floats written to the ledgers are rounded to this many decimals
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from fedenv import domains as D
+from fedenv.data import domains as D
 from fedenv.errors import ConfigError, DataFormatError
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from fedenv.dialogues import Dialogue, FactProbe
-from fedenv.encoding import render
+from fedenv.data.dialogues import Dialogue, FactProbe
+from fedenv.data.encoding import render
 from fedenv.errors import DataFormatError
 
 

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fedenv.aggregators import get_aggregator
+from fedenv.engine.aggregators import get_aggregator
+from fedenv.engine.lora import Adapter, LoraSettings, adapter_digest
 from fedenv.errors import ConfigError
-from fedenv.lora import Adapter, LoraSettings, adapter_digest
 
 if TYPE_CHECKING:
-    from fedenv.benchmark import BenchmarkResult
+    from fedenv.data.benchmark import BenchmarkResult
 
 
 def positive_int(value: object) -> bool:
