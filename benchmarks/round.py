@@ -69,7 +69,7 @@ class TrainerPattern:
         self.config = config
         self.examples = {
             org: [
-                dict(zip(("input_ids", "labels"), encode_dialogue(tokenizer, d, config.max_len)))
+                dict(zip(("input_ids", "labels"), encode_dialogue(tokenizer, d, config.training.max_len)))
                 for d in dialogues
             ]
             for org, dialogues in datasets.items()
@@ -91,12 +91,12 @@ class TrainerPattern:
             set_peft_model_state_dict(self.model, self.global_adapter)
             args = self.TrainingArguments(
                 output_dir=self.output_dir,
-                per_device_train_batch_size=self.config.batch_size,
+                per_device_train_batch_size=self.config.training.batch_size,
                 max_steps=local_steps,
-                learning_rate=self.config.lr,
+                learning_rate=self.config.training.learning_rate,
                 lr_scheduler_type="constant",
-                weight_decay=self.config.weight_decay,
-                max_grad_norm=self.config.max_grad_norm,
+                weight_decay=self.config.training.weight_decay,
+                max_grad_norm=self.config.training.max_grad_norm,
                 optim="adamw_torch",
                 report_to=[],
                 save_strategy="no",
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     from fedenv.data.benchmark import Benchmark
     from fedenv.data.model import load_base
     from fedenv.engine.demo import org_datasets
-    from fedenv.engine.federation import EngineConfig, FederatedEngine, Participant
+    from fedenv.engine.federation import FederatedEngine, Participant
+    from fedenv.engine.settings import EngineConfig, TrainingSettings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny")
@@ -142,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer = load_base(args.preset, device="cpu", dtype="float32", progress=False)
     datasets = org_datasets(args.orgs, args.examples, args.seed)
     benchmark = Benchmark.generated(tokenizer, DOMAINS, 8, args.seed, device="cpu")
-    config = EngineConfig(seed=args.seed, num_threads=args.threads)
+    config = EngineConfig(seed=args.seed, training=TrainingSettings(cpu_threads=args.threads))
     engine = FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)
     params = sum(p.numel() for p in model.parameters())
     print(
         f"one round: {args.orgs} organizations, preset {args.preset!r} ({params:,} parameters), "
         f"LoRA r={config.lora.r} on {'/'.join(config.lora.target_modules)}, batch "
-        f"{config.batch_size}, max_len {config.max_len}, {args.examples} dialogues per org; "
+        f"{config.training.batch_size}, max_len {config.training.max_len}, {args.examples} dialogues per org; "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{args.threads} CPU thread(s); median of {args.repeats} rounds"
     )

@@ -1,16 +1,54 @@
-"""Device and dtype selection: ``"auto"`` picks CUDA when present, bf16 on GPU and fp32 on CPU."""
+"""Device and dtype names, checked in one place: ``"auto"`` picks CUDA when present, bf16 on GPU
+and fp32 on CPU.
+
+fedenv runs on ``cpu`` and ``cuda`` (``cuda:N``).  Apple's ``mps`` is refused everywhere (the
+scenario, evaluate.py, the engine): the benchmark scores in float64, which MPS does not have.
+:data:`DeviceName` and :data:`DtypeName` are the pydantic field types every config uses, so a
+scenario file, a command-line option and a direct call fail with the same message; torch is
+imported only to resolve a name into a ``torch.device`` / ``torch.dtype``.
+"""
 
 from __future__ import annotations
 
-import torch
+import re
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator
 
 from fedenv.errors import ConfigError
 
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+if TYPE_CHECKING:
+    import torch
+
+DEVICES = "auto, cpu, cuda or cuda:N"
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names a device fedenv runs on (``auto``, ``cpu``, ``cuda``, ``cuda:N``);
+    :class:`ConfigError` otherwise.  Whether that device exists here is :func:`resolve_device`'s
+    question."""
+    if isinstance(device, str) and device.split(":")[0] == "mps":
+        raise ConfigError(
+            "device", f"{device!r} is not supported (MPS has no float64); use {DEVICES}"
+        )
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ConfigError("device", f"must be {DEVICES}, got {device!r}")
+    return device
+
+
+def check_dtype(dtype: str) -> str:
+    """``dtype`` if it is one of :data:`DTYPES`; :class:`ConfigError` otherwise."""
+    if dtype not in DTYPES:
+        raise ConfigError("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return dtype
+
+
+DeviceName = Annotated[str, AfterValidator(check_device)]
+"""A config field holding a device name (checked by :func:`check_device`)."""
+DtypeName = Annotated[str, AfterValidator(check_dtype)]
+"""A config field holding a dtype name (checked by :func:`check_dtype`)."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -18,18 +56,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
     Asking for CUDA on a machine without it is an error, not a silent fall-back to CPU.
     """
+    import torch
+
     if isinstance(device, torch.device):
         device = str(device)
-    if not isinstance(device, str):
-        raise ConfigError("device", f"must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    device = check_device(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(
-            "device", f"must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}"
-        ) from None
+    resolved = torch.device(device)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(
@@ -40,8 +74,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
                 "device",
                 f"{device!r} requested but only {torch.cuda.device_count()} CUDA devices exist",
             )
-    elif resolved.type != "cpu":
-        raise ConfigError("device", f"must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     return resolved
 
 
@@ -50,15 +82,16 @@ def resolve_dtype(
 ) -> torch.dtype:
     """``"auto"`` -> bfloat16 on CUDA (float16 where bf16 is unsupported), float32 on CPU;
     otherwise ``"float32"``, ``"bfloat16"`` or ``"float16"`` (or such a ``torch.dtype`` itself)."""
+    import torch
+
+    named = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if isinstance(dtype, torch.dtype):
-        if dtype not in DTYPES.values():
-            raise ConfigError("dtype", f"must be one of auto, {', '.join(DTYPES)}, got {dtype}")
+        if dtype not in named.values():
+            raise ConfigError("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype}")
         return dtype
-    if dtype == "auto":
+    if check_dtype(dtype) == "auto":
         device = resolve_device(device)
         if device.type != "cuda":
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in DTYPES:
-        raise ConfigError("dtype", f"must be one of auto, {', '.join(DTYPES)}, got {dtype!r}")
-    return DTYPES[dtype]
+    return named[dtype]

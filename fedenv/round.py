@@ -1,6 +1,6 @@
 """One federated round, as the env plays it: train, publish, score, pay, aggregate, anchor.
 
-:class:`RoundPlayer` holds the engine (:mod:`fedenv.engine.build`) and the run folder's ledgers
+:class:`RoundPlayer` holds the engine (:mod:`fedenv.scenario.engine`) and the run folder's ledgers
 (:mod:`fedenv.ledgers`) and turns the round's resource levels into per-organization outcomes.
 The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
 
@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from fedenv.data.benchmark import BenchmarkResult
-from fedenv.engine.build import build_engine
 from fedenv.engine.federation import ClientUpdate, Participant
 from fedenv.engine.lora import canonical_bytes, derive_seed
 from fedenv.run_folder import RunFolder
 from fedenv.scenario import Scenario
+from fedenv.scenario.engine import scenario_engine
 from fedenv.scoring.behaviours import TRAINS, craft_update
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS, contributions
 from fedenv.scoring.costs import RoundCosts, round_costs
@@ -71,7 +71,7 @@ class RoundPlayer:
         self.scenario = scenario
         self.run = run
         self.ledgers = run.ledgers
-        self.engine = build_engine(scenario)
+        self.engine = scenario_engine(scenario)
         self.mechanism = get_mechanism(scenario.incentives.mechanism)
         self.orgs = {o.name: o for o in scenario.organizations}
         self.episode = -1
@@ -170,8 +170,8 @@ class RoundPlayer:
             spec = self.orgs[org]
             costs = (
                 round_costs(
-                    spec,
-                    sc.level(k),
+                    spec.unit_cost,
+                    sc.level(k).compute,
                     sc.costs,
                     transactions=len(tx_ids[org]),
                     trains=TRAINS[spec.behaviour],

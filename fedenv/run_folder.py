@@ -50,8 +50,8 @@ class RunFolder:
         config = {"scenario": scenario.to_dict(), "env": {"store_adapters": store_adapters}}
         config_file = self.path / CONFIG_FILE
         if config_file.exists():
-            stored = json.loads(config_file.read_text())
-            if stored.get("scenario") != config["scenario"]:
+            stored = json.loads(config_file.read_text()).get("scenario")
+            if not _same_scenario(stored, scenario):
                 raise ConfigError(
                     "run_dir",
                     "holds a run of a different scenario; use a new folder",
@@ -87,3 +87,12 @@ class RunFolder:
         self.ledgers.close()
         if self._cleanup is not None:
             self._cleanup()
+
+
+def _same_scenario(stored: object, scenario: Scenario) -> bool:
+    """Whether a folder's stored scenario is ``scenario`` (keys added since with their defaults
+    compare equal: a folder written before a new setting existed still opens)."""
+    try:
+        return Scenario.from_dict(stored, source=CONFIG_FILE) == scenario
+    except ConfigError:
+        return False

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedenv.device import resolve_device, resolve_dtype
+from fedenv.device import check_device, resolve_device, resolve_dtype
 from fedenv.errors import ConfigError
 
 
@@ -21,10 +21,24 @@ def test_asking_for_cuda_without_it_is_a_clear_error():
     assert info.value.field == "device"
 
 
-@pytest.mark.parametrize("bad", ["tpu", "gpu0", 3, "cuda:x"])
+@pytest.mark.parametrize("bad", ["tpu", "gpu0", 3, "cuda:x", "mps", "mps:0"])
 def test_unknown_devices_are_rejected(bad):
-    with pytest.raises(ConfigError, match="device"):
+    with pytest.raises(ConfigError, match="device") as info:
         resolve_device(bad)
+    assert info.value.field == "device"
+    with pytest.raises(ConfigError) as checked:
+        check_device(bad)
+    assert checked.value.problem == info.value.problem  # one check, one message
+
+
+def test_mps_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match=r"'mps' is not supported \(MPS has no float64\); use auto"):
+        check_device("mps")
+
+
+@pytest.mark.parametrize("good", ["auto", "cpu", "cuda", "cuda:1"])
+def test_the_device_names_fedenv_runs_on(good):
+    assert check_device(good) == good
 
 
 def test_dtypes():

@@ -10,7 +10,6 @@ from fedenv.data.benchmark import Benchmark
 from fedenv.engine.demo import org_datasets
 from fedenv.engine.federation import (
     ClientUpdate,
-    EngineConfig,
     FederatedEngine,
     Participant,
     RoundResult,
@@ -18,11 +17,11 @@ from fedenv.engine.federation import (
 from fedenv.engine.lora import (
     LORA_A_SUFFIX,
     LORA_B_SUFFIX,
-    LoraSettings,
     adapter_digest,
     clone_adapter,
     dense_deltas,
 )
+from fedenv.engine.settings import EngineConfig, LoraSettings, TrainingSettings
 from fedenv.errors import (
     ConfigError,
     InvalidUpdateError,
@@ -47,8 +46,9 @@ def make_engine(world):
     model, tokenizer, datasets, benchmark = world
 
     def make(aggregator: str = "fedavg", **overrides) -> FederatedEngine:
-        settings = {"lr": 1e-2, "max_len": 96, "lora": LoraSettings(r=4, alpha=8), **overrides}
-        config = EngineConfig(aggregator=aggregator, **settings)
+        lora = overrides.pop("lora", LoraSettings(r=4, alpha=8))
+        training = TrainingSettings(learning_rate=1e-2, max_len=96, aggregator=aggregator)
+        config = EngineConfig(lora=lora, training=training, **overrides)
         return FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)
 
     return make
@@ -98,7 +98,7 @@ def test_update_digest_and_fields_match_the_training(make_engine):
     engine = make_engine()
     steps = {"bank-0": 1, "clinic-1": 4}
     updates = engine.train_updates(
-        [Participant("bank-0", 1, data_fraction=0.25), Participant("clinic-1", 4)], round_seed=0
+        [Participant("bank-0", 1, data_share=0.25), Participant("clinic-1", 4)], round_seed=0
     )
     for update in updates:
         assert update.digest == adapter_digest(update.adapter)
@@ -294,8 +294,9 @@ def test_bad_participants_are_rejected_before_any_training(make_engine):
     for steps in (0, -3, 1.5):
         with pytest.raises(ConfigError, match="local_steps"):
             Participant("bank-0", steps)
-    with pytest.raises(ConfigError, match="data_fraction"):
-        Participant("bank-0", 2, data_fraction=0.0)
+    for share in (0.0, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="data_share"):
+            Participant("bank-0", 2, data_share=share)
     sneaky = Participant("bank-0", 2)
     object.__setattr__(sneaky, "local_steps", 0)  # past the constructor's check
     with pytest.raises(ConfigError, match="local_steps"):
@@ -306,12 +307,14 @@ def test_bad_participants_are_rejected_before_any_training(make_engine):
 @pytest.mark.parametrize(
     "overrides, field",
     [
-        ({"aggregator": "fedprox"}, "aggregator"),
-        ({"lr": 0.0}, "lr"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"max_grad_norm": -1.0}, "max_grad_norm"),
-        ({"num_threads": 0}, "num_threads"),
+        ({"training": {"aggregator": "fedprox"}}, "training.aggregator"),
+        ({"training": {"learning_rate": 0.0}}, "training.learning_rate"),
+        ({"training": {"batch_size": 0}}, "training.batch_size"),
+        ({"training": {"max_grad_norm": -1.0}}, "training.max_grad_norm"),
+        ({"training": {"cpu_threads": -1}}, "training.cpu_threads"),
         ({"lora": {"r": 0}}, "lora.r"),
+        ({"device": "mps"}, "device"),
+        ({"lr": 1e-2}, "lr"),
     ],
 )
 def test_engine_config_names_the_bad_field(overrides, field):

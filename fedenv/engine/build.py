@@ -1,24 +1,25 @@
-"""Building a scenario's federation: the shared base model, the organizations' data, the benchmark.
+"""Building an engine on the shared base model and benchmark.
 
-The base model and the benchmark are loaded once per process and shared by every env built from
-the same preset, seed and device (``functools.lru_cache``): a vectorized set of envs, or a test
+The base model and the benchmark are loaded once per process and shared by every engine built
+from the same preset, seed and device (``functools.lru_cache``): a vectorized set of envs, or a test
 suite, pays for them once.  Each engine gets its own copy of the base weights, because the
 engine wraps its model with peft in place; for the embedded presets that copy takes
-milliseconds.
+milliseconds.  The inputs are the engine's own settings (:mod:`fedenv.engine.settings`); a
+scenario's engine is built by :func:`fedenv.scenario.engine.scenario_engine`.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Mapping, Sequence
 
-from fedenv.data import Dialogue, generate_org_dialogues, load_jsonl
+from fedenv.data import Dialogue
 from fedenv.data.benchmark import Benchmark
 from fedenv.data.model import load_base
 from fedenv.device import resolve_device
-from fedenv.engine.federation import EngineConfig, FederatedEngine
-from fedenv.engine.lora import LoraSettings
-from fedenv.scenario import Organization, Scenario
+from fedenv.engine.federation import FederatedEngine
+from fedenv.engine.settings import BenchmarkSettings, EngineConfig, ModelSettings
 
 
 @functools.lru_cache(maxsize=4)
@@ -51,41 +52,24 @@ def shared_benchmark(
     )
 
 
-def organization_data(org: Organization, seed: int) -> list[Dialogue]:
-    """``org``'s training dialogues: its JSONL file (first ``data_size``), or generated ones."""
-    if org.data_path:
-        return load_jsonl(org.data_path)[: org.data_size]
-    return generate_org_dialogues(
-        org.domain, org.data_size, seed, org=org.name, quality=org.quality
-    )
-
-
-def build_engine(scenario: Scenario) -> FederatedEngine:
-    """A :class:`FederatedEngine` for ``scenario``, on the shared base model and benchmark."""
-    device = str(resolve_device(scenario.device))
-    key = (scenario.model.preset, scenario.seed, device, scenario.model.dtype)
-    model, tokenizer = shared_base(*key)
-    domains = tuple(dict.fromkeys(o.domain for o in scenario.organizations))
-    benchmark = shared_benchmark(
+def build_engine(
+    config: EngineConfig,
+    model: ModelSettings,
+    benchmark: BenchmarkSettings,
+    datasets: Mapping[str, Sequence[Dialogue]],
+    domains: Sequence[str],
+) -> FederatedEngine:
+    """A :class:`FederatedEngine` on ``model``'s shared base (on ``config.device``; ``auto`` picks
+    CUDA when present) for the organizations' ``datasets``, scored on ``domains``."""
+    device = str(resolve_device(config.device))
+    key = (model.preset, config.seed, device, model.dtype)
+    base, tokenizer = shared_base(*key)
+    held_out = shared_benchmark(
         *key,
-        domains,
-        scenario.benchmark.dialogues_per_domain,
-        scenario.training.max_len,
-        scenario.benchmark.batch_size,
+        tuple(dict.fromkeys(domains)),
+        benchmark.dialogues_per_domain,
+        config.training.max_len,
+        benchmark.batch_size,
     )
-    lora = scenario.lora
-    config = EngineConfig(
-        lora=LoraSettings(
-            r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules
-        ),
-        aggregator=scenario.training.aggregator,
-        lr=scenario.training.learning_rate,
-        batch_size=scenario.training.batch_size,
-        max_len=scenario.training.max_len,
-        seed=scenario.seed,
-        device=device,
-        dtype=scenario.model.dtype,
-        num_threads=scenario.training.cpu_threads or None,
-    )
-    datasets = {o.name: organization_data(o, scenario.seed) for o in scenario.organizations}
-    return FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)
+    placed = config.model_copy(update={"device": device, "dtype": "auto"})
+    return FederatedEngine(copy.deepcopy(base), tokenizer, datasets, held_out, placed)

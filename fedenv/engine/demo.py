@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from fedenv.data import DOMAINS, PRIVATE_DOMAINS, Dialogue, generate_org_dialogues
 from fedenv.engine.aggregators import AGGREGATORS
-from fedenv.engine.federation import EngineConfig, FederatedEngine, Participant
-from fedenv.engine.lora import LoraSettings
+from fedenv.engine.federation import FederatedEngine, Participant
+from fedenv.engine.settings import EngineConfig, LoraSettings, TrainingSettings
 from fedenv.errors import FedenvError
 
 
@@ -65,8 +65,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads",
         type=int,
-        default=None,
-        help="torch CPU threads (default: 1 for small CPU models)",
+        default=0,
+        help="torch CPU threads (default 0: 1 for small CPU models)",
     )
     args = parser.parse_args(argv)
     for name in ("orgs", "rounds", "local_steps", "examples", "rank", "benchmark_dialogues"):
@@ -99,10 +99,10 @@ def run(args: argparse.Namespace) -> None:
     )
     config = EngineConfig(
         lora=LoraSettings(r=args.rank, alpha=2.0 * args.rank),
-        aggregator=args.aggregator,
-        lr=args.lr,
+        training=TrainingSettings(
+            aggregator=args.aggregator, learning_rate=args.lr, cpu_threads=args.threads
+        ),
         seed=args.seed,
-        num_threads=args.threads,
     )
     engine = FederatedEngine(
         model, tokenizer, org_datasets(args.orgs, args.examples, args.seed), benchmark, config

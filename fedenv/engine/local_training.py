@@ -22,7 +22,8 @@ import torch
 
 from fedenv.data import Dialogue
 from fedenv.data.encoding import IGNORE_INDEX, encode_dialogue
-from fedenv.engine.lora import Adapter, LoraSettings
+from fedenv.engine.lora import Adapter
+from fedenv.engine.settings import LoraSettings
 from fedenv.errors import ConfigError
 
 

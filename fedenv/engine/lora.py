@@ -1,4 +1,6 @@
-"""LoRA adapters as plain data: settings, canonical bytes and digests, validation, dense deltas.
+"""LoRA adapters as plain data: canonical bytes and digests, validation, dense deltas.
+
+The adapter's hyperparameters are :class:`~fedenv.engine.settings.LoraSettings`.
 
 An adapter is a ``dict[str, Tensor]`` keyed by peft's own names (the keys of
 ``peft.get_peft_model_state_dict``, e.g. ``base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight``)
@@ -16,65 +18,17 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from fedenv.errors import ConfigError, InvalidUpdateError
+from fedenv.errors import InvalidUpdateError
 
 Adapter = dict[str, torch.Tensor]
 
 LORA_A_SUFFIX = ".lora_A.weight"
 LORA_B_SUFFIX = ".lora_B.weight"
-
-
-@dataclass
-class LoraSettings:
-    """The LoRA hyperparameters of the global adapter (peft ``LoraConfig`` fields)."""
-
-    r: int = field(default=8, metadata={"help": "rank of every adapter pair"})
-    alpha: float = field(default=16.0, metadata={"help": "scaling numerator: scale = alpha / r"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout on the adapter input"})
-    target_modules: tuple[str, ...] = field(
-        default=("q_proj", "v_proj"), metadata={"help": "names of the linear layers to adapt"}
-    )
-
-    def __post_init__(self) -> None:
-        self.target_modules = tuple(self.target_modules)
-        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
-            raise ConfigError("lora.r", f"must be a positive integer, got {self.r!r}")
-        if not (
-            isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0
-        ):
-            raise ConfigError("lora.alpha", f"must be a positive number, got {self.alpha!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
-            raise ConfigError("lora.dropout", f"must be in [0, 1), got {self.dropout!r}")
-        if not self.target_modules or not all(
-            isinstance(name, str) and name for name in self.target_modules
-        ):
-            raise ConfigError(
-                "lora.target_modules",
-                f"must be non-empty module names, got {self.target_modules!r}",
-            )
-
-    @property
-    def scale(self) -> float:
-        """The factor peft applies to ``B @ A``."""
-        return self.alpha / self.r
-
-    def peft_config(self):
-        """The equivalent ``peft.LoraConfig`` (no bias, plain scaling)."""
-        from peft import LoraConfig
-
-        return LoraConfig(
-            r=self.r,
-            lora_alpha=self.alpha,
-            lora_dropout=self.dropout,
-            target_modules=list(self.target_modules),
-            bias="none",
-        )
 
 
 def clone_adapter(adapter: Mapping[str, torch.Tensor]) -> Adapter:

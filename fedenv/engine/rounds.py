@@ -1,21 +1,21 @@
-"""The records of federated rounds: engine settings, who takes part, what comes back.
+"""The records of federated rounds: who takes part, what comes back.
 
-:class:`EngineConfig` (local training and aggregation settings), :class:`Participant` (one
-organization's part in a round), :class:`ClientUpdate` (its trained adapter and digest) and
-:class:`RoundResult` (a committed round). All are validated on construction: a bad value raises
-:class:`~fedenv.errors.ConfigError` naming the field.
+:class:`Participant` (one organization's part in a round, validated against the same bounds as a
+scenario's resource levels), :class:`ClientUpdate` (its trained adapter and digest) and
+:class:`RoundResult` (a committed round).  The engine's settings are
+:mod:`fedenv.engine.settings`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fedenv.engine.aggregators import get_aggregator
-from fedenv.engine.lora import Adapter, LoraSettings, adapter_digest
-from fedenv.errors import ConfigError
+from pydantic import Field
+
+from fedenv.engine.lora import Adapter, adapter_digest
+from fedenv.engine.settings import DataShare, LocalSteps
+from fedenv.settings import Settings
 
 if TYPE_CHECKING:
     from fedenv.data.benchmark import BenchmarkResult
@@ -25,78 +25,21 @@ def positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def positive_float(value: object) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
-
-
-@dataclass
-class EngineConfig:
-    """Local training and aggregation settings of a :class:`FederatedEngine`."""
-
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "adapter settings"})
-    aggregator: str = field(default="fedavg", metadata={"help": "fedavg | ffa | flora"})
-    lr: float = field(default=3e-3, metadata={"help": "local AdamW learning rate"})
-    batch_size: int = field(default=8, metadata={"help": "dialogues per local step"})
-    max_len: int = field(default=128, metadata={"help": "tokens kept per dialogue"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float | None = field(default=1.0, metadata={"help": "clip norm; None: off"})
-    seed: int = field(default=0, metadata={"help": "drives the adapter init and client RNGs"})
-    device: str = field(default="auto", metadata={"help": "auto (keep the model's) | cpu | cuda"})
-    dtype: str = field(default="auto", metadata={"help": "auto (keep the model's) | float32 | ..."})
-    num_threads: int | None = field(
-        default=None, metadata={"help": "torch CPU threads; None: leave"}
-    )
-
-    def __post_init__(self) -> None:
-        if isinstance(self.lora, Mapping):
-            self.lora = LoraSettings(**self.lora)
-        if not isinstance(self.lora, LoraSettings):
-            raise ConfigError("lora", f"must be LoraSettings, got {type(self.lora).__name__}")
-        get_aggregator(self.aggregator)
-        if not positive_float(self.lr):
-            raise ConfigError("lr", f"must be a positive number, got {self.lr!r}")
-        for name in ("batch_size", "max_len"):
-            if not positive_int(getattr(self, name)):
-                raise ConfigError(name, f"must be a positive integer, got {getattr(self, name)!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
-        if self.max_grad_norm is not None and not positive_float(self.max_grad_norm):
-            raise ConfigError(
-                "max_grad_norm", f"must be positive or None, got {self.max_grad_norm!r}"
-            )
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ConfigError("seed", f"must be an integer, got {self.seed!r}")
-        if self.num_threads is not None and not positive_int(self.num_threads):
-            raise ConfigError(
-                "num_threads", f"must be a positive integer or None, got {self.num_threads!r}"
-            )
-
-
-@dataclass(frozen=True)
-class Participant:
+class Participant(Settings):
     """One organization taking part in a round: ``local_steps`` optimizer steps on the first
-    ``ceil(data_fraction * n)`` of its ``n`` examples."""
+    ``ceil(data_share * n)`` of its ``n`` examples.  ``Participant(org, local_steps,
+    data_share=1.0)``; a bad value raises :class:`~fedenv.errors.ConfigError` naming it."""
 
-    org: str
-    local_steps: int
-    data_fraction: float = 1.0
+    org: str = Field(min_length=1, description="the organization's id")
+    local_steps: LocalSteps
+    data_share: DataShare = 1.0
 
-    def __post_init__(self) -> None:
-        self.validate()
+    def __init__(self, org: str, local_steps: int, data_share: float = 1.0) -> None:
+        super().__init__(org=org, local_steps=local_steps, data_share=data_share)
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the bad field (the engine re-checks every round)."""
-        source = f"participant {self.org!r}"
-        if not isinstance(self.org, str) or not self.org:
-            raise ConfigError("org", f"must be a non-empty string, got {self.org!r}")
-        if not positive_int(self.local_steps):
-            raise ConfigError(
-                "local_steps", f"must be a positive integer, got {self.local_steps!r}", source
-            )
-        if not (positive_float(self.data_fraction) and self.data_fraction <= 1.0):
-            raise ConfigError(
-                "data_fraction", f"must be in (0, 1], got {self.data_fraction!r}", source
-            )
+    def check(self) -> None:
+        """Check the fields again (the engine re-checks every round)."""
+        type(self).from_dict(self.model_dump(), source=f"participant {self.org!r}")
 
 
 @dataclass

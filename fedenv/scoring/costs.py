@@ -1,10 +1,10 @@
 """What taking part in a round costs an organization.
 
-| item            | cost                                                           |
-| --------------- | -------------------------------------------------------------- |
-| compute         | ``resource_levels[k].compute * organization.unit_cost``        |
-| communication   | ``costs.communication_per_update`` per update sent             |
-| ledger          | ``costs.ledger_fee_per_tx`` per transaction the org submits    |
+| item            | cost                                                                |
+| --------------- | ------------------------------------------------------------------- |
+| compute         | ``compute * unit_cost``: the level's compute units, the org's price |
+| communication   | ``costs.communication_per_update`` per update sent                  |
+| ledger          | ``costs.ledger_fee_per_tx`` per transaction the org submits         |
 
 An organization that sits a round out pays nothing; one whose behaviour does not train
 (:mod:`fedenv.scoring.behaviours`) pays no compute.  Per round, a participant sends one update
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedenv.scenario import CostSpec, Organization, ResourceLevel
+from fedenv.scoring.settings import CostSettings
 
 TRANSACTIONS_PER_UPDATE = 2
 
@@ -34,24 +34,25 @@ class RoundCosts:
 
 
 def round_costs(
-    org: Organization,
-    level: ResourceLevel | None,
-    costs: CostSpec,
+    unit_cost: float,
+    compute: float | None,
+    costs: CostSettings,
     *,
     updates_sent: int = 1,
     transactions: int = TRANSACTIONS_PER_UPDATE,
     trains: bool = True,
 ) -> RoundCosts:
-    """Costs of ``org`` for one round at ``level`` (``None``: sat out, nothing to pay);
-    ``trains=False``: it sent an update without training (no compute)."""
-    if level is None:
+    """Costs of one round for an organization paying ``unit_cost`` per compute unit, taking part
+    at a level of ``compute`` units (``None``: sat out, nothing to pay); ``trains=False``: it
+    sent an update without training (no compute)."""
+    if compute is None:
         return RoundCosts()
     if updates_sent < 0 or transactions < 0:
         raise ValueError(
             f"counts must be >= 0, got updates_sent={updates_sent}, transactions={transactions}"
         )
     return RoundCosts(
-        compute=level.compute * org.unit_cost if trains else 0.0,
+        compute=compute * unit_cost if trains else 0.0,
         communication=updates_sent * costs.communication_per_update,
         ledger=transactions * costs.ledger_fee_per_tx,
     )

@@ -1,0 +1,42 @@
+"""Scenarios: who takes part, on which model, under which rules.
+
+A scenario is a TOML file (``scenarios/<name>.toml``) validated once, when it is loaded, into
+the frozen pydantic models of :mod:`fedenv.scenario.models` (unknown keys refused, bounds in
+each field's declaration, help text in its ``description``).  A bad file raises
+:class:`~fedenv.errors.ConfigError` naming the file and the key, e.g.
+``scenarios/x.toml: organizations[2].unit_cost: must be >= 0, got -1``.
+
+- :mod:`~fedenv.scenario.models`: the sections (the engine's and the scoring layer's settings
+  embedded as ``[model]``, ``[lora]``, ``[training]``, ``[benchmark]``, ``[scoring]``,
+  ``[incentives]``, ``[costs]``);
+- :mod:`~fedenv.scenario.load`: :func:`load_scenario` (TOML, ``data_path``, overrides);
+- :mod:`~fedenv.scenario.overrides`: ``load_scenario("default", seed=3, **{"lora.r": 4})``;
+- :mod:`~fedenv.scenario.engine`: the scenario's federated engine (imports torch; not imported
+  here, so ``import fedenv`` stays light).
+"""
+
+from __future__ import annotations
+
+from fedenv.scenario.load import SCENARIO_DIR, load_scenario, scenario_from_dict
+from fedenv.scenario.models import (
+    BEHAVIOURS,
+    ENDORSEMENT,
+    LedgerSettings,
+    Organization,
+    ResourceLevel,
+    Scenario,
+)
+from fedenv.scenario.overrides import OVERRIDE_ALIASES
+
+__all__ = [
+    "BEHAVIOURS",
+    "ENDORSEMENT",
+    "OVERRIDE_ALIASES",
+    "SCENARIO_DIR",
+    "LedgerSettings",
+    "Organization",
+    "ResourceLevel",
+    "Scenario",
+    "load_scenario",
+    "scenario_from_dict",
+]

@@ -1,0 +1,165 @@
+"""The scenario's typed sections: who takes part, on which model, under which rules.
+
+Every field's ``description`` is its help text; ``scenarios/default.toml`` shows them in use.
+The ``[model]``, ``[lora]``, ``[training]`` and ``[benchmark]`` sections are the engine's own
+settings (:mod:`fedenv.engine.settings`), and ``[scoring]``, ``[incentives]`` and ``[costs]``
+the scoring layer's (:mod:`fedenv.scoring.settings`): the scenario declares only what is its own
+(the organizations, the resource levels, the run-wide keys and the ledger).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, model_validator
+
+from fedenv.data import DOMAINS
+from fedenv.device import DeviceName
+from fedenv.engine.settings import (
+    BenchmarkSettings,
+    DataShare,
+    EngineConfig,
+    LocalSteps,
+    LoraSettings,
+    ModelSettings,
+    TrainingSettings,
+)
+from fedenv.errors import ConfigError
+from fedenv.scenario.overrides import apply_overrides
+from fedenv.scoring.contribution import MAX_EXACT_PLAYERS
+from fedenv.scoring.settings import CostSettings, IncentiveSettings, ScoringSettings
+from fedenv.settings import Settings, field_problem, one_of
+
+BEHAVIOURS = ("honest", "free_rider", "noise", "scaled")
+"""What an organization sends when it takes part (see :mod:`fedenv.scoring.behaviours`)."""
+ENDORSEMENT = ("majority", "all", "any")
+ORG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")  # also a Fabric MSP ID
+
+
+def _org_name(name: str) -> str:
+    if not ORG_NAME.fullmatch(name):
+        raise ConfigError(
+            "name", f"must be 1-32 letters, digits or '-', starting with a letter, got {name!r}"
+        )
+    return name
+
+
+class Organization(Settings):
+    """One organization: an agent of the env, with its data, prices and behaviour."""
+
+    name: Annotated[str, AfterValidator(_org_name)] = Field(
+        description="agent id and ledger identity (letters, digits, '-')"
+    )
+    domain: Annotated[str, AfterValidator(one_of(DOMAINS))] = Field(
+        description="customer-service domain of its private dialogues"
+    )
+    data_size: int = Field(ge=1, description="number of private training dialogues")
+    quality: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of dialogues with correct facts (rest corrupted)"
+    )
+    unit_cost: float = Field(
+        1.0, ge=0.0, description="cost of one compute unit (see resource_levels.compute)"
+    )
+    budget: float = Field(
+        100.0, gt=0.0, description="money for costs over the episode; terminated when spent"
+    )
+    behaviour: Annotated[str, AfterValidator(one_of(BEHAVIOURS))] = Field(
+        "honest", description="honest, free_rider, noise or scaled (see fedenv.scoring.behaviours)"
+    )
+    data_path: str = Field(
+        "",
+        description="JSONL chat file (relative to the scenario file) to train on instead of "
+        "generated dialogues",
+    )
+
+
+class ResourceLevel(Settings):
+    """Resource level k: what taking part with action k trains, and what it costs."""
+
+    local_steps: LocalSteps = Field(description="local optimizer steps at this level")
+    data_share: DataShare = Field(1.0, description="share of the org's data sampled at this level")
+    compute: float = Field(1.0, ge=0.0, description="compute units spent; cost = compute x unit_cost")
+
+
+class LedgerSettings(Settings):
+    """The permissioned channel."""
+
+    endorsement: Annotated[str, AfterValidator(one_of(ENDORSEMENT))] = Field(
+        "majority", description="scoring endorsement policy over the orgs' peers"
+    )
+
+
+class Scenario(Settings):
+    """A scenario (``scenarios/<name>.toml``), validated once when it is loaded."""
+
+    organizations: tuple[Organization, ...] = Field(
+        min_length=1, strict=False, description="the agents"
+    )
+    resource_levels: tuple[ResourceLevel, ...] = Field(
+        min_length=1, strict=False, description="levels 1..R of the action space"
+    )
+    name: str = Field("scenario", min_length=1, description="run name")
+    seed: int = Field(
+        0, ge=0, description="drives data, model, training, scoring and identities"
+    )
+    max_rounds: int = Field(10, ge=1, description="rounds per episode (then truncation)")
+    device: DeviceName = Field("auto", description="auto (cuda if present), cpu, cuda or cuda:N")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="base model")
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="adapter settings")
+    training: TrainingSettings = Field(
+        default_factory=TrainingSettings, description="local training and aggregation"
+    )
+    benchmark: BenchmarkSettings = Field(
+        default_factory=BenchmarkSettings, description="held-out evaluation"
+    )
+    scoring: ScoringSettings = Field(
+        default_factory=ScoringSettings, description="contribution scoring"
+    )
+    incentives: IncentiveSettings = Field(
+        default_factory=IncentiveSettings, description="payouts and model value"
+    )
+    costs: CostSettings = Field(
+        default_factory=CostSettings, description="communication and ledger costs"
+    )
+    ledger: LedgerSettings = Field(
+        default_factory=LedgerSettings, description="permissioned channel settings"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names = self.org_names
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise field_problem(f"organizations[{i}].name", f"duplicate organization {name!r}")
+        if self.scoring.contribution == "shapley" and len(names) > MAX_EXACT_PLAYERS:
+            raise field_problem(
+                "scoring.contribution",
+                f"exact 'shapley' supports at most {MAX_EXACT_PLAYERS} organizations, "
+                f"got {len(names)}; use 'tmc_shapley'",
+            )
+        return self
+
+    @property
+    def org_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.organizations)
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.resource_levels)
+
+    def level(self, k: int) -> ResourceLevel:
+        """Resource level k in 1..R (action k)."""
+        return self.resource_levels[k - 1]
+
+    def engine_config(self) -> EngineConfig:
+        """The engine's settings: this scenario's ``lora``, ``training``, ``seed`` and ``device``."""
+        return EngineConfig(
+            lora=self.lora, training=self.training, seed=self.seed, device=self.device
+        )
+
+    def with_overrides(self, **overrides: Any) -> Scenario:
+        """A copy with ``overrides`` applied (:func:`~fedenv.scenario.overrides.apply_overrides`),
+        validated exactly like the keys of a file."""
+        raw = apply_overrides(self.to_dict(), overrides, known=tuple(Scenario.model_fields))
+        return Scenario.from_dict(raw, source="overrides")
