@@ -16,24 +16,23 @@ in :mod:`fedenv.evaluation.metrics`, the aggregation and outputs in
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import re
 import sys
 import time
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
 from agents.base import derive_seed
+from agents.cli import comma_list, fail, parse, parse_overrides
 from agents.config import ConfigError as AgentsConfigError
 from agents.registry import ALGORITHMS, build_team, parse_algo_spec, resolve_assignment
 from agents.rollout import run_episode
+from fedenv.device import check_device
 from fedenv.errors import ConfigError, FedenvError
 from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison
 from fedenv.evaluation.report import (
@@ -44,81 +43,47 @@ from fedenv.evaluation.report import (
     verdict,
     write_results,
 )
-from fedenv.scenario import DEVICES
-from fedenv.scoring.incentives import MECHANISMS
 
-
-def _option(default: Any, help: str, *, metavar: str = "", commas: bool = False) -> Any:
-    """A config field with its help text; ``commas``: list values may be comma-separated."""
-    factory = (lambda: default) if isinstance(default, tuple) else None
-    metadata = {"help": help, "metavar": metavar, "commas": commas}
-    return (
-        field(default_factory=factory, metadata=metadata)
-        if factory
-        else field(default=default, metadata=metadata)
-    )
+PROG = "evaluate.py"
 
 
 @dataclass
 class EvaluateConfig:
-    """Compare incentive mechanisms (who gets paid what) on the same scenarios and seeds."""
+    """Compare incentive mechanisms (who gets paid what) on the same scenarios and seeds.
 
-    scenario: tuple[str, ...] = _option(
-        ("default",),
-        "scenario name (scenarios/<name>.toml) or TOML file; repeat or comma-separate for several",
-        metavar="NAME",
-        commas=True,
-    )
-    mechanisms: tuple[str, ...] = _option(
-        (),
-        "incentive mechanisms to compare, comma-separated "
-        f"(default: all of {', '.join(MECHANISMS)})",
-        metavar="NAME",
-        commas=True,
-    )
-    seeds: tuple[int, ...] = _option(
-        (0, 1, 2),
-        "seeds, comma-separated: each drives the episode "
-        "resets and the policies, identically for every mechanism",
-        metavar="SEED",
-        commas=True,
-    )
-    episodes: int = _option(1, "evaluation episodes per (scenario, mechanism, seed)")
-    policy: str = _option(
-        "random",
-        "the organizations' policy, from the agents' registry "
-        "(random, always_max, always_min, never, myopic_greedy, q_learning, "
-        "dqn, shared_dqn), or per organization as train_agents.py --algo "
-        "('random,northbank=q_learning')",
-    )
-    train_episodes: int = _option(
-        0,
-        "training episodes of a learning policy on each run's env "
-        "(under that run's mechanism) before its greedy evaluation",
-    )
-    contribution: str = _option(
-        "", "contribution scoring: loo, shapley or tmc_shapley (default: the scenario's)"
-    )
-    device: str = _option(
-        "", "torch device of the env: auto, cpu, cuda, cuda:N or mps (default: the scenario's)"
-    )
-    override: tuple[str, ...] = _option(
-        (),
-        "scenario overrides KEY=VALUE (VALUE parsed as JSON, else a string), "
-        "e.g. max_rounds=4 scoring.reject_negative=false",
-        metavar="KEY=VALUE",
-    )
-    workers: int = _option(1, "processes running independent runs in parallel (1: in this process)")
-    out: str = _option("", "output folder (default: runs/eval-<scenarios>__<policy>__<time>)")
-    adapters: bool = _option(
-        True,
-        "keep every update's adapter file in <out>/envs, so that python -m chains verify can "
-        "recompute each hash on the ledgers (--no-adapters: ledgers only)",
-    )
-    plot: bool = _option(
-        False, "also draw one bar chart per metric into <out>/plots (needs matplotlib)"
-    )
-    progress: bool = _option(True, "print a line per finished run to stderr")
+    Mechanisms (--mechanisms): shapley, loo, equal, data_size, none.  Policies (--policy):
+    random, always_max, always_min, never, myopic_greedy, q_learning, dqn, shared_dqn.
+    Metrics: docs/evaluate.md.  Outputs: <out>/results.json, results.csv, summary.csv,
+    envs/ (each run's ledgers), plots/"""
+
+    scenario: Annotated[tuple[str, ...], comma_list(str)] = ("default",)
+    """scenario names (scenarios/<name>.toml) or TOML files, comma-separated or repeated"""
+    mechanisms: Annotated[tuple[str, ...], comma_list(str)] = ()
+    """incentive mechanisms to compare, comma-separated (default: every registered one)"""
+    seeds: Annotated[tuple[int, ...], comma_list(int)] = (0, 1, 2)
+    """seeds, comma-separated: each drives the episode resets and the policies alike"""
+    episodes: int = 1
+    """evaluation episodes per (scenario, mechanism, seed)"""
+    policy: str = "random"
+    """the organizations' policy from the agents' registry, or per org: 'random,org_a=never'"""
+    train_episodes: int = 0
+    """training episodes of a learning policy on each run's env before its greedy evaluation"""
+    contribution: str = ""
+    """contribution scoring: loo, shapley or tmc_shapley ('': the scenario's)"""
+    device: str = ""
+    """torch device of the env: auto, cpu, cuda or cuda:N ('': the scenario's)"""
+    override: tuple[str, ...] = ()
+    """scenario overrides KEY=VALUE (JSON, else a string): max_rounds=4 lora.r=4"""
+    workers: int = 1
+    """processes running independent runs in parallel (1: in this process)"""
+    out: str = ""
+    """output folder ('': runs/eval-<scenarios>__<policy>__<time>)"""
+    adapters: bool = True
+    """keep every update's adapter in <out>/envs for python -m chains verify (no: ledgers only)"""
+    plot: bool = False
+    """also draw one bar chart per metric into <out>/plots (needs matplotlib)"""
+    progress: bool = True
+    """print a line per finished run to stderr"""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -127,10 +92,8 @@ class EvaluateConfig:
             raise ConfigError("train_episodes", f"must be >= 0, got {self.train_episodes}")
         if self.workers < 1:
             raise ConfigError("workers", f"must be >= 1, got {self.workers}")
-        if self.device and not DEVICES.fullmatch(self.device):
-            raise ConfigError(
-                "device", f"must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}"
-            )
+        if self.device:
+            check_device(self.device)
         try:
             default, per_org = parse_algo_spec(self.policy)
         except AgentsConfigError as error:
@@ -145,15 +108,7 @@ class EvaluateConfig:
         self.overrides()  # checks the KEY=VALUE syntax
 
     def overrides(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for item in self.override:
-            key, sep, raw = item.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError("override", f"expected KEY=VALUE, got {item!r}")
-            try:
-                values[key.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                values[key.strip()] = raw
+        values = parse_overrides(self.override)
         if self.device:
             values["device"] = self.device
         return values
@@ -213,61 +168,6 @@ class GreedyTeam:
 # --- the command line -------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """One option per :class:`EvaluateConfig` field, with its help text and default."""
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py",
-        description=(EvaluateConfig.__doc__ or "").strip(),
-        epilog="metrics: see docs/evaluate.md; outputs: <out>/results.json, results.csv, "
-        "summary.csv, envs/ (each run's ledgers), plots/",
-    )
-    hints = typing.get_type_hints(EvaluateConfig)
-    for f in dataclasses.fields(EvaluateConfig):
-        hint, default = hints[f.name], EvaluateConfig.__dataclass_fields__[f.name]
-        shown = (
-            default.default_factory()
-            if default.default_factory is not dataclasses.MISSING
-            else default.default
-        )
-        if isinstance(shown, tuple):
-            shown = ",".join(map(str, shown)) if f.metadata["commas"] else " ".join(shown)
-        help_text = f.metadata["help"]
-        if "(default:" not in help_text:
-            help_text += f" (default: {shown if shown != '' else 'none'})"
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if hint is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(hint) is tuple:
-            kwargs.update(action="extend", nargs="+", metavar=f.metadata["metavar"] or "VALUE")
-        else:
-            kwargs.update(type=hint, metavar=f.metadata["metavar"] or hint.__name__.upper())
-        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
-    return parser
-
-
-def parse_config(values: Mapping[str, Any]) -> EvaluateConfig:
-    """Parsed options -> :class:`EvaluateConfig` (comma lists split, items typed)."""
-    hints = typing.get_type_hints(EvaluateConfig)
-    kwargs = dict(values)
-    for f in dataclasses.fields(EvaluateConfig):
-        if f.name in kwargs and typing.get_origin(hints[f.name]) is tuple:
-            items = [
-                part.strip()
-                for raw in kwargs[f.name]
-                for part in (raw.split(",") if f.metadata["commas"] else [raw])
-            ]
-            if any(not item for item in items):
-                raise ConfigError(f.name, f"empty entry in {' '.join(kwargs[f.name])!r}")
-            item_type = typing.get_args(hints[f.name])[0]
-            try:
-                kwargs[f.name] = tuple(item_type(item) for item in items)
-            except ValueError:
-                raise ConfigError(
-                    f.name, f"expected {item_type.__name__} values, got {', '.join(items)}"
-                ) from None
-    return EvaluateConfig(**kwargs)
-
-
 def _report_progress(result: RunResult, done: int, total: int) -> None:
     score, payout = result.metrics["model/final_score"], result.metrics["cost/total_payout"]
     print(
@@ -279,10 +179,8 @@ def _report_progress(result: RunResult, done: int, total: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    values = vars(parser.parse_args(argv))
+    config, _ = parse(EvaluateConfig, argv, prog=PROG)
     try:
-        config = parse_config(values)
         plan = plan_comparison(
             config.scenario,
             config.mechanisms,
@@ -304,8 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 require_matplotlib()
             except ImportError as error:
                 raise ConfigError("plot", str(error)) from None
-    except ConfigError as error:
-        parser.error(f"argument --{error.field.replace('_', '-')}: {error.problem}")  # exits 2
+    except (ConfigError, AgentsConfigError) as error:
+        fail(PROG, error.field, error.problem)
     try:
         comparison = compare(
             plan,

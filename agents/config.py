@@ -1,4 +1,9 @@
-"""Validation helpers shared by the agents' typed configs."""
+"""The agents' configuration error, and the checks their typed configs share.
+
+:class:`ConfigError` has the shape of fedenv's (``field``, ``problem``, ``source``; the message
+reads ``source: field: problem``), so a command line treats both alike (:mod:`agents.cli`); the
+agents never import fedenv, hence a class of their own.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ import math
 class ConfigError(ValueError):
     """A configuration value is invalid; ``field`` names it (dotted for nested configs)."""
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+    def __init__(self, field: str, problem: str, source: str | None = None) -> None:
         self.field = field
         self.problem = problem
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}: {problem}")
 
 
 def check_range(

@@ -11,7 +11,7 @@ episode. Networks are initialised from the agent's seed, so runs are reproducibl
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,22 +30,30 @@ from agents.replay_buffer import ReplayBuffer
 class DQNConfig:
     """Deep Q-network (independent or shared)."""
 
-    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    gamma: float = field(default=0.9, metadata={"help": "discount factor"})
-    hidden_size: int = field(default=64, metadata={"help": "width of the two hidden layers"})
-    buffer_size: int = field(default=10_000, metadata={"help": "replay buffer capacity"})
-    batch_size: int = field(default=64, metadata={"help": "minibatch size of a gradient step"})
-    learning_starts: int = field(
-        default=64, metadata={"help": "transitions stored before the first gradient step"})
-    train_frequency: int = field(
-        default=1, metadata={"help": "one gradient step every this many transitions"})
-    target_update_interval: int = field(
-        default=50, metadata={"help": "gradient steps between target network copies"})
-    max_grad_norm: float = field(default=10.0, metadata={"help": "gradient norm clip"})
-    epsilon_start: float = field(default=1.0, metadata={"help": "exploration rate at the start"})
-    epsilon_end: float = field(default=0.05, metadata={"help": "lowest exploration rate"})
-    epsilon_decay: float = field(
-        default=0.95, metadata={"help": "exploration rate multiplier per training episode"})
+    learning_rate: float = 1e-3
+    """Adam learning rate"""
+    gamma: float = 0.9
+    """discount factor"""
+    hidden_size: int = 64
+    """width of the two hidden layers"""
+    buffer_size: int = 10_000
+    """replay buffer capacity"""
+    batch_size: int = 64
+    """minibatch size of a gradient step"""
+    learning_starts: int = 64
+    """transitions stored before the first gradient step"""
+    train_frequency: int = 1
+    """one gradient step every this many transitions"""
+    target_update_interval: int = 50
+    """gradient steps between target network copies"""
+    max_grad_norm: float = 10.0
+    """gradient norm clip"""
+    epsilon_start: float = 1.0
+    """exploration rate at the start"""
+    epsilon_end: float = 0.05
+    """lowest exploration rate"""
+    epsilon_decay: float = 0.95
+    """exploration rate multiplier per training episode"""
 
     def __post_init__(self) -> None:
         check_range("learning_rate", self.learning_rate, low=0.0, low_open=True)

@@ -8,7 +8,7 @@ a time-limit truncation still bootstraps. Exploration is epsilon-greedy, decayed
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,18 +25,20 @@ from agents.exploration import EpsilonSchedule, epsilon_greedy, greedy_action
 class QLearningConfig:
     """Tabular Q-learning."""
 
-    learning_rate: float = field(default=0.3, metadata={"help": "step size of the Q-table update"})
-    gamma: float = field(default=0.9, metadata={"help": "discount factor"})
-    epsilon_start: float = field(default=1.0, metadata={"help": "exploration rate at the start"})
-    epsilon_end: float = field(default=0.05, metadata={"help": "lowest exploration rate"})
-    epsilon_decay: float = field(
-        default=0.9, metadata={"help": "exploration rate multiplier per training episode"})
-    bins: tuple[int, ...] = field(
-        default=(1,),
-        metadata={"help": "bins per observation field, in order; the last value repeats for the "
-                          "remaining fields; 1 ignores a field, so the default 1 is stateless "
-                          "(on fedenv, '1 3 1' bins budget_fraction)"})
-    initial_q: float = field(default=0.0, metadata={"help": "initial value of unseen Q entries"})
+    learning_rate: float = 0.3
+    """step size of the Q-table update"""
+    gamma: float = 0.9
+    """discount factor"""
+    epsilon_start: float = 1.0
+    """exploration rate at the start"""
+    epsilon_end: float = 0.05
+    """lowest exploration rate"""
+    epsilon_decay: float = 0.9
+    """exploration rate multiplier per training episode"""
+    bins: tuple[int, ...] = (1,)
+    """bins per observation field (the last repeats; 1 ignores one; fedenv '1 3 1': the budget)"""
+    initial_q: float = 0.0
+    """initial value of unseen Q entries"""
 
     def __post_init__(self) -> None:
         check_range("learning_rate", self.learning_rate, low=0.0, high=1.0, low_open=True)

@@ -1,8 +1,9 @@
 """The trainer's typed config, its run folders, and the env it trains on.
 
-``TrainConfig`` is the command line of ``train_agents.py`` (see :mod:`agents.arguments`).
-:func:`prepare_run` resolves a new run's folder or a resumed run's saved config;
-:func:`create_env` calls the env factory.
+``TrainConfig`` is the command line of ``train_agents.py`` (:mod:`agents.cli`; each field's
+docstring is its ``--help`` text).  :func:`prepare_run` resolves a new run's folder or a resumed
+run's saved config; :func:`create_env` calls the env factory; :func:`config_table` is the
+config as TensorBoard's ``hyperparameters`` text.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from pettingzoo import ParallelEnv
 
-from agents.arguments import config_from_dict
+from agents.cli import parse_overrides
 from agents.config import ConfigError, check_int
 from agents.dqn import DQNConfig
 from agents.q_learning import QLearningConfig
@@ -34,41 +35,43 @@ EnvFactory = Callable[..., ParallelEnv]  # factory(scenario, *, run_dir, device,
 
 @dataclass
 class TrainConfig:
-    """Train organizations' policies on a PettingZoo ParallelEnv (fedenv by default)."""
+    """Train organizations' policies on a PettingZoo ParallelEnv (fedenv by default).
 
-    scenario: str = field(default="default", metadata={
-        "help": "scenario name (scenarios/<name>.toml, e.g. tiny, default) or scenario file"})
-    algo: str = field(default="q_learning", metadata={
-        "help": "algorithm for every organization, or per organization: 'q_learning', "
-                "'org_a=q_learning,org_b=random', 'random,org_a=dqn' (a default plus exceptions); "
-                "algorithms: q_learning, dqn, shared_dqn, myopic_greedy, random, always_max, "
-                "always_min, never"})
-    episodes: int = field(default=55, metadata={
-        "help": "training episodes in total (55 take about 4.5 minutes on the default scenario "
-                "on 2 CPU cores)"})
-    seed: int = field(default=1, metadata={
-        "help": "seed of the agents and of every episode's env reset (the scenario's own seed "
-                "fixes its data and base model)"})
-    device: str = field(default="auto", metadata={
-        "help": "torch device for agents and env: auto (cuda if available, else cpu), cpu, cuda:0"})
-    run_name: str = field(default="", metadata={
-        "help": "run folder name under --runs-dir (default: <scenario>__<algo>__<seed>__<time>)"})
-    runs_dir: str = field(default="runs", metadata={"help": "parent folder of run folders"})
-    log_interval: int = field(default=1, metadata={
-        "help": "write TensorBoard scalars every N episodes (means over those episodes)"})
-    checkpoint_interval: int = field(default=5, metadata={"help": "checkpoint every N episodes"})
-    eval_episodes: int = field(default=0, metadata={
-        "help": "greedy evaluation episodes after training (0: none)"})
-    resume: str = field(default="", metadata={
-        "help": "continue the run in this folder (e.g. runs/<name>) from its last checkpoint"})
-    env: str = field(default="fedenv:parallel_env", metadata={
-        "help": "env factory 'module:function', called as f(scenario, run_dir=, device=, "
-                "**overrides); any PettingZoo ParallelEnv with Discrete actions"})
-    override: tuple[str, ...] = field(default=(), metadata={
-        "help": "env overrides KEY=VALUE (VALUE parsed as JSON, else a string), e.g. max_rounds=4"})
-    progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
+    Algorithms (--algo): q_learning, dqn, shared_dqn, myopic_greedy, random, always_max,
+    always_min, never.  Logs: tensorboard --logdir runs"""
+
+    scenario: str = "default"
+    """scenario name (scenarios/<name>.toml, e.g. tiny, default) or a scenario file"""
+    algo: str = "q_learning"
+    """one algorithm for every organization, or a default plus per-org ones: 'random,org_a=dqn'"""
+    episodes: int = 55
+    """training episodes in total (55: about 4.5 min on the default scenario on 2 CPU cores)"""
+    seed: int = 1
+    """seed of the agents and of each episode's reset (the scenario's own seed fixes its world)"""
+    device: str = "auto"
+    """torch device for agents and env: auto (cuda if available, else cpu), cpu, cuda:0"""
+    run_name: str = ""
+    """run folder name under --runs-dir ('': <scenario>__<algo>__<seed>__<time>)"""
+    runs_dir: str = "runs"
+    """parent folder of run folders"""
+    log_interval: int = 1
+    """write TensorBoard scalars every N episodes (means over those episodes)"""
+    checkpoint_interval: int = 5
+    """checkpoint every N episodes"""
+    eval_episodes: int = 0
+    """greedy evaluation episodes after training (0: none)"""
+    resume: str = ""
+    """continue the run in this folder (e.g. runs/<name>) from its last checkpoint"""
+    env: str = "fedenv:parallel_env"
+    """env factory 'module:function', called as f(scenario, run_dir=, device=, **overrides)"""
+    override: tuple[str, ...] = ()
+    """env overrides KEY=VALUE (JSON, else a string): max_rounds=4 store_adapters=false"""
+    progress: bool = True
+    """show a tqdm progress bar"""
     q_learning: QLearningConfig = field(default_factory=QLearningConfig)
+    """tabular Q-learning (--algo q_learning)"""
     dqn: DQNConfig = field(default_factory=DQNConfig)
+    """deep Q-network (--algo dqn and shared_dqn)"""
 
     def __post_init__(self) -> None:
         check_int("episodes", self.episodes, low=1)
@@ -88,16 +91,13 @@ class TrainConfig:
             raise ConfigError("run_name", f"must be a plain folder name, got {self.run_name!r}")
 
     def env_overrides(self) -> dict[str, Any]:
-        overrides: dict[str, Any] = {}
-        for item in self.override:
-            key, sep, raw = item.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError("override", f"expected KEY=VALUE, got {item!r}")
-            try:
-                overrides[key.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                overrides[key.strip()] = raw
-        return overrides
+        return parse_overrides(self.override)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild a config from ``dataclasses.asdict`` output (a run's ``config.json``)."""
+        return cls(**{**data, "q_learning": QLearningConfig(**data.get("q_learning", {})),
+                      "dqn": DQNConfig(**data.get("dqn", {}))})
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,10 @@ def prepare_run(config: TrainConfig,
     paths = RunPaths(Path(config.resume))
     if not paths.config.is_file():
         raise ConfigError("resume", f"{paths.root} is not a run folder (no config.json)")
-    saved = config_from_dict(TrainConfig, json.loads(paths.config.read_text()))
+    try:
+        saved = TrainConfig.from_dict(json.loads(paths.config.read_text()))
+    except TypeError as error:  # a key this version does not know
+        raise ConfigError("resume", f"{paths.config} does not fit this version: {error}") from None
     current, before = dataclasses.asdict(config), dataclasses.asdict(saved)
     for name in sorted(given):
         if name.split(".")[0] in RESUMABLE:
@@ -177,3 +180,19 @@ def create_env(config: TrainConfig, make_env: EnvFactory, paths: RunPaths) -> Pa
     world's."""
     return make_env(config.scenario, run_dir=str(paths.env),
                     device=resolve_device(config.device), **config.env_overrides())
+
+
+def config_table(config: Any) -> str:
+    """The resolved config as a markdown table (TensorBoard's ``hyperparameters`` text)."""
+    rows: list[tuple[str, Any]] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                rows.append((prefix + f.name, value))
+
+    walk(config, "")
+    return "|param|value|\n|-|-|\n" + "\n".join(f"|{key}|{value}|" for key, value in rows)

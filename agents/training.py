@@ -25,7 +25,6 @@ from pettingzoo import ParallelEnv
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents.arguments import config_table
 from agents.base import derive_seed
 from agents.config import ConfigError
 from agents.metrics import RunTotals, ScalarWindow, episode_scalars, format_summary
@@ -35,6 +34,7 @@ from agents.run_config import (
     EnvFactory,
     RunPaths,
     TrainConfig,
+    config_table,
     create_env,
     prepare_run,
     resolve_device,

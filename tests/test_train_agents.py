@@ -42,7 +42,10 @@ def test_help_lists_the_options(capsys):
     (["--algo", "sarsa"], "argument --algo: unknown algorithm 'sarsa'"),
     (["--algo", "org_7=random"], "argument --algo: unknown organization(s) 'org_7'"),
     (["--episodes", "0"], "argument --episodes: must be >= 1"),
-    (["--episodes", "many"], "argument --episodes: invalid int value"),
+    (["--episodes", "many"], "--episodes: invalid literal for int() with base 10: 'many'"),
+    (["--q-learning.gamma", "1.5"], "argument --q-learning.gamma: must be <= 1.0, got 1.5"),
+    (["--dqn.gamma", "1.5"], "argument --dqn.gamma: must be <= 1.0, got 1.5"),
+    (["--override", "max_rounds"], "argument --override: expected KEY=VALUE, got 'max_rounds'"),
     (["--scenario", "nowhere"], "argument --scenario: cannot create the env for 'nowhere'"),
     (["--resume", "no/such/run"], "argument --resume: no/such/run is not a run folder"),
     (["--env", "no_such_module:make"], "argument --env: cannot load"),
@@ -63,6 +66,21 @@ def test_a_run_prints_its_summary_and_where_the_logs_are(tmp_path, capsys):
     assert "org_1         never" in out and "always_max" in out
     assert "3 episodes, 15 env steps" in out
     assert f"tensorboard --logdir {tmp_path}" in out
+
+
+def test_resume_from_the_command_line_keeps_the_runs_identity(tmp_path, capsys):
+    base = [*SUPPORT, "--scenario", "tiny", "--runs-dir", str(tmp_path), "--run-name", "r",
+            "--algo", "random", "--seed", "3"]
+    assert _main(capsys, *base, "--episodes", "2")[0] == 0
+    resume = ["--resume", str(tmp_path / "r"), "--no-progress"]
+    refused = [(["--seed", "4"], "argument --seed: cannot change when resuming (the run has 3)"),
+               (["--algo", "never"], "argument --algo: cannot change"),
+               (["--q-learning.gamma", "0.5"], "argument --q-learning.gamma: cannot")]
+    for changed, message in refused:
+        code, _, err = _main(capsys, *resume, *changed)
+        assert code == 2 and message in err, err
+    code, out, _ = _main(capsys, *resume, "--episodes", "4", "--seed", "3", "--algo", "random")
+    assert code == 0 and "4 episodes, 20 env steps" in out  # resumable or unchanged: accepted
 
 
 def _tensorboard_view(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

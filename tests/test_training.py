@@ -12,7 +12,6 @@ import torch
 from pettingzoo.test import parallel_api_test
 from support_envs import SCENARIOS, ParticipationGame, parallel_env, read_scalars, read_text
 
-from agents.arguments import build_parser, option_name
 from agents.config import ConfigError
 from agents.registry import build_team
 from agents.rollout import evaluate, mean_returns
@@ -127,23 +126,6 @@ def test_resume_keeps_the_runs_identity_but_may_extend_it(tmp_path):
         prepare_run(_config(tmp_path))
     with pytest.raises(ConfigError, match="not a run folder"):
         prepare_run(_config(tmp_path, resume=str(tmp_path / "nothing")))
-
-
-def test_every_option_has_help_text():
-    help_text = build_parser(TrainConfig).format_help()
-
-    def walk(cls, prefix=""):
-        for f in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(f.type) or f.name in ("q_learning", "dqn"):
-                yield from walk(type(getattr(TrainConfig(), f.name)), f"{prefix}{f.name}.")
-            else:
-                yield prefix + f.name, f.metadata.get("help", "")
-
-    options = list(walk(TrainConfig))
-    assert len(options) > 25
-    for path, text in options:
-        assert text, f"{path} has no help text"
-        assert option_name(path) in help_text
 
 
 @pytest.mark.parametrize("kwargs, field", [
