@@ -3,17 +3,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from fedenv.data import PRIVATE_DOMAINS, generate_org_dialogues
+from fedenv.data import PRIVATE_DOMAINS, generate_org_dialogues, pretrain
 from fedenv.data.benchmark import Benchmark
 from fedenv.data.model import (
     PRESETS,
     base_cache_path,
     build_info,
+    code_fingerprint,
     collate,
     encode_dialogue,
     load_base,
@@ -63,6 +65,26 @@ def test_the_cache_key_depends_on_preset_and_seed(tmp_path):
     keys = {base_cache_path(name, seed, tmp_path) for name in ("test", "tiny") for seed in (0, 1)}
     assert len(keys) == 4
     assert base_cache_path("test", 0, tmp_path) == base_cache_path("test", 0, tmp_path)
+
+
+def test_the_cache_key_ignores_docstrings_and_comments_but_not_code():
+    source = Path(pretrain.__file__).read_text(encoding="utf-8")
+    key = code_fingerprint([source])
+    assert '"""' in source and "# " in source and "def build_base(" in source
+    first_doc = source.index('"""', source.index("def build_base("))
+    reworded = (
+        source.replace('"""', '"""Reworded: ', 1)  # the module docstring
+        .replace("# ", "# a changed comment; ", 3)
+        .replace(source[first_doc: first_doc + 3], '"""Also reworded. ', 1)
+        .replace("\n\n\n", "\n\n\n\n", 2)  # blank lines
+    )
+    assert reworded != source and code_fingerprint([reworded]) == key
+    undocumented = source.replace(source[: source.index('"""', 3) + 3], "", 1)
+    assert code_fingerprint([undocumented]) == key  # a docstring removed altogether
+    changed = source.replace("def build_base(", "def build_base_renamed(", 1)
+    assert code_fingerprint([changed]) != key
+    assert code_fingerprint([source + "\nSTEPS = 2\n"]) != key
+    assert code_fingerprint([source + "\nSTEPS = 2\n"]) != code_fingerprint([source + "\nSTEPS = 3\n"])
 
 
 def train(model, tokenizer, dialogues, steps: int, lr: float = 3e-3) -> None:

@@ -2,19 +2,21 @@
 
 ``load_base("tiny")`` builds the preset once (a progress bar shows the pretraining), saves it with
 ``save_pretrained`` under ``$FEDENV_CACHE/<key>/`` (default ``~/.cache/fedenv``), and loads it from
-there afterwards. The key hashes the preset's sizes, the seed and the source of every module the
-build depends on, so a code change never serves a stale model. ``load_base("<name or path>")``
+there afterwards. The key hashes the preset's sizes, the seed and the code of every module the
+build depends on (:func:`code_fingerprint`: their syntax trees without docstrings), so a code
+change never serves a stale model, and a docstring or comment change never rebuilds one. ``load_base("<name or path>")``
 loads a Hugging Face model and its tokenizer with ``from_pretrained`` and uses its chat template.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -39,6 +41,7 @@ __all__ = [
     "PRESETS",
     "ModelPreset",
     "base_cache_path",
+    "code_fingerprint",
     "collate",
     "default_cache_dir",
     "encode_dialogue",
@@ -73,11 +76,32 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FEDENV_CACHE") or Path.home() / ".cache" / "fedenv")
 
 
-def _code_version() -> str:
+def code_fingerprint(sources: Iterable[str]) -> str:
+    """SHA-256 of the sources' syntax trees with docstrings removed: comments, docstrings and
+    formatting leave it unchanged, any change to the code changes it."""
     digest = hashlib.sha256()
-    for module in _BUILD_MODULES:
-        digest.update(Path(module.__file__).read_bytes())
+    for source in sources:
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, _DOCUMENTED) and node.body and _is_docstring(node.body[0]):
+                node.body = node.body[1:]
+        digest.update(ast.dump(tree, include_attributes=False).encode())
     return digest.hexdigest()
+
+
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _code_version() -> str:
+    return code_fingerprint(Path(m.__file__).read_text(encoding="utf-8") for m in _BUILD_MODULES)
 
 
 def base_cache_path(name: str, seed: int = 0, cache_dir: str | Path | None = None) -> Path:
