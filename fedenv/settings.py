@@ -18,15 +18,16 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import annotated_types
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
-from typing_extensions import Self
 
 from fedenv.errors import ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Settings", "config_error", "field_problem", "one_of"]
 
@@ -164,30 +165,25 @@ def _item_type(kind: Any) -> Any:
     return args[0] if args else None
 
 
-_BOUNDS = {
-    annotated_types.Gt: (">", "gt"),
-    annotated_types.Ge: (">=", "ge"),
-    annotated_types.Lt: ("<", "lt"),
-    annotated_types.Le: ("<=", "le"),
-}
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
 
 
 def _bounds(info: FieldInfo | None, ctx: Mapping[str, Any]) -> str:
     """``must be in (0, 1]`` / ``must be >= 0``, from the field's declared bounds."""
     low = high = None
     for item in info.metadata if info is not None else ():
-        if type(item) in _BOUNDS:
-            symbol, attr = _BOUNDS[type(item)]
-            if symbol.startswith(">"):
-                low = (symbol, getattr(item, attr))
-            else:
-                high = (symbol, getattr(item, attr))
+        for attr, symbol in _BOUNDS:
+            if getattr(item, attr, None) is not None:
+                if symbol.startswith(">"):
+                    low = (symbol, getattr(item, attr))
+                else:
+                    high = (symbol, getattr(item, attr))
     if low is not None and high is not None:
         opening = "(" if low[0] == ">" else "["
         closing = ")" if high[0] == "<" else "]"
         return f"must be in {opening}{_show(low[1])}, {_show(high[1])}{closing}"
     if low is None and high is None:  # a bound the field does not declare itself: the error's
-        symbol, attr = next(pair for pair in _BOUNDS.values() if pair[1] in ctx)
+        attr, symbol = next(pair for pair in _BOUNDS if pair[0] in ctx)
         return f"must be {symbol} {_show(ctx[attr])}"
     symbol, bound = low if low is not None else high
     return f"must be {symbol} {_show(bound)}"

@@ -177,3 +177,14 @@ def test_fedenv_layers_point_down(graph: dict[str, set[str]]) -> None:
 def test_the_graph_sees_lazy_imports(graph: dict[str, set[str]]) -> None:
     """A function-level import is an edge too (the walk must not stop at module level)."""
     assert "fedenv.fedorg" in graph["fedenv.evaluation.play"]
+
+
+def test_one_config_error_per_package() -> None:
+    """fedenv and agents each define one ConfigError (same field/problem/source shape)."""
+    defined: dict[str, list[str]] = {}
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.name == "ConfigError":
+                defined.setdefault(_top(name), []).append(name)
+    assert defined.get("fedenv") == ["fedenv.errors"], defined
+    assert defined.get("agents") == ["agents.config"], defined
