@@ -27,14 +27,13 @@ from typing import Annotated, Any
 
 import numpy as np
 
-from agents.base import derive_seed
 from agents.cli import comma_list, fail, parse, parse_overrides
 from agents.config import ConfigError as AgentsConfigError
 from agents.registry import ALGORITHMS, build_team, parse_algo_spec, resolve_assignment
-from agents.rollout import run_episode
+from agents.rollout import episode_seed
 from fedenv.device import check_device
 from fedenv.errors import ConfigError, FedenvError
-from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison
+from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison, play_episode
 from fedenv.evaluation.report import (
     plot_summary,
     require_matplotlib,
@@ -128,7 +127,9 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class AgentsPolicy:
     """``--policy``: the team of :mod:`agents.registry`; learners first train for
-    ``train_episodes`` on the run's env, then every policy acts greedily."""
+    ``train_episodes`` on the run's env (the episodes train_agents.py would play with that seed,
+    through the same :func:`~fedenv.evaluation.play.play_episode` loop as the evaluation), then
+    every policy acts greedily."""
 
     spec: str
     train_episodes: int
@@ -150,7 +151,7 @@ class AgentsPolicy:
         )
         if any(ALGORITHMS[name].learns for name in team.assignment.values()):
             for episode in range(self.train_episodes):
-                run_episode(env, team, seed=derive_seed(seed, 3, episode))
+                play_episode(env, team, seed=episode_seed(seed, episode), learn=True)
                 team.end_episode()
         return GreedyTeam(team)
 

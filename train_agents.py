@@ -18,12 +18,15 @@ import shutil
 import sys
 from collections.abc import Sequence
 
+import torch
 from pettingzoo import ParallelEnv
 
 from agents.cli import fail, parse
 from agents.config import ConfigError
 from agents.run_config import EnvFactory, RunPaths, TrainConfig, create_env, prepare_run
 from agents.training import train
+from fedenv.device import resolve_device
+from fedenv.errors import ConfigError as FedenvConfigError
 
 PROG = "train_agents.py"
 
@@ -38,6 +41,14 @@ def load_env_factory(spec: str) -> EnvFactory:
     if not callable(factory):
         raise ConfigError("env", f"{spec!r} is not callable")
     return factory
+
+
+def _device(name: str) -> torch.device:
+    """``--device`` resolved once, by fedenv's resolver, for the agents and the env."""
+    try:
+        return resolve_device(name)
+    except FedenvConfigError as error:
+        raise ConfigError("device", error.problem) from None
 
 
 def _setup_error(error: Exception, config: TrainConfig) -> ConfigError:
@@ -55,9 +66,10 @@ def _setup_error(error: Exception, config: TrainConfig) -> ConfigError:
     return ConfigError("scenario", f"cannot create the env for {config.scenario!r}: {error}")
 
 
-def _open_env(config: TrainConfig, make_env: EnvFactory, paths: RunPaths) -> ParallelEnv:
+def _open_env(config: TrainConfig, make_env: EnvFactory, paths: RunPaths,
+              device: torch.device) -> ParallelEnv:
     try:
-        return create_env(config, make_env, paths)
+        return create_env(config, make_env, paths, device)
     except ConfigError:
         raise
     except (OSError, LookupError, ValueError, TypeError) as error:
@@ -70,11 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fresh_folder = False
     try:
         config, paths = prepare_run(config, given)
+        device = _device(config.device)
         make_env = load_env_factory(config.env)
         fresh_folder = not paths.root.exists()
-        env = _open_env(config, make_env, paths)
+        env = _open_env(config, make_env, paths, device)
         try:
-            result = train(config, env, paths)
+            result = train(config, env, paths, device=device)
         finally:
             env.close()
     except ConfigError as error:

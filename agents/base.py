@@ -1,24 +1,20 @@
 """The policy interface: what a training loop sees of an agent.
 
 A :class:`Policy` controls one agent of any PettingZoo ``ParallelEnv`` whose action space is
-``Discrete``: it acts on an observation, learns from a :class:`Transition`, and saves/loads its
-whole state (tables, networks, optimizer, replay buffer, random generator). It depends only on
-gymnasium spaces, numpy and torch.
+``Discrete``: it acts on an observation, learns from a :class:`Transition`, and gives and takes
+its whole state (tables, networks, optimizer, replay buffer, random generator) as a
+``state_dict``, which the team's checkpoints save. It depends only on gymnasium spaces, numpy and
+torch.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
-
-from agents.serialization import atomic_save, load_state
-
-POLICY_FILE_FORMAT = "agents.policy/1"
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,15 @@ class Stateful(Protocol):
 
 
 def derive_seed(seed: int, *path: int) -> int:
-    """A 32-bit seed for a sub-component (``path`` e.g. ``(agent_index,)``), stable across runs."""
+    """A 32-bit seed for a sub-component, stable across runs: numpy's ``SeedSequence`` over
+    ``[seed, *path]`` (every part an integer >= 0).
+
+    The agents' paths: ``(seed, 0, agent_index)`` a policy, ``(seed, 1, group_index)`` a shared
+    network, ``(seed, 2, episode)`` a training episode's reset, ``(seed, 3, episode)`` a greedy
+    evaluation episode's (:mod:`agents.rollout`).  fedenv's ``fedenv.seeding.derive_seed`` is
+    the same rule (it also takes strings); agents keeps its own copy because it never imports
+    fedenv.
+    """
     return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
 
 
@@ -90,35 +94,3 @@ class Policy(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
-
-    def signature(self) -> dict[str, Any]:
-        """What a saved state must match to be loaded here."""
-        return {
-            "class": type(self).__name__,
-            "observation_shape": list(self.observation_space.shape or ()),
-            "n_actions": self.n_actions,
-        }
-
-    def save(self, path: str | Path) -> None:
-        """Write this policy (and its shared parts) to ``path`` atomically."""
-        atomic_save(
-            {
-                "format": POLICY_FILE_FORMAT,
-                "signature": self.signature(),
-                "state": self.state_dict(),
-                "shared": {name: part.state_dict() for name, part in self.shared_parts().items()},
-            },
-            path,
-        )
-
-    def load(self, path: str | Path) -> None:
-        """Restore a state written by :meth:`save` of a policy with the same signature."""
-        saved = load_state(path)
-        if not isinstance(saved, dict) or saved.get("format") != POLICY_FILE_FORMAT:
-            raise ValueError(f"{path}: not a saved policy (format {POLICY_FILE_FORMAT!r})")
-        if saved["signature"] != self.signature():
-            raise ValueError(f"{path}: saved policy {saved['signature']} does not match "
-                             f"{self.signature()}")
-        for name, part in self.shared_parts().items():
-            part.load_state_dict(saved["shared"][name])
-        self.load_state_dict(saved["state"])

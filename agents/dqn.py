@@ -246,9 +246,6 @@ class SharedDQNAgent(DQNAgent):
     def shared_parts(self) -> dict[str, Stateful]:
         return {"shared_dqn": self.learner}
 
-    def signature(self) -> dict[str, Any]:
-        return {**super().signature(), "index": self.index, "n_agents": self.n_agents}
-
     def state_dict(self) -> dict[str, Any]:
         return {**Policy.state_dict(self), "episodes_done": self.episodes_done}
 

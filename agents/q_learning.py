@@ -97,9 +97,6 @@ class QLearningAgent(Policy):
     def end_episode(self) -> None:
         self.episodes_done += 1
 
-    def signature(self) -> dict[str, Any]:
-        return {**super().signature(), "n_states": self.discretizer.n_states}
-
     def state_dict(self) -> dict[str, Any]:
         states = sorted(self.table)
         values = (np.stack([self.table[s] for s in states]) if states

@@ -4,6 +4,12 @@ Per organization: return, rounds played, rounds taken part in, resource level, a
 reports them in ``infos``) contribution, payout and total cost. Global: the last reported
 ``global_score``, ``domain_scores`` and ``public_height``. Without ``participated`` /
 ``resource`` infos, an action > 0 counts as taking part and the action is the resource level.
+The record reads infos generically, so it works on any PettingZoo env (fedenv's own typed round
+records stay inside fedenv: agents never imports it).
+
+Episode seeds: training episode ``e`` of a run with ``seed`` resets with
+``episode_seed(seed, e)``, greedy evaluation episode ``i`` with ``eval_seeds(seed, n)[i]``
+(:func:`agents.base.derive_seed` paths ``(2, e)`` and ``(3, i)``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from agents.base import derive_seed
 from agents.team import Team
 
 SUMMED_INFO_KEYS = {"contribution": "contribution", "payout": "payout", "cost_total": "cost"}
@@ -43,7 +50,10 @@ class AgentRecord:
 
 @dataclass
 class EpisodeRecord:
-    """One episode: per-agent records, the env's last global figures and learner metrics."""
+    """One episode: per-agent records, the env's last global figures and learner metrics.
+
+    (``fedenv.evaluation.EpisodeRecord`` is fedenv's own: every round's typed outcome, for the
+    comparison metrics.  This one sums any PettingZoo env's infos, for the trainer's logs.)"""
 
     agents: dict[str, AgentRecord]
     steps: int = 0
@@ -75,6 +85,16 @@ def _record_infos(record: EpisodeRecord, agent: str, action: int, reward: float,
         record.domain_scores.update({k: float(v) for k, v in dict(info["domain_scores"]).items()})
     if "public_height" in info:
         record.public_height = float(info["public_height"])
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The env reset seed of training episode ``episode`` (0-based)."""
+    return derive_seed(seed, 2, episode)
+
+
+def eval_seeds(seed: int, n: int) -> list[int]:
+    """Env reset seeds of the greedy evaluation episodes (disjoint from training seeds)."""
+    return [derive_seed(seed, 3, i) for i in range(n)]
 
 
 def run_episode(env: ParallelEnv, team: Team, *, seed: int | None, explore: bool = True,

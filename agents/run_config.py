@@ -161,25 +161,17 @@ def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
     return list(node) if isinstance(node, tuple) else node
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; other names are checked by torch."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.device(device)
-    except RuntimeError as error:
-        raise ConfigError("device", f"{device!r}: {error}") from None
-    return device
-
-
-def create_env(config: TrainConfig, make_env: EnvFactory, paths: RunPaths) -> ParallelEnv:
+def create_env(config: TrainConfig, make_env: EnvFactory, paths: RunPaths,
+               device: torch.device) -> ParallelEnv:
     """The run's env: ``make_env(scenario, run_dir=<run>/env, device=, **overrides)``.
 
-    The scenario keeps its own seed (its data, base model and identities: the world); ``seed``
-    drives the episodes (``reset(seed=...)``) and the agents. ``--override seed=N`` changes the
-    world's."""
-    return make_env(config.scenario, run_dir=str(paths.env),
-                    device=resolve_device(config.device), **config.env_overrides())
+    ``device`` is ``config.device`` resolved by the caller (train_agents.py resolves it with
+    fedenv's resolver: agents never imports fedenv); the env gets its name (``"cpu"``,
+    ``"cuda:0"``). The scenario keeps its own seed (its data, base model and identities: the
+    world); ``seed`` drives the episodes (``reset(seed=...)``) and the agents. ``--override
+    seed=N`` changes the world's."""
+    return make_env(config.scenario, run_dir=str(paths.env), device=str(device),
+                    **config.env_overrides())
 
 
 def config_table(config: Any) -> str:

@@ -23,8 +23,6 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-SB3_ALGORITHMS = ("ppo", "dqn", "a2c")
-
 
 class ParallelEnvVecEnv(VecEnv):
     """An SB3 VecEnv over one ParallelEnv: slot ``i`` is ``env.possible_agents[i]``."""

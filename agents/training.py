@@ -5,7 +5,7 @@ files, ``checkpoints/latest.pt`` and ``env/`` (the env's own run folder: ledgers
 A checkpoint is written atomically every ``checkpoint_interval`` episodes and at the end; it holds
 the team (tables, networks, optimizers, replay buffers, generators), the python / numpy / torch
 global RNG states, the number of finished episodes, the global step and the logging state.
-Episode ``e`` always resets the env with seed ``derive_seed(seed, 2, e)``, so a run resumed
+Episode ``e`` always resets the env with seed ``episode_seed(seed, e)``, so a run resumed
 from a checkpoint plays the same episodes as one never interrupted. Scalars are logged with the
 global env step as x-axis; a resumed writer purges the steps after the checkpoint.
 """
@@ -25,11 +25,10 @@ from pettingzoo import ParallelEnv
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents.base import derive_seed
 from agents.config import ConfigError
 from agents.metrics import RunTotals, ScalarWindow, episode_scalars, format_summary
 from agents.registry import AgentSettings, build_team, resolve_assignment
-from agents.rollout import evaluate, mean_returns, run_episode
+from agents.rollout import episode_seed, eval_seeds, evaluate, mean_returns, run_episode
 from agents.run_config import (
     EnvFactory,
     RunPaths,
@@ -37,13 +36,12 @@ from agents.run_config import (
     config_table,
     create_env,
     prepare_run,
-    resolve_device,
     write_config,
 )
 from agents.serialization import atomic_save, load_state
 
 __all__ = ["EnvFactory", "RunPaths", "TrainConfig", "TrainResult", "Trainer", "create_env",
-           "episode_seed", "eval_seeds", "prepare_run", "train"]
+           "prepare_run", "train"]
 
 CHECKPOINT_FORMAT = "agents.checkpoint/1"
 
@@ -80,16 +78,6 @@ def _restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def episode_seed(seed: int, episode: int) -> int:
-    """The env reset seed of training episode ``episode`` (0-based)."""
-    return derive_seed(seed, 2, episode)
-
-
-def eval_seeds(seed: int, n: int) -> list[int]:
-    """Env reset seeds of the greedy evaluation episodes (disjoint from training seeds)."""
-    return [derive_seed(seed, 3, i) for i in range(n)]
-
-
 def _wait_past_event_files(folder: Path) -> None:
     """Sleep until the clock's second is past every event file's in ``folder``.
 
@@ -102,29 +90,26 @@ def _wait_past_event_files(folder: Path) -> None:
         time.sleep(max(0.0, max(stamps) + 1 - time.time()))
 
 
-def agent_settings(config: TrainConfig) -> AgentSettings:
-    return AgentSettings(q_learning=config.q_learning, dqn=config.dqn,
-                         device=resolve_device(config.device))
-
-
-def train(config: TrainConfig, env: ParallelEnv, paths: RunPaths,
-          *, print_fn: Callable[[str], None] = print) -> TrainResult:
-    """Train (or continue training) on ``env`` until ``config.episodes`` episodes are done."""
-    return Trainer(config, env, paths, print_fn=print_fn).run()
+def train(config: TrainConfig, env: ParallelEnv, paths: RunPaths, *, device: torch.device,
+          print_fn: Callable[[str], None] = print) -> TrainResult:
+    """Train (or continue training) on ``env`` until ``config.episodes`` episodes are done;
+    ``device``: where the agents' networks live (``config.device`` resolved by the caller)."""
+    return Trainer(config, env, paths, device=device, print_fn=print_fn).run()
 
 
 class Trainer:
     """One run: the team, its logging state and its checkpoints."""
 
     def __init__(self, config: TrainConfig, env: ParallelEnv, paths: RunPaths,
-                 *, print_fn: Callable[[str], None] = print) -> None:
+                 *, device: torch.device, print_fn: Callable[[str], None] = print) -> None:
         self.config, self.env, self.paths = config, env, paths
         agents = list(env.possible_agents)
         self.assignment = resolve_assignment(config.algo, agents)
         write_config(config, paths)
         self.team = build_team(self.assignment, {a: env.observation_space(a) for a in agents},
                                {a: env.action_space(a) for a in agents}, seed=config.seed,
-                               settings=agent_settings(config))
+                               settings=AgentSettings(q_learning=config.q_learning,
+                                                      dqn=config.dqn, device=str(device)))
         self.totals, self.window = RunTotals(), ScalarWindow()
         self.episode, self.global_step = 0, 0
         if paths.checkpoint.exists():

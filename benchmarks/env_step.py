@@ -75,8 +75,8 @@ def measure(scenario, *, steps: int, policy: str, seed: int = 0) -> dict:
             cpus.append(time.process_time() - cpu)
             record = env.round_log[-1]
             for stage in STAGES:
-                stages[stage].append(record["timings"].get(stage, 0.0))
-            evals.append(record["evaluations"])
+                stages[stage].append(record.timings.get(stage, 0.0))
+            evals.append(record.evaluations)
         env.close()
     total = sum(walls)
     return {

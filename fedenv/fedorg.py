@@ -69,13 +69,16 @@ identities).  An organization whose budget is spent is terminated; after ``max_r
 rounds the others are truncated.  ``infos[agent]`` carries the keys of :data:`INFO_KEYS`
 (``round`` is the 0-based index of the round just played, ``tx_ids`` the org's public
 update-hash and private-collection transactions, ``public_height`` the public ledger's height
-after the round's block); wall-clock timings are kept out of them, in ``env.round_log`` (this
-episode's rounds).  Pickling an env copies its configuration: the copy builds its own engine,
+after the round's block).  ``env.round_log`` keeps this episode's rounds as typed records
+(:class:`fedenv.records.RoundOutcome`, one :class:`~fedenv.records.OrgOutcome` per live
+organization): the infos are ``round_log[-1].info(agent)``, and the records add what infos leave
+out (the global digest, the scoring and anchor transactions, wall-clock timings).  Pickling an env copies its configuration: the copy builds its own engine,
 opens the same run folder (a new temporary one if none was given) and must be reset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,8 +92,19 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from fedenv.errors import ConfigError, FedenvError
+from fedenv.records import INFO_KEYS, RoundOutcome
 from fedenv.render import round_table
 from fedenv.scenario import Scenario, load_scenario
+
+__all__ = [
+    "INFO_KEYS",
+    "OBS_FIELDS",
+    "FedOrgParallelEnv",
+    "InvalidActionError",
+    "env",
+    "parallel_env",
+    "raw_env",
+]
 
 _OBSERVATIONS = (  # field, low, high: see the Observations table above
     ("round_fraction", 0, 1),
@@ -107,25 +121,6 @@ _OBSERVATIONS = (  # field, low, high: see the Observations table above
 OBS_FIELDS = tuple(name for name, _, _ in _OBSERVATIONS)
 _OBS_LOW = np.array([low for _, low, _ in _OBSERVATIONS], dtype=np.float32)
 _OBS_HIGH = np.array([high for _, _, high in _OBSERVATIONS], dtype=np.float32)
-INFO_KEYS = (
-    "participated",
-    "resource",
-    "local_steps",
-    "contribution",
-    "payout",
-    "cost_compute",
-    "cost_communication",
-    "cost_ledger",
-    "cost_total",
-    "model_value",
-    "reward",
-    "accepted",
-    "tx_ids",
-    "public_height",
-    "global_score",
-    "domain_scores",
-    "round",
-)
 
 
 class InvalidActionError(FedenvError, ValueError):
@@ -191,7 +186,7 @@ class FedOrgParallelEnv(ParallelEnv):
         self._resets_since_seed = 0
         self._round = 0
         self._state: dict[str, _OrgState] = {}
-        self.round_log: list[dict[str, Any]] = []
+        self.round_log: list[RoundOutcome] = []
 
     # --- spaces -----------------------------------------------------------------------------
     def observation_space(self, agent: str) -> spaces.Box:
@@ -223,21 +218,22 @@ class FedOrgParallelEnv(ParallelEnv):
         rewards, terminations, truncations, infos = {}, {}, {}, {}
         for org in self.agents:
             row, state = outcome.orgs[org], self._state[org]
-            state.spent += row["cost_total"]
-            state.reward, state.contribution = row["reward"], row["contribution"]
-            state.payout, state.level = row["payout"], row["resource"]
-            state.submitted += row["participated"]
-            state.accepted += row["accepted"]
-            rewards[org] = row["reward"]
+            state.spent += row.costs.total
+            state.reward, state.contribution = row.reward, row.contribution
+            state.payout, state.level = row.payout, row.level
+            state.submitted += row.participated
+            state.accepted += row.accepted
+            rewards[org] = row.reward
             terminations[org] = state.spent >= self._orgs[org].budget
             truncations[org] = not terminations[org] and self._round >= self.scenario.max_rounds
-            infos[org] = {k: row[k] for k in INFO_KEYS}
+            infos[org] = outcome.info(org)
         self._participated = {o for o, k in levels.items() if k}
         observations = {a: self._observe(a) for a in self.agents}
         self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
-        record = outcome.record
-        record["timings"]["step"] = time.perf_counter() - start
-        self.round_log.append(record)
+        step_seconds = time.perf_counter() - start
+        self.round_log.append(
+            dataclasses.replace(outcome, timings={**outcome.timings, "step": step_seconds})
+        )
         if self.render_mode == "human":
             self.render()
         return observations, rewards, terminations, truncations, infos

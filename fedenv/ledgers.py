@@ -54,6 +54,16 @@ MAX_PAYLOAD_BYTES = 65536  # a round summary names every organization
 EPISODE_START = "episode-start"
 
 
+def ledger_json(value: Any) -> str:
+    """The canonical JSON text of what fedenv itself writes to a ledger (the scoring record):
+    sorted keys, compact separators, non-ASCII characters as themselves (UTF-8 on the wire),
+    finite numbers only.  fedenv's one JSON encoder for ledger-bound data; the public ledger's
+    payloads are encoded by ``chains`` itself."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
 def round_key(episode: int, round: int) -> str:
     """The world-state / collection key of one round."""
     return f"e{episode:05d}-r{round:04d}"
@@ -232,10 +242,8 @@ class Ledgers:
         ``pool`` is the round's reward pool.  Endorsed under the channel's policy; raises if any
         transaction is not valid."""
         self._commit_private()
-        record = json.dumps(
-            {"participants": {o: dict(r) for o, r in participants.items()}, "pool": pool},
-            sort_keys=True,
-            separators=(",", ":"),
+        record = ledger_json(
+            {"participants": {o: dict(r) for o, r in participants.items()}, "pool": pool}
         )
         scorer = self.clients[self.orgs[0]]
         result = self.channel.gateway(scorer).submit(
@@ -270,10 +278,6 @@ class Ledgers:
         """Commit the public ledger's pending transactions as one block; returns its height."""
         self._commit_private()
         self.public.seal()
-        return self.public.height
-
-    @property
-    def public_height(self) -> int:
         return self.public.height
 
     def close(self) -> None:

@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from fedenv.records import RoundOutcome
 
 COLUMNS = ("org", "action", "contribution", "payout", "cost", "reward", "score")
 
 
-def round_table(record: Mapping[str, Any] | None) -> str:
-    """The table of one ``env.round_log`` record (or a line saying no round was played)."""
-    if record is None:
+def round_table(outcome: RoundOutcome | None) -> str:
+    """The table of one round (an ``env.round_log`` record), or a line saying none was played.
+
+    ``score`` is the global model's score on the organization's own domain after the round."""
+    if outcome is None:
         return "fedorg_v0: no round played yet (call reset() and step())\n"
     rows = [COLUMNS]
-    for org, row in record["orgs"].items():
-        action = row["resource"]
-        status = "" if not row["participated"] else ("" if row["accepted"] else " rejected")
+    for org, row in outcome.orgs.items():
+        status = "" if row.accepted or not row.participated else " rejected"
         rows.append(
             (
                 org,
-                f"{action}{status}" if action else "0 (out)",
-                f"{row['contribution']:+.4f}",
-                f"{row['payout']:.3f}",
-                f"{row['cost_total']:.3f}",
-                f"{row['reward']:+.3f}",
-                f"{row['domain_score']:.3f}",
+                f"{row.level}{status}" if row.participated else "0 (out)",
+                f"{row.contribution:+.4f}",
+                f"{row.payout:.3f}",
+                f"{row.costs.total:.3f}",
+                f"{row.reward:+.3f}",
+                f"{outcome.domain_score(org):.3f}",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     title = (
-        f"episode {record['episode']} round {record['round'] + 1}/{record['max_rounds']}  "
-        f"global score {record['global_score']:.3f}  "
-        f"public ledger height {record['public_height']}"
+        f"episode {outcome.episode} round {outcome.round + 1}/{outcome.max_rounds}  "
+        f"global score {outcome.global_score:.3f}  "
+        f"public ledger height {outcome.public_height}"
     )
     lines = [title]
     for i, r in enumerate(rows):

@@ -1,7 +1,8 @@
 """One federated round, as the env plays it: train, publish, score, pay, aggregate, anchor.
 
 :class:`RoundPlayer` holds the engine (:mod:`fedenv.scenario.engine`) and the run folder's ledgers
-(:mod:`fedenv.ledgers`) and turns the round's resource levels into per-organization outcomes.
+(:mod:`fedenv.ledgers`) and turns the round's resource levels into a typed
+:class:`~fedenv.records.RoundOutcome` (one :class:`~fedenv.records.OrgOutcome` per organization).
 The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
 
 1. participants train from the current global adapter (``engine.train_updates``);
@@ -22,14 +23,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from fedenv.data.benchmark import BenchmarkResult
 from fedenv.engine.federation import ClientUpdate, Participant
-from fedenv.engine.lora import canonical_bytes, derive_seed
+from fedenv.engine.lora import canonical_bytes
+from fedenv.records import OrgOutcome, RoundOutcome
 from fedenv.run_folder import RunFolder
 from fedenv.scenario import Scenario
 from fedenv.scenario.engine import scenario_engine
@@ -37,20 +37,13 @@ from fedenv.scoring.behaviours import TRAINS, craft_update
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS, contributions
 from fedenv.scoring.costs import RoundCosts, round_costs
 from fedenv.scoring.incentives import get_mechanism, payout_method
+from fedenv.seeding import derive_seed
 
 DIGITS = 6  # floats written to the ledgers are rounded to this many decimals
 
 
-@dataclass
-class RoundOutcome:
-    """``orgs[org]``: the env's info keys plus ``domain_score``; ``record``: for round_log."""
-
-    orgs: dict[str, dict[str, Any]]
-    record: dict[str, Any]
-
-
 class _Stopwatch:
-    """Wall-clock seconds per named stage (for ``env.round_log``, never for infos)."""
+    """Wall-clock seconds per named stage (the outcome's ``timings``, never the infos)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -90,7 +83,10 @@ class RoundPlayer:
         self.episode, _ = self.ledgers.start_episode(self.engine.global_digest, artifact)
 
     def play(self, index: int, levels: Mapping[str, int]) -> RoundOutcome:
-        """Round ``index`` of the episode; ``levels[org]`` is the org's action (0 = sit out)."""
+        """Round ``index`` of the episode; ``levels[org]`` is the org's action (0 = sit out).
+
+        The outcome has one :class:`~fedenv.records.OrgOutcome` per organization of
+        ``levels``, in its order."""
         sc, ledgers, watch = self.scenario, self.ledgers, _Stopwatch()
         ledgers.tick()
         participants = {
@@ -164,8 +160,7 @@ class RoundPlayer:
             )
             height = ledgers.seal()
 
-        domain_scores = {d: r.score for d, r in after.domains.items()}
-        rows = {}
+        orgs = {}
         for org, k in levels.items():
             spec = self.orgs[org]
             costs = (
@@ -182,40 +177,32 @@ class RoundPlayer:
             gain = after.domains[spec.domain].score - before.domains[spec.domain].score
             model_value = sc.incentives.model_value_weight * gain if k else 0.0
             payout = float(payouts.get(org, 0.0))
-            rows[org] = {
-                "participated": bool(k),
-                "resource": k,
-                "local_steps": sc.level(k).local_steps if k else 0,
-                "contribution": float(contribution.get(org, 0.0)),
-                "payout": payout,
-                "cost_compute": costs.compute,
-                "cost_communication": costs.communication,
-                "cost_ledger": costs.ledger,
-                "cost_total": costs.total,
-                "model_value": model_value,
-                "reward": payout + model_value - costs.total,
-                "accepted": org in accepted,
-                "tx_ids": tx_ids[org],
-                "public_height": height,
-                "global_score": after.score,
-                "domain_scores": dict(domain_scores),
-                "round": index,
-                "domain_score": domain_scores[spec.domain],
-            }
-        record = {
-            "episode": self.episode,
-            "round": index,
-            "max_rounds": sc.max_rounds,
-            "global_score": after.score,
-            "global_digest": self.engine.global_digest,
-            "public_height": height,
-            "scoring_tx": scoring_tx,
-            "anchor_txs": anchor_txs,
-            "evaluations": values.evaluations,
-            "orgs": rows,
-            "timings": watch.seconds,
-        }
-        return RoundOutcome(rows, record)
+            orgs[org] = OrgOutcome(
+                domain=spec.domain,
+                level=k,
+                local_steps=sc.level(k).local_steps if k else 0,
+                contribution=float(contribution.get(org, 0.0)),
+                payout=payout,
+                costs=costs,
+                model_value=model_value,
+                reward=payout + model_value - costs.total,
+                accepted=org in accepted,
+                tx_ids=tuple(tx_ids[org]),
+            )
+        return RoundOutcome(
+            episode=self.episode,
+            round=index,
+            max_rounds=sc.max_rounds,
+            global_score=after.score,
+            global_digest=self.engine.global_digest,
+            domain_scores={d: r.score for d, r in after.domains.items()},
+            public_height=height,
+            scoring_tx=scoring_tx,
+            anchor_txs=tuple(anchor_txs),
+            evaluations=values.evaluations,
+            orgs=orgs,
+            timings=watch.seconds,
+        )
 
     def _updates(self, participants: Mapping[str, Participant], index: int) -> list[ClientUpdate]:
         """Honest training for the organizations that train; crafted updates for the others."""

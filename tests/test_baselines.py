@@ -11,6 +11,7 @@ from agents.base import Transition
 from agents.baselines import AlwaysMax, AlwaysMin, MyopicGreedy, Never, RandomPolicy
 from agents.registry import build_team
 from agents.rollout import evaluate, mean_returns
+from agents.serialization import atomic_save, load_state
 
 OBS = spaces.Box(np.zeros(2, np.float32), np.ones(2, np.float32))
 ACTIONS = spaces.Discrete(4)
@@ -59,9 +60,9 @@ def test_myopic_greedy_evaluation_picks_only_tried_levels_and_state_round_trips(
     _step(policy, 1, -0.5)
     assert policy.act(X, explore=False) == 1  # only tried level, even with a negative reward
     assert policy.act(X) in (0, 2, 3)  # exploring: an untried level
-    policy.save(tmp_path / "m.pt")
+    atomic_save(policy.state_dict(), tmp_path / "m.pt")  # as the trainer's checkpoints do
     clone = MyopicGreedy(OBS, ACTIONS, seed=1)
-    clone.load(tmp_path / "m.pt")
+    clone.load_state_dict(load_state(tmp_path / "m.pt"))
     assert np.array_equal(clone.last_reward, policy.last_reward, equal_nan=True)
     assert [clone.act(X) for _ in range(20)] == [policy.act(X) for _ in range(20)]
 

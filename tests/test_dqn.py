@@ -14,6 +14,7 @@ from agents.dqn import DQNAgent, DQNConfig, SharedDQNAgent
 from agents.registry import AgentSettings, build_team
 from agents.replay_buffer import ReplayBuffer
 from agents.rollout import evaluate, mean_returns, run_episode
+from agents.serialization import atomic_save, load_state
 from agents.team import Team
 
 OBS = spaces.Box(np.zeros(4, np.float32), np.ones(4, np.float32))
@@ -84,13 +85,13 @@ def test_replay_buffer_overwrites_the_oldest_and_round_trips():
         ReplayBuffer(2, 2, seed=0).load_state_dict(buffer.state_dict())
 
 
-def test_save_load_restores_networks_optimizer_buffer_and_generators(tmp_path):
+def test_checkpoint_restores_networks_optimizer_buffer_and_generators(tmp_path):
     agent = DQNAgent(OBS, ACTIONS, seed=0, config=SMALL)
     _feed(agent, 30)
     agent.end_episode()
-    agent.save(tmp_path / "dqn.pt")
+    atomic_save(agent.state_dict(), tmp_path / "dqn.pt")  # as the trainer's checkpoints do
     clone = DQNAgent(OBS, ACTIONS, seed=123, config=SMALL)
-    clone.load(tmp_path / "dqn.pt")
+    clone.load_state_dict(load_state(tmp_path / "dqn.pt"))
     assert clone.epsilon == agent.epsilon
     # Continuing both gives identical weights and actions: nothing of the state was lost.
     _feed(agent, 20, seed=5)

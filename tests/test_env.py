@@ -20,6 +20,8 @@ from chains import verify_path
 from fedenv.engine.build import shared_base
 from fedenv.errors import ConfigError
 from fedenv.fedorg import INFO_KEYS, OBS_FIELDS, InvalidActionError
+from fedenv.records import RoundOutcome
+from fedenv.render import round_table
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,6 +66,12 @@ def test_metadata_spaces_and_docs(env):
         env.action_space("acme")
 
 
+def test_import_fedenv_stays_light():
+    code = "import sys, fedenv; print(sorted({'torch', 'transformers', 'chains'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_parallel_api(env):
     parallel_api_test(env, num_cycles=10)
 
@@ -88,7 +96,7 @@ def test_a_run_folder_can_be_reopened(tmp_path):
         env = fedenv.parallel_env("tiny", run_dir=tmp_path)
         env.reset(seed=0)
         env.step({"skyway": 1})
-        assert env.round_log[-1]["episode"] == expected_episode
+        assert env.round_log[-1].episode == expected_episode
         env.close()
     assert (
         subprocess.run(
@@ -130,10 +138,10 @@ def test_a_pickled_env_replays_the_same_round():
 )
 def test_bad_actions_raise_before_anything_runs(env, actions, message):
     env.reset(seed=0)
-    height = env.run.ledgers.public_height
+    height = env.run.ledgers.public.height
     with pytest.raises(InvalidActionError, match=message):
         env.step(actions)
-    assert env.round_log == [] and env.run.ledgers.public_height == height
+    assert env.round_log == [] and env.run.ledgers.public.height == height
 
 
 def test_done_agents_and_missing_agents(env):
@@ -179,6 +187,11 @@ def test_short_episode_trains_scores_pays_and_verifies(env, capsys):
         episode.append(infos)
         tables.append(env.render())
         terminated |= {a for a, t in terms.items() if t}
+        record = env.round_log[-1]  # the typed record the infos are made from, at the env's edge
+        assert isinstance(record, RoundOutcome) and list(record.orgs) == list(infos)
+        assert infos == {a: record.info(a) for a in infos}
+        assert tables[-1] == round_table(record)
+        assert {"train", "scoring", "ledgers", "aggregate", "step"} <= set(record.timings)
         for a, info in infos.items():
             assert set(info) == set(INFO_KEYS)
             assert rewards[a] == pytest.approx(
@@ -194,6 +207,8 @@ def test_short_episode_trains_scores_pays_and_verifies(env, capsys):
     assert episode[-1]["northbank"]["global_score"] > base * 10  # the model improved
     assert terminated == {"northbank", "citycare", "skyway"}  # budgets ran out at full effort
     assert [len(infos) for infos in episode] == [3, 3, 1]
+    assert [r.round for r in env.round_log] == [0, 1, 2]
+    assert all(r.scoring_tx and len(r.anchor_txs) == 2 for r in env.round_log)
     assert all(org in tables[0] for org in env.possible_agents) and "contribution" in tables[0]
     assert "round 3/3" in tables[-1] and "skyway" not in tables[-1]
 

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from support_records import org_outcome, round_outcome
 
 import fedenv
 from fedenv.errors import ConfigError
 from fedenv.evaluation.play import (
     METRICS,
     EpisodeRecord,
-    OrgRound,
-    RoundRecord,
     compare,
     episode_metrics,
     jain_index,
@@ -70,29 +69,25 @@ def test_pearson_matches_numpy_and_is_undefined_for_constant_series():
         pearson([1, 2], [1, 2, 3])
 
 
-def _row(participated=True, accepted=True, contribution=0.0, payout=0.0, cost=0.0, reward=0.0):
-    return OrgRound(participated, accepted, contribution, payout, cost, reward)
-
-
 def test_episode_metrics_from_hand_made_rounds():
     # a: honest, pays off; b: malicious ("noise"); c: takes part once, then runs out of budget
     # (absent from round 2); d: never takes part.
     rounds = (
-        RoundRecord(
+        round_outcome(
             {
-                "a": _row(contribution=0.4, payout=6.0, cost=1.0, reward=5.5),
-                "b": _row(contribution=0.1, payout=4.0, cost=2.0, reward=2.0),
-                "c": _row(contribution=-0.2, accepted=False, cost=3.0, reward=-3.0),
-                "d": _row(participated=False),
+                "a": org_outcome(contribution=0.4, payout=6.0, cost=1.0, reward=5.5),
+                "b": org_outcome(contribution=0.1, payout=4.0, cost=2.0, reward=2.0),
+                "c": org_outcome(contribution=-0.2, accepted=False, cost=3.0, reward=-3.0),
+                "d": org_outcome(participated=False),
             },
             global_score=2.0,
             domain_scores={"bank": 3.0, "telecom": 1.0},
         ),
-        RoundRecord(
+        round_outcome(
             {
-                "a": _row(contribution=0.6, payout=10.0, cost=1.0, reward=9.4),
-                "b": _row(participated=False),
-                "d": _row(participated=False),
+                "a": org_outcome(contribution=0.6, payout=10.0, cost=1.0, reward=9.4),
+                "b": org_outcome(participated=False),
+                "d": org_outcome(participated=False),
             },
             global_score=2.5,
             domain_scores={"bank": 4.0, "telecom": 1.0},
@@ -128,10 +123,10 @@ def test_metrics_that_do_not_apply_are_none_and_skipped_by_the_mean():
         1.0,
         {"retail": 1.0},
         (
-            RoundRecord(
+            round_outcome(
                 {
-                    "a": _row(contribution=0.3, cost=1.0, reward=-0.8),
-                    "b": _row(contribution=0.1, cost=1.0, reward=-0.9),
+                    "a": org_outcome(contribution=0.3, cost=1.0, reward=-0.8),
+                    "b": org_outcome(contribution=0.1, cost=1.0, reward=-0.9),
                 },
                 1.4,
                 {"retail": 1.4},
@@ -202,42 +197,50 @@ def comparison():
     return compare(plan, RandomLevelsFactory())
 
 
-def test_play_episode_records_what_the_env_reports():
+class LearningRandomLevels(RandomLevels):
+    """Random levels that keep every ``learn`` call and its rewards (a :class:`Learner`)."""
+
+    def __init__(self, seed: int, n_actions: int) -> None:
+        super().__init__(seed, n_actions)
+        self.steps = []
+
+    def learn(self, observations, actions, rewards, next_observations, terminations, truncations):
+        self.steps.append((set(observations), dict(actions), dict(rewards)))
+        return {}
+
+
+def test_play_episode_records_the_envs_rounds_and_lets_a_learner_learn():
     env = fedenv.parallel_env("tiny", mechanism="shapley", **OVERRIDES)
+    controller = LearningRandomLevels(5, int(env.action_space("skyway").n))
     try:
-        record = play_episode(env, RandomLevels(5, int(env.action_space("skyway").n)), seed=5)
-        log = env.round_log
+        record = play_episode(env, controller, seed=5, learn=True)
+        log = list(env.round_log)
     finally:
         env.close()
-    assert len(record.rounds) == len(log) == 2
-    domain = {o.name: o.domain for o in env.scenario.organizations}
-    for kept, played in zip(record.rounds, log):
-        assert kept.global_score == played["global_score"]
-        for org, row in played["orgs"].items():
-            assert kept.orgs[org] == OrgRound(
-                row["participated"],
-                row["accepted"],
-                row["contribution"],
-                row["payout"],
-                row["cost_total"],
-                row["reward"],
-            )
+    assert len(record.rounds) == len(log) == len(controller.steps) == 2
+    assert all(kept is played for kept, played in zip(record.rounds, log))  # no parallel copy
+    for (seen, actions, rewards), played in zip(controller.steps, log):
+        assert seen == set(env.possible_agents) == set(actions) == set(played.orgs)
+        assert {org: row.level for org, row in played.orgs.items()} == actions
+        assert rewards == {org: row.reward for org, row in played.orgs.items()}
     # The base scores come from the reset observations: a first-round participant's model value
     # (weight 1 x own-domain gain) recovers its domain's base score independently.
-    for org, row in log[0]["orgs"].items():
-        if row["participated"]:
-            before = row["domain_score"] - row["model_value"]
-            assert record.base_domain_scores[domain[org]] == pytest.approx(before, abs=1e-5)
+    first = log[0]
+    for org, row in first.orgs.items():
+        if row.participated:
+            before = first.domain_score(org) - row.model_value
+            assert record.base_domain_scores[row.domain] == pytest.approx(before, abs=1e-5)
     metrics = episode_metrics(record)
-    all_rows = [row for played in log for row in played["orgs"].values()]
-    assert metrics["cost/total_payout"] == pytest.approx(sum(r["payout"] for r in all_rows))
-    assert metrics["welfare/total_reward"] == pytest.approx(sum(r["reward"] for r in all_rows))
+    all_rows = [row for played in log for row in played.orgs.values()]
+    assert metrics["cost/total_payout"] == pytest.approx(sum(r.payout for r in all_rows))
+    assert metrics["welfare/total_reward"] == pytest.approx(sum(r.reward for r in all_rows))
+    assert metrics["cost/total_org_cost"] == pytest.approx(sum(r.costs.total for r in all_rows))
 
 
 def test_payout_total_is_the_sum_of_the_rounds_payouts(comparison):
     for run in comparison.runs:
         payouts = [row.payout for e in run.episodes for r in e.rounds for row in r.orgs.values()]
-        costs = [row.cost for e in run.episodes for r in e.rounds for row in r.orgs.values()]
+        costs = [row.costs.total for e in run.episodes for r in e.rounds for row in r.orgs.values()]
         assert run.metrics["cost/total_payout"] == pytest.approx(sum(payouts))
         assert run.metrics["cost/total_org_cost"] == pytest.approx(sum(costs))
         assert run.metrics["cost/total_org_cost"] > 0  # someone took part: the test has teeth

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 
 import pytest
@@ -332,25 +333,16 @@ def test_lora_targets_must_exist(make_engine):
 
 
 @pytest.mark.parametrize("aggregator", ["fedavg", "flora"])
-def test_global_state_round_trips_and_reset_restores_the_start(make_engine, aggregator):
+def test_reset_restores_the_start_and_the_digest_is_the_state_bytes_hash(make_engine, aggregator):
     engine = make_engine(aggregator)
     start_digest, start_state = engine.global_digest, model_state(engine)
     engine.run_round(participants(engine), evaluate=False)
-    saved, digest, trained_state = (
-        engine.global_state_bytes(),
-        engine.global_digest,
-        model_state(engine),
-    )
+    digest = engine.global_digest
     assert digest != start_digest
+    assert digest == hashlib.sha256(engine.global_state_bytes()).hexdigest()
     engine.reset()
     assert engine.global_digest == start_digest and engine.round == 0
     assert_same_state(engine, start_state)
-    fresh = make_engine(aggregator)
-    assert fresh.load_global(saved) == digest
-    assert_same_state(fresh, trained_state)
-    with pytest.raises(InvalidUpdateError):
-        fresh.load_global(saved[:-8])
-    assert fresh.global_digest == digest
 
 
 def test_demo_prints_every_domain_and_the_global_score(test_cache_dir, test_base, capsys):

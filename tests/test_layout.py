@@ -24,7 +24,14 @@ FEDENV_LAYERS = (
     ("fedenv.engine",),
     ("fedenv.scoring",),
     ("fedenv.scenario",),
-    ("fedenv.ledgers", "fedenv.run_folder", "fedenv.render", "fedenv.round", "fedenv.unlearning"),
+    (
+        "fedenv.ledgers",
+        "fedenv.run_folder",
+        "fedenv.records",
+        "fedenv.render",
+        "fedenv.round",
+        "fedenv.unlearning",
+    ),
     ("fedenv.fedorg", "fedenv.fedorg_v0", "fedenv"),
     ("fedenv.evaluation", "fedenv.studies", "fedenv.integrations"),
 )

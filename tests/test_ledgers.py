@@ -15,6 +15,7 @@ from fedenv.ledgers import (
     Ledgers,
     collection_name,
     endorsement_policy,
+    ledger_json,
     round_key,
 )
 
@@ -98,6 +99,25 @@ def test_scoring_is_endorsed_by_a_majority(tmp_path):
         == "OutOf(2, 'northbank.peer', 'citycare.peer', 'skyway.peer')"
     )
     assert endorsement_policy(ORGS, "all").startswith("OutOf(3, ")
+
+
+def test_the_scoring_record_is_stored_as_canonical_json(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1)
+    play_round(ledgers, 0, 0)
+    stored, _version = ledgers.channel.peers[0].state.get(CHAINCODE, f"scores/{round_key(0, 0)}")
+    row = {"accepted": True, "contribution": 0.25, "digest": None, "payout": 1.5}
+    participants = {
+        org: {**row, "digest": hashlib.sha256(f"{org}/0/0".encode() * 50).hexdigest()}
+        for org in ORGS
+    }
+    assert stored == ledger_json({"pool": 5.0, "participants": participants}).encode()
+    assert stored.startswith(b'{"participants":{"citycare":{"accepted":true,"contribution":0.25,')
+
+
+def test_ledger_json_is_sorted_compact_utf8_and_finite():
+    assert ledger_json({"b": [1, 2.5], "a": "zürich"}) == '{"a":"zürich","b":[1,2.5]}'
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        ledger_json({"payout": float("nan")})
 
 
 def test_scoring_a_digest_the_owner_did_not_store_is_refused(tmp_path):

@@ -8,17 +8,16 @@ import textwrap
 import warnings
 
 import pytest
+import safetensors.torch
 import torch
 
 from fedenv.engine.lora import (
     LORA_A_SUFFIX,
     LORA_B_SUFFIX,
     adapter_digest,
-    adapter_from_bytes,
     canonical_bytes,
     clone_adapter,
     dense_deltas,
-    derive_seed,
     fresh_adapter,
     lora_modules,
     validate_adapter,
@@ -78,15 +77,13 @@ def test_canonical_bytes_ignore_key_order_dtype_layout_and_device_copy():
 
 def test_canonical_bytes_round_trip_and_digest_tracks_content():
     adapter = seeded_adapter()
-    restored = adapter_from_bytes(canonical_bytes(adapter))
+    restored = safetensors.torch.load(canonical_bytes(adapter))  # a plain safetensors file
     assert restored.keys() == adapter.keys()
     assert all(torch.equal(restored[k], adapter[k]) for k in adapter)
     changed = clone_adapter(adapter)
     first = min(changed)
     changed[first][0, 0] = torch.nextafter(changed[first][0, 0], torch.tensor(10.0))
     assert adapter_digest(changed) != adapter_digest(adapter)
-    with pytest.raises(InvalidUpdateError, match="safetensors"):
-        adapter_from_bytes(b"not an adapter")
 
 
 def test_digest_is_the_same_in_another_process():
@@ -202,11 +199,8 @@ def test_lora_settings_are_validated(kwargs, field):
     assert info.value.field == field
 
 
-def test_settings_map_to_peft_and_seeds_are_stable():
+def test_settings_map_to_peft():
     settings = LoraSettings(r=4, alpha=12, dropout=0.1, target_modules=["q_proj"])
     config = settings.peft_config()
     assert (config.r, config.lora_alpha, config.lora_dropout) == (4, 12, 0.1)
     assert set(config.target_modules) == {"q_proj"} and settings.scale == 3.0
-    assert derive_seed(0, "client", 1, "a") == derive_seed(0, "client", 1, "a")
-    assert derive_seed(0, "client", 1, "a") != derive_seed(0, "client", 1, "b")
-    assert 0 <= derive_seed("x") < 2**63

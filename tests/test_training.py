@@ -14,8 +14,8 @@ from support_envs import SCENARIOS, ParticipationGame, parallel_env, read_scalar
 
 from agents.config import ConfigError
 from agents.registry import build_team
-from agents.rollout import evaluate, mean_returns
-from agents.training import TrainConfig, eval_seeds, prepare_run, train
+from agents.rollout import eval_seeds, evaluate, mean_returns
+from agents.training import TrainConfig, prepare_run, train
 
 ORGS = ("org_0", "org_1", "org_2")
 
@@ -38,7 +38,7 @@ def _config(tmp_path, **kwargs) -> TrainConfig:
 def _run(config: TrainConfig, env=None, given: set[str] = frozenset()):
     config, paths = prepare_run(config, given)
     env = env or parallel_env(config.scenario, seed=config.seed, run_dir=str(paths.env))
-    return train(config, env, paths, print_fn=lambda _: None)
+    return train(config, env, paths, device=torch.device("cpu"), print_fn=lambda _: None)
 
 
 def test_support_env_is_a_valid_parallel_env():
@@ -159,7 +159,7 @@ def test_q_learning_beats_random_play_on_fedenv_tiny(tmp_path):
                          episodes=30, checkpoint_interval=30, eval_episodes=5, progress=False)
     config, paths = prepare_run(config)
     env = fedenv.parallel_env("tiny", run_dir=str(paths.env), device="cpu")
-    result = train(config, env, paths, print_fn=lambda _: None)
+    result = train(config, env, paths, device=torch.device("cpu"), print_fn=lambda _: None)
     agents = env.possible_agents
     random_team = build_team({a: "random" for a in agents},
                              {a: env.observation_space(a) for a in agents},

@@ -43,11 +43,9 @@ from fedenv.engine.lora import (
     LORA_B_SUFFIX,
     Adapter,
     adapter_digest,
-    adapter_from_bytes,
     canonical_bytes,
     clone_adapter,
     dense_deltas,
-    derive_seed,
     fresh_adapter,
     lora_modules,
     validate_adapter,
@@ -60,6 +58,7 @@ from fedenv.errors import (
     NoParticipantsError,
     UnknownOrganizationError,
 )
+from fedenv.seeding import derive_seed
 
 if TYPE_CHECKING:
     from fedenv.data.benchmark import Benchmark, BenchmarkResult
@@ -183,11 +182,6 @@ class FederatedEngine:
         """SHA-256 of :meth:`global_state_bytes`."""
         return self._global_digest
 
-    @property
-    def data_sizes(self) -> dict[str, int]:
-        """Usable training examples per organization."""
-        return {org: len(data) for org, data in self._data.items()}
-
     def global_state(self) -> Adapter:
         """The global adapter plus, for ``flora``, every module's merged change (cloned)."""
         state = clone_adapter(self._global)
@@ -195,20 +189,8 @@ class FederatedEngine:
         return state
 
     def global_state_bytes(self) -> bytes:
-        """Canonical bytes of :meth:`global_state` (checkpoints, run folders, ledgers)."""
+        """Canonical bytes of :meth:`global_state` (run folders, ledgers)."""
         return canonical_bytes(self.global_state())
-
-    def load_global(self, data: bytes | Mapping[str, torch.Tensor]) -> str:
-        """Make a saved global state current (validated first); returns its digest."""
-        state = adapter_from_bytes(data) if isinstance(data, (bytes, bytearray)) else dict(data)
-        validate_adapter(state, self.global_state(), source="global state")
-        self._global = {k: state[k].to(self._initial[k]) for k in self._initial}
-        self._base_delta = {
-            m: state[m + BASE_DELTA_SUFFIX].to(device=self.device, dtype=torch.float32)
-            for m in self._base_delta
-        }
-        self._install()
-        return self._global_digest
 
     def _install(self) -> None:
         """Make the live model the global model; refresh the digest; drop stale evaluations."""
@@ -239,8 +221,8 @@ class FederatedEngine:
         A pure function of (global state, participants, ``round_seed``, config): the same inputs
         give the same update digests."""
         participants = self._check_participants(participants)
-        if not isinstance(round_seed, int) or isinstance(round_seed, bool):
-            raise ConfigError("round_seed", f"must be an integer, got {round_seed!r}")
+        if not isinstance(round_seed, int) or isinstance(round_seed, bool) or round_seed < 0:
+            raise ConfigError("round_seed", f"must be an integer >= 0, got {round_seed!r}")
         updates = []
         with self._threads():
             try:

@@ -20,7 +20,6 @@ import math
 from collections.abc import Mapping
 
 import torch
-from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from fedenv.errors import InvalidUpdateError
@@ -54,14 +53,6 @@ def canonical_bytes(adapter: Mapping[str, torch.Tensor]) -> bytes:
 def adapter_digest(adapter: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 hex digest of :func:`canonical_bytes`."""
     return hashlib.sha256(canonical_bytes(adapter)).hexdigest()
-
-
-def adapter_from_bytes(data: bytes) -> Adapter:
-    """Inverse of :func:`canonical_bytes` (CPU float32 tensors)."""
-    try:
-        return dict(safetensors_load(bytes(data)))
-    except Exception as exc:  # safetensors raises its own SafetensorError / ValueError
-        raise InvalidUpdateError(f"not a safetensors adapter: {exc}") from exc
 
 
 def lora_modules(adapter: Mapping[str, torch.Tensor]) -> list[str]:
@@ -147,10 +138,3 @@ def fresh_adapter(template: Mapping[str, torch.Tensor], seed: int) -> Adapter:
         )
         adapter[module + LORA_B_SUFFIX] = torch.zeros_like(lora_b)
     return adapter
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed from any printable parts, stable across processes and platforms
-    (unlike ``hash()``): ``derive_seed(seed, "client", round_seed, org)``."""
-    text = "\x1f".join(str(part) for part in parts)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1

@@ -1,8 +1,9 @@
 """What a comparison measures: the records an episode leaves, and the metrics computed from them.
 
-Records hold what the env's infos report, round by round (:class:`OrgRound`, :class:`RoundRecord`),
-plus what the metrics need to know of the scenario (:class:`EpisodeRecord`: the base model's
-scores, the malicious organizations, the domains the base model was not pretrained on).
+An :class:`EpisodeRecord` holds the episode's rounds as the env recorded them (the typed
+:class:`~fedenv.records.RoundOutcome` of each round, one :class:`~fedenv.records.OrgOutcome` per
+live organization), plus what the metrics need to know of the scenario (the base model's scores,
+the malicious organizations, the domains the base model was not pretrained on).
 :func:`episode_metrics` turns one episode into every metric of :data:`METRICS`, slash-namespaced
 as in the AI Economist (``model/``, ``cost/``, ``efficiency/``, ``participation/``, ``fairness/``,
 ``attack/``, ``welfare/``).  A metric that does not apply is ``None``.
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from fedenv.records import RoundOutcome
 
 METRICS: dict[str, str] = {
     "model/final_score": "benchmark score (0-10) of the global model after the last round",
@@ -47,34 +50,17 @@ METRICS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class OrgRound:
-    """One organization in one round, as the env's infos report it."""
-
-    participated: bool
-    accepted: bool
-    contribution: float
-    payout: float
-    cost: float
-    reward: float
-
-
-@dataclass(frozen=True)
-class RoundRecord:
-    """One round: the organizations live in it, and the global model after it."""
-
-    orgs: Mapping[str, OrgRound]
-    global_score: float
-    domain_scores: Mapping[str, float]
-
-
-@dataclass(frozen=True)
 class EpisodeRecord:
-    """One episode, with what its metrics need to know about the scenario."""
+    """One episode of a fedenv env: its rounds as the env recorded them (``env.round_log``),
+    with what the metrics need to know about the scenario.
+
+    (``agents.rollout.EpisodeRecord`` is another layer's concept: per-agent sums over any
+    PettingZoo env's infos, for the trainer's logs.)"""
 
     organizations: tuple[str, ...]
     base_score: float
     base_domain_scores: Mapping[str, float]
-    rounds: tuple[RoundRecord, ...]
+    rounds: tuple[RoundOutcome, ...]
     malicious: frozenset[str] = frozenset()
     unknown_domains: tuple[str, ...] = ()  # domains the base model was not pretrained on
 
@@ -137,7 +123,7 @@ def episode_metrics(episode: EpisodeRecord) -> dict[str, float | None]:
         "model/score_gain": gain,
         "model/private_domain_gain": float(np.mean(private)) if private else None,
         "cost/total_payout": total_payout,
-        "cost/total_org_cost": sum(row.cost for _, row in cells),
+        "cost/total_org_cost": sum(row.costs.total for _, row in cells),
         "efficiency/gain_per_payout": gain / total_payout if total_payout > 0 else None,
         "participation/rate": sum(row.participated for _, row in cells) / slots,
         "fairness/contribution_payout_corr": pearson(

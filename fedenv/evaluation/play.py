@@ -2,13 +2,15 @@
 
 A *run* is one (scenario, mechanism, seed): the scenario's env with ``incentives.mechanism`` set
 to the mechanism, a controller from the caller's policy factory (which may first train on that
-env), and ``episodes`` evaluation episodes whose reset seeds derive from the run's seed alone.
+env, with :func:`play_episode` and ``learn=True``), and ``episodes`` evaluation episodes whose
+reset seeds derive from the run's seed alone (``derive_seed(seed, "evaluation", episode)``,
+:mod:`fedenv.seeding`).
 Every mechanism thus meets the same world, the same episode seeds and the same policy seeds
 (common random numbers): what differs between two rows is the mechanism, and how the policy
 answers it.  The scenario keeps its own ``seed`` (its data, base model and identities).
 
 Each metric (:data:`~fedenv.evaluation.metrics.METRICS`) is computed per episode from the env's
-infos (:mod:`fedenv.evaluation.metrics`), then averaged over the run's episodes;
+round records (:mod:`fedenv.evaluation.metrics`), then averaged over the run's episodes;
 :mod:`fedenv.evaluation.report` aggregates runs over seeds and writes the outputs.
 
 This module knows nothing of ``agents/``: a policy factory is any picklable callable
@@ -34,8 +36,6 @@ from fedenv.errors import ConfigError
 from fedenv.evaluation.metrics import (
     METRICS,
     EpisodeRecord,
-    OrgRound,
-    RoundRecord,
     episode_metrics,
     jain_index,
     mean_metrics,
@@ -44,21 +44,20 @@ from fedenv.evaluation.metrics import (
 from fedenv.scenario import Scenario, load_scenario
 from fedenv.scoring.contribution import METHODS
 from fedenv.scoring.incentives import MECHANISMS
+from fedenv.seeding import derive_seed
 
 __all__ = [
     "METRICS",
     "Comparison",
     "Controller",
     "EpisodeRecord",
-    "OrgRound",
+    "Learner",
     "Plan",
     "PolicyFactory",
-    "RoundRecord",
     "RunResult",
     "RunSpec",
     "compare",
     "episode_metrics",
-    "episode_seed",
     "jain_index",
     "mean_metrics",
     "pearson",
@@ -78,6 +77,20 @@ class Controller(Protocol):
     def act(self, observations: Mapping[str, np.ndarray]) -> Mapping[str, int]: ...
 
 
+class Learner(Controller, Protocol):
+    """A controller that also learns from each step (as ``agents.Team`` does)."""
+
+    def learn(
+        self,
+        observations: Mapping[str, np.ndarray],
+        actions: Mapping[str, int],
+        rewards: Mapping[str, float],
+        next_observations: Mapping[str, np.ndarray],
+        terminations: Mapping[str, bool],
+        truncations: Mapping[str, bool],
+    ) -> Mapping[str, float]: ...
+
+
 PolicyFactory = Callable[[Any, int], Controller]
 """``factory(env, seed)``: the controller of one run; it may train on ``env`` first."""
 
@@ -86,11 +99,18 @@ PolicyFactory = Callable[[Any, int], Controller]
 
 
 def play_episode(
-    env: Any, controller: Controller, *, seed: int, unknown_domains: Sequence[str] = ()
+    env: Any,
+    controller: Controller | Learner,
+    *,
+    seed: int,
+    unknown_domains: Sequence[str] = (),
+    learn: bool = False,
 ) -> EpisodeRecord:
     """Reset a fedenv ``env`` with ``seed``, play until every organization is done, record it.
 
-    The base model's scores are read from the reset observations (scores / 10, float32)."""
+    The episode's rounds are the env's own records (``env.round_log``).  With ``learn``, the
+    controller (a :class:`Learner`) learns from every step.  The base model's scores are read
+    from the reset observations (scores / 10, float32)."""
     from fedenv.fedorg import OBS_FIELDS
 
     observations, _ = env.reset(seed=seed)
@@ -102,31 +122,22 @@ def play_episode(
         domain_of[org]: 10.0 * float(obs[OBS_FIELDS.index(_OWN_DOMAIN)])
         for org, obs in observations.items()
     }
-    rounds = []
     while env.agents:
-        actions = controller.act({org: observations[org] for org in env.agents})
-        observations, _, _, _, infos = env.step(dict(actions))
-        any_info = next(iter(infos.values()))
-        rounds.append(
-            RoundRecord(
-                orgs={
-                    org: OrgRound(
-                        participated=bool(info["participated"]),
-                        accepted=bool(info["accepted"]),
-                        contribution=float(info["contribution"]),
-                        payout=float(info["payout"]),
-                        cost=float(info["cost_total"]),
-                        reward=float(info["reward"]),
-                    )
-                    for org, info in infos.items()
-                },
-                global_score=float(any_info[_GLOBAL]),
-                domain_scores={d: float(s) for d, s in any_info["domain_scores"].items()},
+        actions = dict(controller.act({org: observations[org] for org in env.agents}))
+        next_observations, rewards, terminations, truncations, _ = env.step(actions)
+        if learn:
+            controller.learn(
+                observations, actions, rewards, next_observations, terminations, truncations
             )
-        )
+        observations = next_observations
     malicious = frozenset(o.name for o in env.scenario.organizations if o.behaviour != "honest")
     return EpisodeRecord(
-        organizations, base_score, base_domains, tuple(rounds), malicious, tuple(unknown_domains)
+        organizations,
+        base_score,
+        base_domains,
+        tuple(env.round_log),
+        malicious,
+        tuple(unknown_domains),
     )
 
 
@@ -254,11 +265,6 @@ class RunResult:
     run_dir: str | None
 
 
-def episode_seed(seed: int, episode: int) -> int:
-    """The reset seed of evaluation episode ``episode`` of a run with ``seed``."""
-    return int(np.random.SeedSequence([seed, 0xE7A1, episode]).generate_state(1)[0])
-
-
 def unknown_domains(scenario: Scenario) -> tuple[str, ...]:
     """The scenario's domains that an embedded base model was not pretrained on."""
     from fedenv.data.model import PRESETS
@@ -285,7 +291,12 @@ def run_one(spec: RunSpec, policy: PolicyFactory) -> RunResult:
         controller = policy(env, spec.seed)
         domains = unknown_domains(spec.scenario)
         episodes = [
-            play_episode(env, controller, seed=episode_seed(spec.seed, e), unknown_domains=domains)
+            play_episode(
+                env,
+                controller,
+                seed=derive_seed(spec.seed, "evaluation", e),
+                unknown_domains=domains,
+            )
             for e in range(spec.episodes)
         ]
     finally:
