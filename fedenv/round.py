@@ -21,7 +21,7 @@ The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -160,35 +160,10 @@ class RoundPlayer:
             )
             height = ledgers.seal()
 
-        orgs = {}
-        for org, k in levels.items():
-            spec = self.orgs[org]
-            costs = (
-                round_costs(
-                    spec.unit_cost,
-                    sc.level(k).compute,
-                    sc.costs,
-                    transactions=len(tx_ids[org]),
-                    trains=TRAINS[spec.behaviour],
-                )
-                if k
-                else RoundCosts()
-            )
-            gain = after.domains[spec.domain].score - before.domains[spec.domain].score
-            model_value = sc.incentives.model_value_weight * gain if k else 0.0
-            payout = float(payouts.get(org, 0.0))
-            orgs[org] = OrgOutcome(
-                domain=spec.domain,
-                level=k,
-                local_steps=sc.level(k).local_steps if k else 0,
-                contribution=float(contribution.get(org, 0.0)),
-                payout=payout,
-                costs=costs,
-                model_value=model_value,
-                reward=payout + model_value - costs.total,
-                accepted=org in accepted,
-                tx_ids=tuple(tx_ids[org]),
-            )
+        orgs = {
+            org: self._org_outcome(org, k, before, after, contribution, payouts, accepted, tx_ids)
+            for org, k in levels.items()
+        }
         return RoundOutcome(
             episode=self.episode,
             round=index,
@@ -202,6 +177,55 @@ class RoundPlayer:
             evaluations=values.evaluations,
             orgs=orgs,
             timings=watch.seconds,
+        )
+
+    def _org_outcome(
+        self,
+        org: str,
+        level: int,
+        before: BenchmarkResult,
+        after: BenchmarkResult,
+        contribution: Mapping[str, float],
+        payouts: Mapping[str, float],
+        accepted: Sequence[str],
+        tx_ids: Mapping[str, Sequence[str]],
+    ) -> OrgOutcome:
+        """``org``'s costs, model value and reward (nothing of them when it sat out)."""
+        sc, spec = self.scenario, self.orgs[org]
+        if not level:  # sat out: no update, no transaction, nothing paid, owed or gained
+            return OrgOutcome(
+                domain=spec.domain,
+                level=0,
+                local_steps=0,
+                contribution=0.0,
+                payout=0.0,
+                costs=RoundCosts(),
+                model_value=0.0,
+                reward=0.0,
+                accepted=False,
+                tx_ids=(),
+            )
+        costs = round_costs(
+            spec.unit_cost,
+            sc.level(level).compute,
+            sc.costs,
+            transactions=len(tx_ids[org]),
+            trains=TRAINS[spec.behaviour],
+        )
+        gain = after.domains[spec.domain].score - before.domains[spec.domain].score
+        model_value = sc.incentives.model_value_weight * gain
+        payout = float(payouts.get(org, 0.0))
+        return OrgOutcome(
+            domain=spec.domain,
+            level=level,
+            local_steps=sc.level(level).local_steps,
+            contribution=float(contribution.get(org, 0.0)),
+            payout=payout,
+            costs=costs,
+            model_value=model_value,
+            reward=payout + model_value - costs.total,
+            accepted=org in accepted,
+            tx_ids=tuple(tx_ids[org]),
         )
 
     def _updates(self, participants: Mapping[str, Participant], index: int) -> list[ClientUpdate]:
