@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import evaluate
+import fedenv
 from fedenv.evaluation.play import METRICS
 
 TINY = ["--scenario", "tiny", "--no-progress"]
@@ -134,3 +135,17 @@ def test_a_tiny_comparison_prints_its_table_and_writes_its_results(tmp_path, cap
     code, _, err = _main(capsys, *argv)  # the same folder again: refused, results kept
     assert code == 2
     assert "argument --out: " in err and "already holds results" in err
+
+
+def test_a_learning_policy_trains_on_the_runs_env_then_acts_greedily():
+    env = fedenv.parallel_env("tiny", max_rounds=1, device="cpu")
+    try:
+        controller = evaluate.AgentsPolicy("q_learning,skyway=never", train_episodes=2)(env, 0)
+        observations = {org: env.observation_space(org).sample() for org in env.possible_agents}
+        actions = controller.act(observations)
+    finally:
+        env.close()
+    learners = {o: p for o, p in controller.team.policies.items() if o != "skyway"}
+    assert all(p.episodes_done == 2 for p in learners.values())  # two training episodes
+    assert all(p.table for p in learners.values())  # each learned from the steps it played
+    assert actions["skyway"] == 0 and set(actions) == set(env.possible_agents)
