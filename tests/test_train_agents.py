@@ -49,7 +49,8 @@ def test_help_lists_the_options(capsys):
     (["--scenario", "nowhere"], "argument --scenario: cannot create the env for 'nowhere'"),
     (["--resume", "no/such/run"], "argument --resume: no/such/run is not a run folder"),
     (["--env", "no_such_module:make"], "argument --env: cannot load"),
-    (["--device", "tpu"], "argument --device: must be 'auto', 'cpu' or 'cuda[:N]', got 'tpu'"),
+    (["--device", "tpu"], "argument --device: must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+    (["--device", "mps"], "argument --device: 'mps' is not supported"),
 ])
 def test_bad_options_exit_2_naming_the_option(tmp_path, capsys, argv, message):
     code, _, err = _main(capsys, *SUPPORT, "--scenario", "tiny", "--runs-dir", str(tmp_path),
