@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from chains.fabric import CollectionConfig, Network, ValidationCode, verify_channel_file
-from chains.fabric.block import data_hash, header_bytes
-from chains.fabric.codec import canonical, sha256_hex
+from chains.canonical import canonical_json
+from chains.fabric import (
+    CollectionConfig,
+    Gateway,
+    LedgerStateError,
+    Network,
+    ValidationCode,
+    verify_channel_file,
+)
+from chains.fabric.block import Block, BlockHeader, data_hash
+from chains.fabric.codec import sha256_hex
 from chains.verify import verify_path
 
 ORGS = ("Org1", "Org2", "Org3")
@@ -32,7 +40,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "put": lambda stub, key, value: stub.put_state(key, value), "incr": _incr,
         "pput": lambda stub, key: stub.put_private_data("org1", key,
                                                         stub.get_transient()["v"])})
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     assert gw.submit("kv", "put", "k", "v").block_number == 2
     first, second = gw.submit_async("kv", "incr", "n"), gw.submit_async("kv", "incr", "n")
     assert (first.status().code, second.status().code) == (ValidationCode.VALID,
@@ -66,7 +74,7 @@ def envelope(path: Path, block: int, index: int) -> dict:
 
 def set_envelope(path: Path, block: int, index: int, env: dict) -> None:
     execute(path, "UPDATE transactions SET envelope = ? WHERE block = ? AND idx = ?",
-            canonical(env), block, index)
+            canonical_json(env), block, index)
 
 
 def reasons(path: Path) -> list[tuple[int | None, str]]:
@@ -75,12 +83,26 @@ def reasons(path: Path) -> list[tuple[int | None, str]]:
     return [(p.block, p.reason) for p in report.problems]
 
 
+def header_of(path: Path, number: int) -> dict:
+    conn = sqlite3.connect(path)
+    (raw,) = conn.execute("SELECT header FROM blocks WHERE number = ?", (number,)).fetchone()
+    conn.close()
+    return json.loads(raw)
+
+
+def set_header(path: Path, number: int, header: dict, *, rehash: bool = False) -> None:
+    raw = canonical_json(header)
+    execute(path, "UPDATE blocks SET header = ? WHERE number = ?", raw, number)
+    if rehash:
+        execute(path, "UPDATE blocks SET hash = ? WHERE number = ?", sha256_hex(raw), number)
+
+
 def test_honest_files_verify(ledger: Path) -> None:
     reports = verify_path(ledger)
-    assert [r.kind for r in reports] == ["fabric-channel"] * 3
+    assert sorted(r.kind for r in reports) == ["fabric-channel"] * 3 + ["fabric-orderer"]
     assert all(r.ok for r in reports), [r.summary() for r in reports]
     assert {(r.blocks, r.transactions) for r in reports} == {(6, 7)}
-    assert len({r.head for r in reports}) == 1  # every peer has the same chain
+    assert len({r.head for r in reports}) == 1  # every peer has the orderer's chain
 
 
 def test_changed_write_value(ledger: Path, tmp_path: Path) -> None:
@@ -100,12 +122,9 @@ def test_changed_write_value_with_rehashed_block(ledger: Path, tmp_path: Path) -
     env = envelope(path, 2, 0)
     env["payload"]["body"]["rwset"]["writes"] = [["k", b"x".hex()]]
     set_envelope(path, 2, 0, env)
-    conn = sqlite3.connect(path)
-    (previous,) = conn.execute("SELECT previous_hash FROM blocks WHERE number = 2").fetchone()
-    conn.close()
-    d_hash = data_hash([canonical(env)])
-    execute(path, "UPDATE blocks SET data_hash = ?, hash = ? WHERE number = 2", d_hash,
-            sha256_hex(header_bytes(2, previous, d_hash)))
+    header = header_of(path, 2)
+    header["data_hash"] = data_hash([canonical_json(env)])
+    set_header(path, 2, header, rehash=True)
     found = reasons(path)
     assert found[0] == (2, "orderer-signature")
     assert (2, "creator-signature") in found and (3, "previous-hash") in found
@@ -134,9 +153,9 @@ def test_removed_block(ledger: Path, tmp_path: Path) -> None:
 
 def test_changed_previous_hash(ledger: Path, tmp_path: Path) -> None:
     path = copy_of(ledger, tmp_path)
-    execute(path, "UPDATE blocks SET previous_hash = ? WHERE number = 3", "ab" * 32)
+    set_header(path, 3, {**header_of(path, 3), "previous_hash": "ab" * 32})
     found = reasons(path)
-    assert found[0] == (3, "previous-hash")
+    assert found[:2] == [(3, "previous-hash"), (3, "block-hash")]
 
 
 @pytest.mark.parametrize("index, flipped", [(0, "MVCC_READ_CONFLICT"), (1, "VALID")])
@@ -148,7 +167,7 @@ def test_flipped_validation_code(ledger: Path, tmp_path: Path, index: int, flipp
 
 def test_changed_orderer_signature(ledger: Path, tmp_path: Path) -> None:
     path = copy_of(ledger, tmp_path)
-    execute(path, "UPDATE blocks SET signature = ? WHERE number = 4", "00" * 64)
+    execute(path, "UPDATE blocks SET signature = ? WHERE number = 4", bytes(64))
     assert reasons(path) == [(4, "orderer-signature")]
 
 
