@@ -16,6 +16,7 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def name_problem(name: object) -> str | None:
     return None
 
 
-def _digest(root: Path, name: str, limit: int) -> tuple[str, str]:
+def _digest(root: Path, name: str, limit: int, deadline: float | None) -> tuple[str, str]:
     """(reason, detail) of a problem, or ("", hex digest) of the artifact's bytes."""
     parts = name.split("/")
     fds: list[int] = []
@@ -69,6 +70,8 @@ def _digest(root: Path, name: str, limit: int) -> tuple[str, str]:
             return "artifact-size", f"{name} has {info.st_size} bytes; the limit is {limit}"
         h, read = hashlib.sha256(), 0
         while chunk := os.read(fd, 1 << 20):
+            if deadline is not None and time.monotonic() > deadline:
+                return "timeout", f"{name}: verification ran past its time limit"
             read += len(chunk)
             if read > limit:
                 return "artifact-size", f"{name} grew beyond {limit} bytes while being read"
@@ -86,7 +89,7 @@ def _digest(root: Path, name: str, limit: int) -> tuple[str, str]:
 
 
 def check_artifacts(root: Path, artifacts: Iterable[tuple[int, object, object]],
-                    limits: VerifyLimits) -> list[Problem]:
+                    limits: VerifyLimits, deadline: float | None = None) -> list[Problem]:
     """Problems of each (block, name, digest) named by a ledger whose folder is `root`."""
     problems = []
     for block, name, digest in artifacts:
@@ -95,7 +98,7 @@ def check_artifacts(root: Path, artifacts: Iterable[tuple[int, object, object]],
             problems.append(Problem(block, "artifact-path", f"{str(name)[:80]!r}: {why}"))
             continue
         assert isinstance(name, str)
-        reason, found = _digest(root, name, limits.max_artifact_bytes)
+        reason, found = _digest(root, name, limits.max_artifact_bytes, deadline)
         if reason:
             problems.append(Problem(block, reason, found))
         elif found != digest:

@@ -11,6 +11,7 @@ recomputed from the signed bodies and headers, and a file where one disagrees is
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -59,9 +60,10 @@ class _Peek:
 
 
 def replay(conn: sqlite3.Connection, state: LedgerState, *, signatures_from: int = 0,
-           on_block: OnBlock | None = None) -> int:
+           on_block: OnBlock | None = None, deadline: float | None = None) -> int:
     """Replay every stored block into `state`; returns how many. ReplayFailure on the first
-    block (or leftover) that does not verify; `on_block(height, rows)` sees each verified one."""
+    block (or leftover) that does not verify, or ("timeout") past `deadline` (a
+    `time.monotonic()` value); `on_block(height, rows)` sees each verified one."""
     used: set[str] = set()
     certs: dict[str, bytes | None] = {}
 
@@ -81,6 +83,8 @@ def replay(conn: sqlite3.Connection, state: LedgerState, *, signatures_from: int
                                           "ORDER BY last, level"), _NODE_TYPES, "nodes"))
         for block in rows:
             height = block[0]
+            if deadline is not None and time.monotonic() > deadline:
+                raise Violation("timeout", "verification ran past its time limit")
             block_txs = txs.take_while(lambda row, h=height: row[1] <= h)
             size = state.frontier.size + len(block_txs)
             block_nodes = nodes.take_while(lambda row, s=size: row[0] < s)

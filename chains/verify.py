@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,7 @@ def verify_ledger_file(path: str | Path, *, artifact_root: str | Path | None = N
 
 def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain,
                    artifact_root: Path | None, known_heads: list[tuple[int, bytes]],
-                   limits: VerifyLimits) -> None:
+                   limits: VerifyLimits, deadline: float) -> None:
     problem = check_schema(conn, store.SCHEMA)
     if problem:
         report.problems.append(Problem(None, "schema", problem))
@@ -104,7 +105,7 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
                 artifacts.append((height, payload.get("artifact"), payload.get("digest")))
 
     try:
-        replay(conn, state, on_block=on_block)
+        replay(conn, state, on_block=on_block, deadline=deadline)
     except ReplayFailure as exc:
         report.problems.append(Problem(exc.block, exc.reason, exc.detail))
     if state.head is not None:
@@ -116,7 +117,7 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
         report.problems.append(Problem(None, "meta", "meta.chain is not the genesis id"))
     report.problems.extend(_check_known_heads(conn, state.frontier.size, known_heads))
     if artifact_root is not None:
-        report.problems.extend(check_artifacts(artifact_root, artifacts, limits))
+        report.problems.extend(check_artifacts(artifact_root, artifacts, limits, deadline))
 
 
 def _check_known_heads(conn: sqlite3.Connection, size: int,
@@ -150,6 +151,7 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
                  limits: VerifyLimits, *, expect: str | None = None
                  ) -> tuple[VerifyReport, _Chain]:
     report, chain = VerifyReport(str(path), expect or "unknown", False, 0, 0), _Chain()
+    deadline = time.monotonic() + limits.max_seconds
     try:
         with open_readonly(path, limits) as conn:
             truncated = truncation(path)
@@ -159,10 +161,13 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
             kind = _read_kind(conn)
             report.kind = kind or report.kind
             if kind == store.KIND:
-                _verify_public(conn, report, chain, artifact_root, known_heads, limits)
+                _verify_public(conn, report, chain, artifact_root, known_heads, limits, deadline)
+            elif expect is not None:
+                report.problems.append(Problem(None, "meta", f"meta.kind is {kind!r}, not "
+                                                             f"{expect!r}"))
             elif kind in (_CHANNEL_KIND, ORDERER_KIND):
                 check = check_channel if kind == _CHANNEL_KIND else check_orderer
-                chain.key, chain.hashes = check(conn, report)
+                chain.key, chain.hashes = check(conn, report, deadline)
             else:
                 report.problems.append(Problem(None, "unknown-kind", f"meta.kind is {kind!r}"))
     except UnsafeFile as exc:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from chains.fabric import (
-    Gateway,
     AccessDeniedError,
     ChaincodeError,
     Channel,
     ConfigError,
     EndorsementError,
+    Gateway,
     MalformedError,
     Network,
     ValidationCode,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from chains.fabric import (
-    Gateway,
     Channel,
     CollectionConfig,
     EndorsementError,
+    Gateway,
     Network,
     PrivateDataAccessError,
     ValidationCode,

@@ -17,8 +17,9 @@ from chains.fabric import (
     ValidationCode,
     verify_channel_file,
 )
-from chains.fabric.block import Block, BlockHeader, data_hash
+from chains.fabric.block import Block, data_hash
 from chains.fabric.codec import sha256_hex
+from chains.fabric.transaction import Envelope
 from chains.verify import verify_path
 
 ORGS = ("Org1", "Org2", "Org3")
@@ -185,3 +186,76 @@ def test_not_a_channel_file(tmp_path: Path) -> None:
     execute(path, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
     execute(path, "INSERT INTO meta VALUES ('kind', 'public-ledger')")
     assert reasons(path) == [(None, "meta")]
+
+
+# --- an orderer that equivocates, and derived state a peer refuses on reopen ---------------------
+def test_an_equivocating_orderer_is_caught_by_comparing_the_files(tmp_path: Path) -> None:
+    """The orderer signs two different blocks at one height and gives one to each peer: each
+    file verifies alone, the folder does not, and the fork names both block hashes."""
+    net = Network.create(ORGS, seed=13, path=tmp_path)
+    ch = net.create_channel("ch", ORGS, "OR('Org1.peer', 'Org2.peer', 'Org3.peer')")
+    ch.install_chaincode("kv", {"put": lambda stub, key, value: stub.put_state(key, value)})
+    gw = Gateway(ch, net.client("Org1"))
+    one = gw.endorse(gw.propose("kv", "put", "k", "one")).envelope
+    two = gw.endorse(gw.propose("kv", "put", "k", "two")).envelope
+    store = ch.orderer.store
+    blocks = [Block.cut(ch.height, store.last_hash, store.last_time, ch.config.chain_id,
+                        (env.raw,), net.orderer) for env in (one, two)]
+    assert blocks[0].number == blocks[1].number and blocks[0].hash != blocks[1].hash
+    store.append(blocks[0])
+    ch.peers[0].commit(blocks[0])
+    for peer in ch.peers[1:]:
+        peer.commit(blocks[1])
+    net.close()
+    alone = [verify_channel_file(p) for p in sorted((tmp_path / "ch").glob("*.db"))]
+    assert all(r.ok for r in alone), [r.summary() for r in alone]
+    reports = {Path(r.path).name: r for r in verify_path(tmp_path)}
+    forks = [(name, p) for name, r in reports.items() for p in r.problems if p.reason == "fork"]
+    assert {name for name, _ in forks} == {"peer0.Org2.db", "peer0.Org3.db"}
+    for _, problem in forks:
+        assert problem.block == blocks[0].number
+        assert blocks[0].hash in problem.detail and blocks[1].hash in problem.detail
+    assert not reports["peer0.Org2.db"].ok and reports["peer0.Org1.db"].ok
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    ("UPDATE transactions SET code = 'BAD_SIGNATURE' WHERE block = 2", "validation-code"),
+    ("UPDATE transactions SET tx_id = 'x' WHERE block = 2", "tx-id"),
+    ("UPDATE state SET block = 0 WHERE key = 'k'", "world-state"),
+    ("DELETE FROM hashed_state", "world-state"),
+    ("DELETE FROM chaincodes", "chaincodes"),
+    ("UPDATE chaincodes SET definition = '{}'", "chaincodes"),
+    ("INSERT INTO state VALUES ('kv', 'extra', x'00', 2, 0)", "world-state"),
+    ("UPDATE transactions SET envelope = CAST(envelope AS TEXT) WHERE block = 2",
+     "malformed-row"),
+    ("CREATE TRIGGER t AFTER INSERT ON blocks BEGIN DELETE FROM state; END", "schema"),
+])
+def test_reopen_refuses_a_file_whose_derived_state_disagrees(ledger: Path, tmp_path: Path,
+                                                             tamper: str, reason: str) -> None:
+    folder = tmp_path / "run"
+    (folder / "ch").mkdir(parents=True)
+    for file in (ledger / "ch").glob("*.db"):
+        (folder / "ch" / file.name).write_bytes(file.read_bytes())
+    execute(folder / "ch" / "peer0.Org2.db", tamper)
+    assert reason in [r for _, r in reasons(folder / "ch" / "peer0.Org2.db")]
+    net = Network.create(ORGS, seed=9, path=folder)
+    with pytest.raises(LedgerStateError, match="peer0.Org2.db"):
+        net.create_channel("ch", ORGS, "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')",
+                           collections=[CollectionConfig("org1", "OR('Org1.member')")])
+    net.close()
+
+
+def test_a_replayed_envelope_stays_a_duplicate_after_reopen(ledger: Path, tmp_path: Path) -> None:
+    """Claimed tx ids are never stored: they come back from the replay, so no edit of the file
+    makes a committed envelope VALID again."""
+    folder = tmp_path / "run"
+    (folder / "ch").mkdir(parents=True)
+    for file in (ledger / "ch").glob("*.db"):
+        (folder / "ch" / file.name).write_bytes(file.read_bytes())
+    raw = envelope(folder / "ch" / "peer0.Org1.db", 2, 0)
+    net = Network.create(ORGS, seed=9, path=folder)
+    ch = net.create_channel("ch", ORGS, "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')",
+                            collections=[CollectionConfig("org1", "OR('Org1.member')")])
+    again = ch.broadcast(Envelope.from_bytes(canonical_json(raw))).status()
+    assert again is not None and again.code is ValidationCode.DUPLICATE_TXID
+    net.close()

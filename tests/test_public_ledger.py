@@ -515,7 +515,7 @@ def test_an_inclusion_proof_is_bound_to_the_size_of_the_tree_head(tmp_path, org)
         head = ledger.tree_head()
         assert head.size == 8
         conn = sqlite3.connect(tmp_path / "p.db")
-        node = lambda level, index: store.read_node(conn, level, index)  # noqa: E731
+        node = lambda level, index: store.read_node(conn, level, index)
         interior, sibling = range_hash(0, 4, node), range_hash(4, 8, node)
         conn.close()
         assert verify_inclusion(0, 2, interior, [sibling], head.root)  # the bare math says yes
@@ -532,3 +532,40 @@ def test_an_inclusion_proof_is_bound_to_the_size_of_the_tree_head(tmp_path, org)
         assert proof.verify(old, head) and not proof.verify(head, old)
         swapped = TreeHead(old.log, 2, old.root, old.timestamp)
         assert not proof.verify(swapped, head)
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"[" * 100_000 + b"]" * 100_000, "nests deeper|limit"),
+    (b'{"chain":"","kind":"anchor","nonce":' + b"9" * 5000 + b',"payload":{},"sender":""}',
+     "outside"),
+    (b'{"payload":' + b'{"a":' * 50 + b"1" + b"}" * 50 + b"}", "nests deeper"),
+    (b" " * (2 << 20), "limit"),
+    (b'{"chain":"","kind":"anchor","nonce":0,"payload":{"x":NaN},"sender":""}', "NaN"),
+    (b'{"chain":"","kind":"anchor","nonce":0,"payload":{"x":"\\ud800"},"sender":""}', "Unicode"),
+    (b"\xff\xfe", "UTF-8"),
+])
+def test_hostile_bodies_are_malformed_errors_not_crashes(body, problem, org):
+    from chains.errors import MalformedError
+
+    with pytest.raises(MalformedError, match=problem):
+        Transaction.decode(body, bytes(64), org.clients[0].cert_pem)
+
+
+def test_every_kind_bounds_its_payload(tmp_path, org):
+    with org.ledger(tmp_path / "p.db") as ledger:
+        big_crl = {"crl": "00" * 250_000, "msp_id": "Org1MSP"}  # 500 kB: no CRL is this big
+        with pytest.raises(TransactionRejected, match="revoke.*limit is 163840"):
+            ledger.transact(org.admins[1], "revoke", big_crl)
+        with pytest.raises(TransactionRejected, match="carries only"):
+            ledger.transact(org.admins[1], "revoke", {"crl": "00", "msp_id": "Org1MSP",
+                                                      "note": "x"})
+        forged = Transaction.create(org.admins[1], "revoke", big_crl,
+                                    nonce=0, chain=ledger.chain_id)
+        with pytest.raises(TransactionRejected) as err:
+            ledger.submit(forged)  # a signed oversized one is refused just the same
+        assert err.value.reason == "tx-payload"
+        with pytest.raises(TransactionRejected, match="nests deeper than 5"):
+            ledger.transact(org.clients[0], "anchor", {"digest": digest("d"),
+                                                        "x": [[[[[1]]]]]})
+        with pytest.raises(TransactionRejected, match="outside"):
+            ledger.transact(org.clients[0], "anchor", {"digest": digest("d"), "n": 2**60})

@@ -145,8 +145,9 @@ class Peer:
             raise EndorsementError(f"peer {self.name}: tx_id is not SHA-256(nonce || creator)")
         return Creator(msp_id, role, proposal.creator)
 
-    def _simulate(self, proposal: SignedProposal) -> tuple[ChaincodeStub, bytes]:
-        creator = self._creator(proposal)
+    def _simulate(self, proposal: SignedProposal, creator: Creator | None = None
+                  ) -> tuple[ChaincodeStub, bytes]:
+        creator = creator or self._creator(proposal)
         chaincode, fn_name = proposal.header["chaincode"], proposal.header["fn"]
         if chaincode not in self.validator.definitions:
             raise ChaincodeError(f"chaincode {chaincode!r} is not defined on channel "
@@ -172,9 +173,10 @@ class Peer:
     def endorse(self, proposal: SignedProposal) -> ProposalResponse:
         """Simulate and sign; writes nothing. The response carries the simulation's private
         plaintext (never signed, never ordered) for the channel to hand to member peers."""
+        creator = self._creator(proposal)
         if proposal.tx_id in self.tx_ids:
             raise EndorsementError(f"peer {self.name}: tx_id {proposal.tx_id} was already used")
-        stub, payload = self._simulate(proposal)
+        stub, payload = self._simulate(proposal, creator)
         body = {"proposal_hash": proposal.proposal_hash,
                 "sequence": self.validator.definitions[stub.rwset.ns].sequence,
                 "rwset": stub.rwset.to_dict(), "status": 200, "payload": payload.hex()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import dataclass, field
 
 from chains.errors import ChainsError, IdentityError, MalformedError
@@ -115,15 +116,21 @@ def check_link(replay: ChannelReplay, block: Block, stored_hash: str, msp: MSP,
 
 
 def replay_blocks(conn: sqlite3.Connection, *, table: str = "transactions",
-                  columns: str = "idx, tx_id, code, envelope", validate: bool = True
-                  ) -> ChannelReplay:
-    """Replay the `blocks` of a channel or orderer file (see the module doc)."""
+                  columns: str = "idx, tx_id, code, envelope", validate: bool = True,
+                  deadline: float | None = None) -> ChannelReplay:
+    """Replay the `blocks` of a channel or orderer file (see the module doc); past `deadline`
+    (a `time.monotonic()` value) it stops with a "timeout" problem."""
     replay = ChannelReplay()
     msp: MSP | None = None
     rows = conn.execute("SELECT number, header, hash, orderer, signature FROM blocks "
                         "ORDER BY number")
     for row in rows:
         number = row[0]
+        if deadline is not None and time.monotonic() > deadline:
+            replay.problems.append(Problem(number, "timeout", "verification ran past its "
+                                                              "time limit"))
+            replay.complete = False
+            break
         if number != replay.height:
             replay.problems.extend(Problem(n, "missing-block", "no such block in the file")
                                    for n in range(replay.height, min(number, replay.height + 5))

@@ -10,6 +10,7 @@ compares the files of one channel block by block to catch an orderer that equivo
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,13 +70,14 @@ def _finish(replay: ChannelReplay, report: VerifyReport, meta: dict) -> tuple[st
     return f"fabric:{replay.config.chain_id}", replay.hashes
 
 
-def check_channel(conn: sqlite3.Connection, report: VerifyReport) -> tuple[str, list[str]]:
+def check_channel(conn: sqlite3.Connection, report: VerifyReport, deadline: float | None = None
+                  ) -> tuple[str, list[str]]:
     """Verify an open peer file into `report`; returns (chain key, block hashes)."""
     meta = _meta(conn, report, store.SCHEMA, store.KIND, store.FORMAT)
     if meta is None:
         return "", []
     conn.execute("BEGIN")
-    replay = replay_blocks(conn)
+    replay = replay_blocks(conn, deadline=deadline)
     orphans = conn.execute("SELECT count(*) FROM transactions WHERE block NOT IN "
                            "(SELECT number FROM blocks)").fetchone()[0]
     if orphans:
@@ -85,13 +87,15 @@ def check_channel(conn: sqlite3.Connection, report: VerifyReport) -> tuple[str, 
     return _finish(replay, report, meta)
 
 
-def check_orderer(conn: sqlite3.Connection, report: VerifyReport) -> tuple[str, list[str]]:
+def check_orderer(conn: sqlite3.Connection, report: VerifyReport, deadline: float | None = None
+                  ) -> tuple[str, list[str]]:
     """Verify an open orderer file into `report`; returns (chain key, block hashes)."""
     meta = _meta(conn, report, orderer_store.SCHEMA, orderer_store.KIND, orderer_store.FORMAT)
     if meta is None:
         return "", []
     conn.execute("BEGIN")
-    replay = replay_blocks(conn, table="envelopes", columns="idx, envelope", validate=False)
+    replay = replay_blocks(conn, table="envelopes", columns="idx, envelope", validate=False,
+                           deadline=deadline)
     return _finish(replay, report, meta)
 
 
@@ -101,6 +105,7 @@ def verify_channel_file(path: str | Path, *, limits: VerifyLimits = DEFAULT_LIMI
     `problems` name each block and reason."""
     path = Path(path)
     report = VerifyReport(str(path), store.KIND, False, 0, 0)
+    deadline = time.monotonic() + limits.max_seconds
     try:
         with open_readonly(path, limits) as conn:
             truncated = truncation(path)
@@ -110,9 +115,9 @@ def verify_channel_file(path: str | Path, *, limits: VerifyLimits = DEFAULT_LIMI
                 kind = _read_kind(conn)
                 if kind == ORDERER_KIND:
                     report.kind = ORDERER_KIND
-                    check_orderer(conn, report)
+                    check_orderer(conn, report, deadline)
                 else:
-                    check_channel(conn, report)
+                    check_channel(conn, report, deadline)
     except UnsafeFile as exc:
         report.problems.append(Problem(None, exc.reason, exc.detail))
     except sqlite3.DatabaseError as exc:
