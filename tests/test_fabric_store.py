@@ -96,7 +96,7 @@ def test_a_crash_between_commit_and_checkpoint_is_scrubbed_on_open(tmp_path: Pat
     report = verify_channel_file(folder / "peer0.Org1.db")  # verify reads a private copy
     assert report.ok, report.summary()
     assert files_holding(folder, SECRET[:17])  # ...and changed nothing
-    net, ch, gw = open_channel(tmp_path)  # reopening scrubs before anything else
+    net, ch, _ = open_channel(tmp_path)  # reopening scrubs before anything else
     assert all(not p.store.scrub_pending for p in ch.peers)
     assert files_holding(folder, SECRET[:17]) == []
     assert ch.peers[0].private_record("pdc", "c", "k") is None

@@ -203,10 +203,10 @@ def _channel(folder: Path) -> Path:
     "UPDATE meta SET value = 3 WHERE key = 'format'",
     "DELETE FROM blocks WHERE number = 0",
     "UPDATE chaincodes SET definition = '[' || substr(hex(zeroblob(5000)), 1, 5000)",
-    "UPDATE transactions SET envelope = CAST(replace(CAST(envelope AS TEXT), "
-    "'\"endorsement_policy\":\"OR(''Org1.peer'', ''Org2.peer'')\"', "
-    "'\"endorsement_policy\":\"' || replace(hex(zeroblob(600)), '00', 'OR(') || '\"') AS BLOB) "
-    "WHERE block = 1",
+    ("UPDATE transactions SET envelope = CAST(replace(CAST(envelope AS TEXT), "
+     "'\"endorsement_policy\":\"OR(''Org1.peer'', ''Org2.peer'')\"', "
+     "'\"endorsement_policy\":\"' || replace(hex(zeroblob(600)), '00', 'OR(') || '\"') AS BLOB) "
+     "WHERE block = 1"),  # a policy nested 600 deep in a chaincode definition
 ])
 def test_hostile_channel_files_get_a_reason(tmp_path: Path, capsys, tamper: str) -> None:
     path = _channel(tmp_path)
