@@ -9,8 +9,8 @@ mix characters above U+FFFF with characters in U+E000-U+FFFF), and a float is wr
 shortest round-trip repr (ECMAScript writes 1e16 as 10000000000000000 and 1e-5 as 0.00001).
 
 `parse_json(data, max_bytes=...)` is the strict reader of untrusted bytes: size first, then
-strict UTF-8, JSON without NaN/Infinity, integers in the safe range, bounded depth (deep input
-is refused, never a RecursionError); every failure is a `MalformedError`. `parse_canonical` also
+strict UTF-8, JSON without NaN/Infinity, integers in the safe range, bounded depth (measured
+before json's recursive decoder ever sees deep input); every failure is a `MalformedError`. `parse_canonical` also
 requires the bytes to be exactly the canonical encoding of what they parse to, so one value has
 one byte string (no duplicate keys, no spaces, no escapes where UTF-8 is meant).
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from chains.errors import MalformedError
@@ -29,6 +30,24 @@ __all__ = ["DEFAULT_MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_json", "parse_can
 MAX_SAFE_INTEGER = 2**53 - 1
 DEFAULT_MAX_DEPTH = 32
 _MAX_INT_DIGITS = len(str(MAX_SAFE_INTEGER)) + 1  # a sign, then at most 16 digits
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting(text: str) -> int:
+    """How deep the arrays and objects of JSON text nest, found without parsing it (json's
+    C decoder recurses per level, and a raised recursion limit would let it overflow the C
+    stack on hostile input)."""
+    if text.count("[") + text.count("{") <= 1:
+        return 1
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 class _Bad(Exception):
@@ -124,6 +143,8 @@ def parse_json(data: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPT
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedError(f"{what} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if text.count("[") + text.count("{") > max_depth and _nesting(text) > max_depth:
+        raise MalformedError(f"{what} nests deeper than {max_depth} levels")
     try:
         value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
                            parse_constant=_parse_constant)

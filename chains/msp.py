@@ -15,6 +15,8 @@ role are checked on every call, so a revocation takes effect at once.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from cryptography import x509
@@ -44,14 +46,24 @@ class _Member:
         self.not_before, self.not_after = not_before, not_after
 
 
+@contextlib.contextmanager
+def _parsing(reason: str) -> Iterator[None]:
+    """IdentityError(reason) for anything cryptography raises while reading hostile DER (it
+    parses lazily, and raises ValueError, InvalidVersion, UnsupportedAlgorithm, ...)."""
+    try:
+        yield
+    except IdentityError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (cryptography raises many types on bad DER)
+        raise IdentityError(reason, f"{type(exc).__name__}: {exc}"[:300]) from None
+
+
 def _load_cert(cert_pem: object) -> x509.Certificate:
     if not isinstance(cert_pem, (bytes, bytearray)) or len(cert_pem) > MAX_CERT_BYTES:
         raise IdentityError("malformed certificate",
                             f"a certificate is PEM bytes of at most {MAX_CERT_BYTES} bytes")
-    try:
+    with _parsing("malformed certificate"):
         return x509.load_pem_x509_certificate(bytes(cert_pem))
-    except (ValueError, TypeError) as exc:
-        raise IdentityError("malformed certificate", str(exc)) from None
 
 
 def _window(cert: x509.Certificate) -> tuple[int, int]:
@@ -63,8 +75,6 @@ def _extension(cert: x509.Certificate, kind: type) -> Any:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
-    except ValueError as exc:  # a duplicated or undecodable extension
-        raise IdentityError("malformed certificate", str(exc)) from None
 
 
 class MSP:
@@ -95,15 +105,8 @@ class MSP:
         except ValueError as exc:
             raise IdentityError("bad chain", str(exc)) from None
         cert = _load_cert(ca_cert_pem)
-        if attribute(cert.subject, NameOID.ORGANIZATION_NAME) != msp_id:
-            raise IdentityError("bad chain", f"CA certificate subject O is not {msp_id!r}")
-        constraints = _extension(cert, x509.BasicConstraints)
-        if constraints is None or not constraints.ca:
-            raise IdentityError("bad chain", f"certificate of {msp_id!r} is not a CA certificate")
-        if not signed_by(cert.signature, cert.tbs_certificate_bytes, cert.signature_algorithm_oid,
-                         cert):
-            raise IdentityError("bad chain", f"CA certificate of {msp_id!r} is not self-signed "
-                                             "Ed25519")
+        with _parsing("bad chain"):
+            self._check_ca(msp_id, cert)
         if msp_id in self._cas:
             if self._ca_pems[msp_id] == bytes(ca_cert_pem):
                 return
@@ -113,6 +116,19 @@ class MSP:
         self._crls[msp_id] = []
         self._revoked[msp_id] = set()
 
+    @staticmethod
+    def _check_ca(msp_id: str, cert: x509.Certificate) -> None:
+        if attribute(cert.subject, NameOID.ORGANIZATION_NAME) != msp_id:
+            raise IdentityError("bad chain", f"CA certificate subject O is not {msp_id!r}")
+        constraints = _extension(cert, x509.BasicConstraints)
+        if constraints is None or not constraints.ca:
+            raise IdentityError("bad chain", f"certificate of {msp_id!r} is not a CA certificate")
+        if not signed_by(cert.signature, cert.tbs_certificate_bytes, cert.signature_algorithm_oid,
+                         cert):
+            raise IdentityError("bad chain", f"CA certificate of {msp_id!r} is not self-signed "
+                                             "Ed25519")
+        _window(cert)  # readable validity
+
     def add_crl(self, msp_id: str, crl_der: bytes) -> frozenset[int]:
         """Apply a revocation list that the CA of `msp_id` signed; returns its serials.
 
@@ -121,13 +137,11 @@ class MSP:
         ca = self._cas[self._known(msp_id)]
         if not isinstance(crl_der, (bytes, bytearray)) or not 0 < len(crl_der) <= MAX_CRL_BYTES:
             raise IdentityError("bad crl", f"a CRL is DER bytes of at most {MAX_CRL_BYTES} bytes")
-        try:
+        with _parsing("bad crl"):
             crl = x509.load_der_x509_crl(bytes(crl_der))
             serials = frozenset(entry.serial_number for entry in crl)
             valid = crl.issuer == ca.subject and signed_by(
                 crl.signature, crl.tbs_certlist_bytes, crl.signature_algorithm_oid, ca)
-        except (ValueError, TypeError) as exc:
-            raise IdentityError("bad crl", f"CRL does not parse ({exc})") from None
         if not valid:
             raise IdentityError("bad crl", f"CRL is not signed by the CA of {msp_id}")
         if bytes(crl_der) not in self._crls[msp_id]:
@@ -222,7 +236,12 @@ class MSP:
         member = self._members.get(cert_pem) if isinstance(cert_pem, bytes) else None
         if member is not None:
             return member
-        cert = _load_cert(cert_pem)
+        with _parsing("malformed certificate"):
+            member = self._read_member(_load_cert(cert_pem))
+        self._members[bytes(cert_pem)] = member  # type: ignore[arg-type]
+        return member
+
+    def _read_member(self, cert: x509.Certificate) -> _Member:
         msp_id = attribute(cert.issuer, NameOID.ORGANIZATION_NAME)
         if msp_id not in self._cas:
             raise IdentityError("unknown organization", repr(msp_id))
@@ -240,10 +259,8 @@ class MSP:
             raise IdentityError("bad chain", "certificate key is not Ed25519")
         self._check_signer(cert)
         (ca_from, ca_until), (cert_from, cert_until) = _window(ca), _window(cert)
-        member = _Member(msp_id, role, cert.serial_number, public, max(ca_from, cert_from),
-                         min(ca_until, cert_until))
-        self._members[bytes(cert_pem)] = member
-        return member
+        return _Member(msp_id, role, cert.serial_number, public, max(ca_from, cert_from),
+                       min(ca_until, cert_until))
 
     @staticmethod
     def _check_signer(cert: x509.Certificate) -> None:
@@ -254,11 +271,8 @@ class MSP:
         usage = _extension(cert, x509.KeyUsage)
         if usage is None or not usage.digital_signature:
             raise IdentityError("not a signer", "certificate lacks the digitalSignature key usage")
-        try:
-            unknown = [ext.oid.dotted_string for ext in cert.extensions
-                       if ext.critical and ext.oid not in _UNDERSTOOD]
-        except ValueError as exc:
-            raise IdentityError("malformed certificate", str(exc)) from None
+        unknown = [ext.oid.dotted_string for ext in cert.extensions
+                   if ext.critical and ext.oid not in _UNDERSTOOD]
         if unknown:
             raise IdentityError("not a signer", f"certificate has critical extensions {unknown}")
 

@@ -157,7 +157,7 @@ class PublicLedger:
             raise LedgerCorruptError(str(path), None, "truncated", truncated)
         try:
             conn = store.connect(path, synchronous=config.synchronous)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
             raise LedgerCorruptError(str(path), None, "unreadable", str(exc)) from None
         try:
             meta = store.read_meta(conn)
@@ -169,7 +169,7 @@ class PublicLedger:
         except ReplayFailure as exc:
             conn.close()
             raise LedgerCorruptError(str(path), exc.block, exc.reason, exc.detail) from None
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
             conn.close()
             raise LedgerCorruptError(str(path), None, "unreadable", str(exc)) from None
         except BaseException:

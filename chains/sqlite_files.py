@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from chains.errors import MalformedError
 from chains.report import VerifyLimits
 
 __all__ = ["MAX_VALUE_BYTES", "UnsafeFile", "check_schema", "harden", "open_readonly",
@@ -65,9 +66,19 @@ def check_schema(conn: sqlite3.Connection, script: str) -> str | None:
             if odd else "") + (f"; missing {lacking}" if lacking else "")
 
 
+def _strict_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedError(f"a stored text value is not UTF-8 ({exc.reason} at byte "
+                             f"{exc.start})") from None
+
+
 def harden(conn: sqlite3.Connection, *, deadline: float | None = None,
            read_only: bool = False) -> sqlite3.Connection:
-    """Bound what a connection to an untrusted file can do (see the module doc)."""
+    """Bound what a connection to an untrusted file can do (see the module doc); text that is
+    not UTF-8 reads as a MalformedError."""
+    conn.text_factory = _strict_text
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     conn.execute("PRAGMA trusted_schema=OFF")
     if read_only:

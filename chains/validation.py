@@ -70,8 +70,9 @@ class LedgerState:
         if ident is None:
             try:
                 der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
-            except (ValueError, TypeError) as exc:
-                raise Violation("tx-sender", f"certificate does not parse ({exc})") from None
+            except Exception as exc:  # noqa: BLE001 (cryptography raises many types on bad DER)
+                raise Violation("tx-sender", f"certificate does not parse ({exc})"[:300]) \
+                    from None
             ident = self.cert_ids[cert_pem] = hashlib.sha256(der).hexdigest()
         return ident
 

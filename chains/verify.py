@@ -30,7 +30,7 @@ from pathlib import Path
 from chains import store
 from chains.artifacts import check_artifacts
 from chains.canonical import parse_json
-from chains.errors import ChainsError, ConfigError
+from chains.errors import ChainsError, ConfigError, MalformedError
 from chains.fabric.verify import ORDERER_KIND, check_channel, check_orderer
 from chains.merkle import EMPTY_ROOT, range_hash
 from chains.replay import ReplayFailure, replay
@@ -172,11 +172,13 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
                 report.problems.append(Problem(None, "unknown-kind", f"meta.kind is {kind!r}"))
     except UnsafeFile as exc:
         report.problems.append(Problem(None, exc.reason, exc.detail))
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # SQLite's message, undecodable
         text = str(exc)
         reason = ("timeout" if "interrupt" in text else
-                  "malformed-row" if "decode" in text or "too big" in text else "unreadable")
+                  "malformed-row" if "too big" in text else "unreadable")
         report.problems.append(Problem(None, reason, text))
+    except MalformedError as exc:
+        report.problems.append(Problem(None, "malformed-row", str(exc)))
     except (OSError, ChainsError) as exc:
         report.problems.append(Problem(None, "unreadable", str(exc)))
     report.ok = not report.problems

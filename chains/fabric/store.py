@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from chains.errors import MalformedError
 from chains.fabric.block import Block
 from chains.fabric.errors import LedgerStateError
 from chains.fabric.private_data import PrivateRecord
@@ -90,6 +91,9 @@ def open_store(path: str | Path | None, schema: str, expected: dict[str, str]) -
         if found != expected:
             raise LedgerStateError(f"{file} is not the expected ledger: meta {found}, "
                                    f"expected {expected}")
+    except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
+        conn.close()
+        raise LedgerStateError(f"{file}: unreadable ({exc})") from None
     except BaseException:
         conn.close()
         raise

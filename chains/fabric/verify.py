@@ -120,9 +120,11 @@ def verify_channel_file(path: str | Path, *, limits: VerifyLimits = DEFAULT_LIMI
                     check_channel(conn, report, deadline)
     except UnsafeFile as exc:
         report.problems.append(Problem(None, exc.reason, exc.detail))
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         reason = "timeout" if "interrupt" in str(exc) else "unreadable"
         report.problems.append(Problem(None, reason, str(exc)))
+    except MalformedError as exc:
+        report.problems.append(Problem(None, "malformed-row", str(exc)))
     except (OSError, ChainsError) as exc:
         report.problems.append(Problem(None, "unreadable", str(exc)))
     report.ok = not report.problems
