@@ -92,12 +92,6 @@ class MSP:
         """The organizations' MSP ids, in the order they were added."""
         return tuple(self._cas)
 
-    def ca_cert_pem(self, msp_id: str) -> bytes:
-        return self._ca_pems[self._known(msp_id)]
-
-    def revoked_serials(self, msp_id: str) -> frozenset[int]:
-        return frozenset(self._revoked[self._known(msp_id)])
-
     def add_org(self, msp_id: str, ca_cert_pem: bytes) -> None:
         """Trust `ca_cert_pem` as the self-signed Ed25519 root of organization `msp_id`."""
         try:
@@ -148,9 +142,6 @@ class MSP:
             self._crls[msp_id].append(bytes(crl_der))
         self._revoked[msp_id] |= serials
         return serials
-
-    def is_revoked(self, msp_id: str, serial: int) -> bool:
-        return serial in self._revoked.get(msp_id, ())
 
     def validate(self, cert_pem: bytes, *, at: int, role: str | None = None) -> tuple[str, str]:
         """(msp_id, role) of a certificate that chains to a known CA, is valid at ledger time

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chains import store
 from chains.blocks import Block, BlockHeader, TreeHead
 from chains.clock import Clock, LogicalClock
 from chains.errors import (
@@ -42,6 +41,16 @@ from chains.msp import MSP
 from chains.proofs import ConsistencyProof, InclusionProof
 from chains.replay import ReplayFailure, replay
 from chains.sqlite_files import truncation
+from chains.store import (
+    BLOCK_COLUMNS,
+    FORMAT,
+    KIND,
+    connect,
+    read_cert,
+    read_meta,
+    read_node,
+    write_block,
+)
 from chains.transactions import KINDS, Transaction, check_payload
 from chains.validation import (
     NONCE_BYTES,
@@ -79,7 +88,7 @@ class LedgerConfig:
 class PublicLedger:
     """A SQLite-backed public ledger. Create it once, open it afterwards; one writer at a time."""
 
-    kind = store.KIND
+    kind = KIND
 
     def __init__(self, path: Path, conn: sqlite3.Connection, state: LedgerState,
                  proposer: Identity | None, clock: Clock, config: LedgerConfig) -> None:
@@ -127,11 +136,11 @@ class PublicLedger:
         except Violation as exc:
             raise LedgerError(f"genesis transaction is invalid: {exc}") from None
         path = Path(path)
-        conn = store.connect(path, create=True, synchronous=config.synchronous)
+        conn = connect(path, create=True, synchronous=config.synchronous)
         ledger = cls(path, conn, state, proposer, clock, config)
         ledger._pending.append(genesis)
         try:
-            ledger._seal(timestamp, meta=[("kind", store.KIND), ("format", store.FORMAT),
+            ledger._seal(timestamp, meta=[("kind", KIND), ("format", FORMAT),
                                           ("chain", genesis.id)])
         except BaseException:
             conn.close()
@@ -156,11 +165,11 @@ class PublicLedger:
         if truncated:
             raise LedgerCorruptError(str(path), None, "truncated", truncated)
         try:
-            conn = store.connect(path, synchronous=config.synchronous)
+            conn = connect(path, synchronous=config.synchronous)
         except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
             raise LedgerCorruptError(str(path), None, "unreadable", str(exc)) from None
         try:
-            meta = store.read_meta(conn)
+            meta = read_meta(conn)
             state = LedgerState()
             (head,) = conn.execute("SELECT MAX(height) FROM blocks").fetchone()
             replay(conn, state, signatures_from=head if isinstance(head, int) else 0)
@@ -291,7 +300,7 @@ class PublicLedger:
             certs[self.proposer.id] = self.proposer.cert_pem
         block_row = (height, header.hash, header.encode(), header.sign(self.proposer), head.size,
                      head.encode(), head.signature)
-        store.write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
+        write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
         self._stored_certs.update(certs)
         state.height, state.prev_hash, state.timestamp = height, header.hash, timestamp
         state.frontier, state.head, self._pending = frontier, head, []
@@ -333,7 +342,7 @@ class PublicLedger:
             yield TreeHead.decode(data, sig)
 
     def block(self, height: int) -> Block:
-        row = self._conn.execute(f"SELECT {store.BLOCK_COLUMNS} FROM blocks WHERE height = ?",
+        row = self._conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE height = ?",
                                  (height,)).fetchone()
         if row is None:
             raise LedgerError(f"no block at height {height} (head is {self.height})")
@@ -348,7 +357,7 @@ class PublicLedger:
                                  (_tx_key(tx_id),)).fetchone()
         if row is None:
             raise LedgerError(f"transaction {tx_id} is not committed on this ledger")
-        return Transaction.decode(row[0], row[1], store.read_cert(self._conn, row[2]) or b"")
+        return Transaction.decode(row[0], row[1], read_cert(self._conn, row[2]) or b"")
 
     def transactions(self, kind: str | None = None) -> Iterator[tuple[int, Transaction]]:
         """(block height, transaction) in log order, optionally of one kind."""
@@ -379,7 +388,7 @@ class PublicLedger:
         return ConsistencyProof(size1, size2, tuple(consistency_proof(size1, size2, self._node)))
 
     def _node(self, level: int, index: int) -> bytes:
-        return store.read_node(self._conn, level, index)
+        return read_node(self._conn, level, index)
 
     def _find(self, tx_id: str) -> tuple[int, int] | None:
         row = self._conn.execute("SELECT seq, height FROM txs WHERE id = ?",

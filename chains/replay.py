@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chains import store
-from chains.store import TxRow
+from chains.store import BLOCK_COLUMNS, TX_COLUMNS, TxRow, read_cert
 from chains.validation import LedgerState, Violation, check_block
 
 __all__ = ["ReplayFailure", "replay"]
@@ -69,15 +68,15 @@ def replay(conn: sqlite3.Connection, state: LedgerState, *, signatures_from: int
 
     def cert(identity_id: str) -> bytes | None:
         if identity_id not in certs:
-            certs[identity_id] = store.read_cert(conn, identity_id)
+            certs[identity_id] = read_cert(conn, identity_id)
             used.add(identity_id)
         return certs[identity_id]
 
     blocks = 0
     try:
-        rows = _typed(conn.execute(f"SELECT {store.BLOCK_COLUMNS} FROM blocks ORDER BY height"),
+        rows = _typed(conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY height"),
                       _BLOCK_TYPES, "blocks")
-        txs = _Peek(_typed(conn.execute(f"SELECT {store.TX_COLUMNS} FROM txs ORDER BY seq"),
+        txs = _Peek(_typed(conn.execute(f"SELECT {TX_COLUMNS} FROM txs ORDER BY seq"),
                            _TX_TYPES, "txs"))
         nodes = _Peek(_typed(conn.execute("SELECT last, level, hash FROM nodes "
                                           "ORDER BY last, level"), _NODE_TYPES, "nodes"))

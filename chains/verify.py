@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chains import store
 from chains.artifacts import check_artifacts
 from chains.canonical import parse_json
 from chains.errors import ChainsError, ConfigError, MalformedError
@@ -36,6 +35,7 @@ from chains.merkle import EMPTY_ROOT, range_hash
 from chains.replay import ReplayFailure, replay
 from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
 from chains.sqlite_files import UnsafeFile, check_schema, open_readonly, truncation
+from chains.store import FORMAT, KIND, SCHEMA, read_meta, read_node
 from chains.validation import LedgerState
 
 __all__ = ["LEDGER_SUFFIXES", "Problem", "VerifyLimits", "VerifyReport", "verify_ledger_file",
@@ -76,19 +76,19 @@ def verify_ledger_file(path: str | Path, *, artifact_root: str | Path | None = N
     """
     heads = _heads(known_heads)
     root = None if artifact_root is None else Path(artifact_root)
-    return _verify_file(Path(path), root, heads, limits, expect=store.KIND)[0]
+    return _verify_file(Path(path), root, heads, limits, expect=KIND)[0]
 
 
 def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain,
                    artifact_root: Path | None, known_heads: list[tuple[int, bytes]],
                    limits: VerifyLimits, deadline: float) -> None:
-    problem = check_schema(conn, store.SCHEMA)
+    problem = check_schema(conn, SCHEMA)
     if problem:
         report.problems.append(Problem(None, "schema", problem))
         return
     conn.execute("BEGIN")  # one read snapshot
-    meta = store.read_meta(conn)
-    if meta.get("kind") != store.KIND or meta.get("format") != store.FORMAT:
+    meta = read_meta(conn)
+    if meta.get("kind") != KIND or meta.get("format") != FORMAT:
         report.problems.append(Problem(None, "meta", f"kind {meta.get('kind')!r}, "
                                                      f"format {meta.get('format')!r}"))
         return
@@ -112,7 +112,7 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
         report.head = f"size={state.head.size} root={state.head.root.hex()}"
     if report.problems:
         return
-    chain.key = f"{store.KIND}:{state.chain}"
+    chain.key = f"{KIND}:{state.chain}"
     if meta.get("chain") != state.chain:
         report.problems.append(Problem(None, "meta", "meta.chain is not the genesis id"))
     report.problems.extend(_check_known_heads(conn, state.frontier.size, known_heads))
@@ -129,7 +129,7 @@ def _check_known_heads(conn: sqlite3.Connection, size: int,
             problems.append(Problem(None, "rolled-back", f"a tree head of size {known_size} was "
                                                          f"published; the file holds {size}"))
             continue
-        root = range_hash(0, known_size, lambda lvl, i: store.read_node(conn, lvl, i)) \
+        root = range_hash(0, known_size, lambda lvl, i: read_node(conn, lvl, i)) \
             if known_size else EMPTY_ROOT
         if root != known_root:
             row = conn.execute("SELECT height FROM txs WHERE seq = ?", (known_size - 1,)).fetchone()
@@ -160,7 +160,7 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
                 return report, chain
             kind = _read_kind(conn)
             report.kind = kind or report.kind
-            if kind == store.KIND:
+            if kind == KIND:
                 _verify_public(conn, report, chain, artifact_root, known_heads, limits, deadline)
             elif expect is not None:
                 report.problems.append(Problem(None, "meta", f"meta.kind is {kind!r}, not "

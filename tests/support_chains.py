@@ -1,4 +1,4 @@
-"""Attack material for the chains tests: certificates an attacker holding a CA key would forge.
+"""Material for the chains tests: forged certificates, an in-memory Merkle tree.
 
 `forge_cert` signs, with the CA's own key, a certificate shaped however the attacker likes (CA=true,
 no digitalSignature, an odd validity), so tests can check that the membership service refuses
@@ -7,6 +7,8 @@ every shape that is not a signer's, at submit and in verify.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,6 +16,14 @@ from cryptography.x509.oid import NameOID
 
 from chains.clock import at_datetime
 from chains.identity import END_OF_TIME, Identity, OrgCA
+from chains.merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    range_hash,
+)
 
 CA_KEY = bytes(range(32))
 
@@ -54,3 +64,45 @@ def forged_identity(ca: OrgCA, ca_key: bytes, role: str = "client", **shape) -> 
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                             serialization.NoEncryption())
     return Identity(raw, pem)
+
+
+class MemoryTree:
+    """A reference in-memory RFC 9162 log: append leaf data, ask roots and proofs for any
+    earlier size."""
+
+    def __init__(self, leaves: Sequence[bytes] = ()) -> None:
+        self._levels: list[list[bytes]] = [[]]
+        self._frontier = Frontier()
+        for data in leaves:
+            self.append(data)
+
+    @property
+    def size(self) -> int:
+        return self._frontier.size
+
+    def append(self, data: bytes) -> bytes:
+        """Append leaf `data`; returns its leaf hash."""
+        h = leaf_hash(data)
+        for level, _, value in self._frontier.append(h):
+            if level == len(self._levels):
+                self._levels.append([])
+            self._levels[level].append(value)
+        return h
+
+    def node(self, level: int, index: int) -> bytes:
+        return self._levels[level][index]
+
+    def root(self, size: int | None = None) -> bytes:
+        size = self.size if size is None else size
+        if not 0 <= size <= self.size:
+            raise ValueError(f"tree size {size} is outside 0..{self.size}")
+        return range_hash(0, size, self.node) if size else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        return inclusion_proof(index, self.size if size is None else size, self.node)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        size2 = self.size if size2 is None else size2
+        if size2 > self.size:
+            raise ValueError(f"tree size {size2} is beyond the log's size {self.size}")
+        return consistency_proof(size1, size2, self.node)

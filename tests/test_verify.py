@@ -69,7 +69,9 @@ def forge_block(path: Path, txs: list[Transaction], proposer: Identity) -> None:
     height, header, size, head = conn.execute(
         "SELECT height, header, tree_size, tree_head FROM blocks ORDER BY height DESC").fetchone()
     prev, prev_head = BlockHeader.decode(header), TreeHead.decode(head)
-    frontier = Frontier.from_store(size, lambda lvl, i: store.read_node(conn, lvl, i))
+    frontier = Frontier()
+    for (leaf,) in conn.execute("SELECT id FROM txs ORDER BY seq"):
+        frontier.append(leaf)
     block_tree, nodes = Frontier(), []
     for tx in txs:
         block_tree.append(tx.leaf_hash)

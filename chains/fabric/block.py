@@ -16,7 +16,7 @@ from functools import cached_property
 
 from chains.canonical import canonical_json, parse_canonical
 from chains.errors import MalformedError
-from chains.fabric.codec import ZERO_HASH, sha256, sha256_hex
+from chains.fabric.codec import sha256, sha256_hex
 from chains.fabric.transaction import Envelope
 from chains.identity import Identity
 
@@ -105,7 +105,3 @@ class Block:
             except MalformedError as exc:
                 out.append(exc)
         return tuple(out)
-
-    @property
-    def is_genesis(self) -> bool:
-        return self.number == 0 and self.previous_hash == ZERO_HASH

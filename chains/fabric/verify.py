@@ -15,21 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chains.errors import ChainsError, MalformedError
-from chains.fabric import orderer_store, store
 from chains.fabric.block import Block, BlockHeader, data_hash
 from chains.fabric.codec import ZERO_HASH
 from chains.fabric.errors import ConfigError
+from chains.fabric.orderer_store import FORMAT as ORDERER_FORMAT
+from chains.fabric.orderer_store import KIND as ORDERER_KIND
+from chains.fabric.orderer_store import SCHEMA as ORDERER_SCHEMA
 from chains.fabric.private_data import key_hash, value_hash
 from chains.fabric.replay import ChannelReplay, check_derived, genesis_config, replay_blocks
+from chains.fabric.store import FORMAT, KIND, SCHEMA
 from chains.fabric.transaction import Envelope
 from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
 from chains.sqlite_files import UnsafeFile, check_schema, open_readonly, truncation
 
 __all__ = ["ORDERER_KIND", "PrivateWriteProof", "check_channel", "check_orderer",
            "find_private_write", "verify_channel_file"]
-
-ORDERER_KIND = orderer_store.KIND
-
 
 def _meta(conn: sqlite3.Connection, report: VerifyReport, schema: str, kind: str,
           version: str) -> dict | None:
@@ -73,7 +73,7 @@ def _finish(replay: ChannelReplay, report: VerifyReport, meta: dict) -> tuple[st
 def check_channel(conn: sqlite3.Connection, report: VerifyReport, deadline: float | None = None
                   ) -> tuple[str, list[str]]:
     """Verify an open peer file into `report`; returns (chain key, block hashes)."""
-    meta = _meta(conn, report, store.SCHEMA, store.KIND, store.FORMAT)
+    meta = _meta(conn, report, SCHEMA, KIND, FORMAT)
     if meta is None:
         return "", []
     conn.execute("BEGIN")
@@ -90,7 +90,7 @@ def check_channel(conn: sqlite3.Connection, report: VerifyReport, deadline: floa
 def check_orderer(conn: sqlite3.Connection, report: VerifyReport, deadline: float | None = None
                   ) -> tuple[str, list[str]]:
     """Verify an open orderer file into `report`; returns (chain key, block hashes)."""
-    meta = _meta(conn, report, orderer_store.SCHEMA, orderer_store.KIND, orderer_store.FORMAT)
+    meta = _meta(conn, report, ORDERER_SCHEMA, ORDERER_KIND, ORDERER_FORMAT)
     if meta is None:
         return "", []
     conn.execute("BEGIN")
@@ -104,7 +104,7 @@ def verify_channel_file(path: str | Path, *, limits: VerifyLimits = DEFAULT_LIMI
     """Verify a peer's (`fabric-channel`) or the orderer's (`fabric-orderer`) SQLite file;
     `problems` name each block and reason."""
     path = Path(path)
-    report = VerifyReport(str(path), store.KIND, False, 0, 0)
+    report = VerifyReport(str(path), KIND, False, 0, 0)
     deadline = time.monotonic() + limits.max_seconds
     try:
         with open_readonly(path, limits) as conn:
