@@ -24,13 +24,16 @@ from typing import Any
 
 from chains.errors import MalformedError
 
-__all__ = ["DEFAULT_MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_json", "parse_canonical",
-           "parse_json"]
+__all__ = ["DEFAULT_MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_json", "encode_parsed",
+           "parse_canonical", "parse_json"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 DEFAULT_MAX_DEPTH = 32
 _MAX_INT_DIGITS = len(str(MAX_SAFE_INTEGER)) + 1  # a sign, then at most 16 digits
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)  # one instance: json.dumps would build one a call
+_SAFE_OPENERS = 500  # json cannot recurse deeper than this many [ and { : no scan needed
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: runs in one step
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
@@ -57,41 +60,49 @@ class _Bad(Exception):
         self.where, self.problem = where, problem
 
 
-def _check(value: Any, depth: int, max_depth: int) -> None:
+_SCALARS = (str, bool, type(None))
+
+
+def _scalar(value: Any) -> bool:
+    """True for a JSON scalar that is fine as it is; _Bad for a number JSON cannot keep."""
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return
+    if kind in _SCALARS:
+        return True
     if kind is int:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            return
+            return True
         raise _Bad("", f"integer {value} is outside +-(2**53 - 1), the range JSON keeps exact")
     if kind is float:
         if math.isfinite(value):
-            return
+            return True
         raise _Bad("", f"{value} is not a finite number")
+    return False
+
+
+def _check(value: Any, depth: int, max_depth: int) -> None:
+    """_Bad unless `value` is JSON with safe integers, finite floats, str keys, at most
+    `max_depth` levels of arrays and objects. Scalars are checked inline (the common case)."""
+    kind = type(value)
     if kind is dict or kind is list or kind is tuple:
         if depth >= max_depth:
             raise _Bad("", f"nests deeper than {max_depth} levels")
-        if kind is dict:
-            for key, item in value.items():
-                if type(key) is not str:
-                    raise _Bad("", f"has a non-string key {key!r}")
-                try:
+        pairs = value.items() if kind is dict else enumerate(value)
+        for key, item in pairs:
+            if kind is dict and type(key) is not str:
+                raise _Bad("", f"has a non-string key {key!r}")
+            try:
+                if not _scalar(item):
                     _check(item, depth + 1, max_depth)
-                except _Bad as bad:
-                    raise _Bad(f".{key}{bad.where}", bad.problem) from None
-        else:
-            for index, item in enumerate(value):
-                try:
-                    _check(item, depth + 1, max_depth)
-                except _Bad as bad:
-                    raise _Bad(f"[{index}]{bad.where}", bad.problem) from None
+            except _Bad as bad:
+                where = f".{key}" if kind is dict else f"[{key}]"
+                raise _Bad(f"{where}{bad.where}", bad.problem) from None
         return
-    if isinstance(value, (str, int, float, dict, list, tuple)):  # subclasses (bool is handled)
-        cast = {str: str, int: int, float: float, dict: dict, list: list, tuple: list}
-        for base, convert in cast.items():
-            if isinstance(value, base):
-                return _check(convert(value), depth, max_depth)
+    if _scalar(value):
+        return
+    for base, convert in ((str, str), (int, int), (float, float), (dict, dict), (list, list),
+                          (tuple, list)):  # subclasses (bool is handled)
+        if isinstance(value, base):
+            return _check(convert(value), depth, max_depth)
     raise _Bad("", f"has type {type(value).__name__}, which JSON cannot hold")
 
 
@@ -101,9 +112,7 @@ def canonical_json(obj: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, what: str = 
     root)."""
     try:
         _check(obj, 0, max_depth)
-        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
-        return text.encode("utf-8")
+        return _ENCODER.encode(obj).encode("utf-8")
     except _Bad as bad:
         raise MalformedError(f"{what}{bad.where} {bad.problem}") from None
     except UnicodeEncodeError as exc:
@@ -111,6 +120,12 @@ def canonical_json(obj: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, what: str = 
             from None
     except (TypeError, ValueError, RecursionError) as exc:  # e.g. a dict subclass misbehaving
         raise MalformedError(f"{what} cannot be encoded as JSON ({exc})") from None
+
+
+def encode_parsed(value: Any) -> bytes:
+    """`canonical_json` of a value `parse_json` returned (or part of one), whose types and depth
+    are known good: the same bytes, without walking it again."""
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _parse_int(text: str) -> int:
@@ -143,7 +158,7 @@ def parse_json(data: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPT
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedError(f"{what} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    if text.count("[") + text.count("{") > max_depth and _nesting(text) > max_depth:
+    if text.count("[") + text.count("{") > _SAFE_OPENERS and _nesting(text) > max_depth:
         raise MalformedError(f"{what} nests deeper than {max_depth} levels")
     try:
         value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
@@ -164,6 +179,10 @@ def parse_canonical(data: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX
                     what: str = "JSON") -> Any:
     """`parse_json`, and the bytes must be the canonical encoding of the value they hold."""
     value = parse_json(data, max_bytes=max_bytes, max_depth=max_depth, what=what)
-    if canonical_json(value, max_depth=max_depth) != bytes(data):
+    try:
+        same = encode_parsed(value) == bytes(data)
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+        raise MalformedError(f"{what} holds text that is not valid Unicode") from None
+    if not same:
         raise MalformedError(f"{what} is not in canonical JSON form")
     return value

@@ -147,7 +147,7 @@ class MSP:
         """(msp_id, role) of a certificate that chains to a known CA, is valid at ledger time
         `at`, has `role` and is unrevoked; else IdentityError naming which."""
         member = self._member(cert_pem)
-        if isinstance(at, bool) or not isinstance(at, int):
+        if at.__class__ is not int:
             raise TypeError(f"at must be a ledger time (int), got {type(at).__name__}")
         if at < member.not_before:
             raise IdentityError("not yet valid", f"certificate of {member.msp_id} is valid from "

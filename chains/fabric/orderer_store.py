@@ -1,7 +1,8 @@
 """The ordering service's own copy of a channel's chain: every block it cut, as it signed it.
 
-One SQLite file (`<path>/<channel>/orderer.db`, `meta.kind = 'fabric-orderer'`) with the blocks
-and their envelopes. Peers that missed blocks (a process killed mid-delivery) catch up from it,
+One SQLite file (`<path>/<channel>/orderer.db`, `meta.kind = 'fabric-orderer'`), one row per
+block: its header, hash, orderer certificate and signature, and its envelopes as one BLOB (each
+envelope preceded by its length, 4 bytes big-endian). Peers that missed blocks (a process killed mid-delivery) catch up from it,
 and `chains verify` compares every peer's chain with it: an orderer that signed two different
 blocks at one height (equivocation) shows as a fork between files.
 """
@@ -25,11 +26,25 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks(
     number INTEGER PRIMARY KEY, header BLOB NOT NULL, hash TEXT NOT NULL, orderer BLOB NOT NULL,
-    signature BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS envelopes(
-    block INTEGER NOT NULL, idx INTEGER NOT NULL, envelope BLOB NOT NULL,
-    PRIMARY KEY(block, idx));
+    signature BLOB NOT NULL, envelopes BLOB NOT NULL);
 """
+
+
+def join_envelopes(envelopes: tuple[bytes, ...]) -> bytes:
+    """The envelopes as one BLOB: each preceded by its length (4 bytes, big-endian)."""
+    return b"".join(len(e).to_bytes(4, "big") + e for e in envelopes)
+
+
+def split_envelopes(blob: bytes) -> tuple[bytes, ...]:
+    """The envelopes of a `join_envelopes` BLOB; MalformedError if the framing is broken."""
+    out, at = [], 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at:at + 4], "big")
+        if at + 4 + size > len(blob) or len(blob) - at < 4:
+            raise MalformedError("the envelopes of a block are cut short")
+        out.append(blob[at + 4:at + 4 + size])
+        at += 4 + size
+    return tuple(out)
 
 
 class OrdererStore:
@@ -57,16 +72,14 @@ class OrdererStore:
 
     def block(self, number: int) -> Block | None:
         """The stored block `number` (None if absent); LedgerStateError if its row is garbled."""
-        row = self.conn.execute("SELECT header, orderer, signature FROM blocks WHERE number = ?",
-                                (number,)).fetchone()
+        row = self.conn.execute("SELECT header, orderer, signature, envelopes FROM blocks "
+                                "WHERE number = ?", (number,)).fetchone()
         if row is None:
             return None
-        envelopes = tuple(e for (e,) in self.conn.execute(
-            "SELECT envelope FROM envelopes WHERE block = ? ORDER BY idx", (number,)))
         try:
-            if not all(type(v) is bytes for v in (*row, *envelopes)):
+            if not all(type(v) is bytes for v in row):
                 raise MalformedError("a column is not a BLOB")
-            header = BlockHeader.decode(row[0])
+            header, envelopes = BlockHeader.decode(row[0]), split_envelopes(row[3])
         except MalformedError as exc:
             raise LedgerStateError(f"{self.path}: block {number}: {exc}") from None
         return Block(header, envelopes, row[1], row[2])
@@ -77,15 +90,8 @@ class OrdererStore:
             raise LedgerStateError(f"orderer block {block.number} does not extend height "
                                    f"{self.height}")
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", block_row(block))
-            conn.executemany("INSERT INTO envelopes VALUES (?, ?, ?)",
-                             [(block.number, i, e) for i, e in enumerate(block.envelopes)])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                     (*block_row(block), join_envelopes(block.envelopes)))  # one atomic row
         self.height, self.last_hash, self.last_time = block.number + 1, block.hash, block.timestamp
 
     def close(self) -> None:

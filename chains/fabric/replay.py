@@ -25,6 +25,7 @@ from chains.fabric.block import Block, BlockHeader, data_hash
 from chains.fabric.codec import ZERO_HASH
 from chains.fabric.config import ChaincodeDefinition, ChannelConfig
 from chains.fabric.errors import ConfigError
+from chains.fabric.orderer_store import split_envelopes
 from chains.fabric.private_data import key_hash, value_hash
 from chains.fabric.state import WorldState
 from chains.fabric.transaction import CONFIG, Envelope
@@ -70,16 +71,21 @@ def _reason(recorded: str, check: TxCheck) -> str:
     return "validation-code"
 
 
-def read_block(conn: sqlite3.Connection, row: tuple, table: str, columns: str
+def read_block(conn: sqlite3.Connection, row: tuple, table: str | None, columns: str
                ) -> tuple[Block, list[tuple]]:
-    """The Block of a typed `blocks` row and its transaction rows (idx first); MalformedError
-    for a garbled row."""
-    number, header, stored_hash, orderer, signature = row
+    """The Block of a typed `blocks` row and its transaction rows (idx first; `table` None:
+    the orderer's row holds the envelopes itself); MalformedError for a garbled row."""
+    number, header, stored_hash, orderer, signature = row[:5]
     if not (type(number) is int and type(header) is bytes and type(stored_hash) is str
             and type(orderer) is bytes and type(signature) is bytes):
         raise MalformedError(f"blocks row {str(number)[:20]} has mistyped columns")
-    txs = conn.execute(f"SELECT {columns} FROM {table} WHERE block = ? ORDER BY idx",
-                       (number,)).fetchall()
+    if table is None:
+        if type(row[5]) is not bytes:
+            raise MalformedError(f"blocks row {number}: envelopes is not a BLOB")
+        txs = [(i, e) for i, e in enumerate(split_envelopes(row[5]))]
+    else:
+        txs = conn.execute(f"SELECT {columns} FROM {table} WHERE block = ? ORDER BY idx",
+                           (number,)).fetchall()
     for index, tx in enumerate(txs):
         if tx[0] != index or type(tx[-1]) is not bytes:
             raise MalformedError(f"block {number}: transaction row {index} is missing or "
@@ -115,14 +121,15 @@ def check_link(replay: ChannelReplay, block: Block, stored_hash: str, msp: MSP,
     replay.hashes.append(block.hash)
 
 
-def replay_blocks(conn: sqlite3.Connection, *, table: str = "transactions",
+def replay_blocks(conn: sqlite3.Connection, *, table: str | None = "transactions",
                   columns: str = "idx, tx_id, code, envelope", validate: bool = True,
                   deadline: float | None = None) -> ChannelReplay:
     """Replay the `blocks` of a channel or orderer file (see the module doc); past `deadline`
     (a `time.monotonic()` value) it stops with a "timeout" problem."""
     replay = ChannelReplay()
     msp: MSP | None = None
-    rows = conn.execute("SELECT number, header, hash, orderer, signature FROM blocks "
+    extra = ", envelopes" if table is None else ""
+    rows = conn.execute(f"SELECT number, header, hash, orderer, signature{extra} FROM blocks "
                         "ORDER BY number")
     for row in rows:
         number = row[0]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from chains.canonical import canonical_json, parse_json
+from chains.canonical import canonical_json, encode_parsed, parse_json
 from chains.fabric.codec import decode_arg, encode_arg, sha256, sha256_hex
 from chains.fabric.errors import MalformedError
 from chains.fabric.rwset import RWSet
@@ -95,7 +95,9 @@ class SignedProposal:
 
     def check_shape(self) -> None:
         """MalformedError unless this is a well-formed endorser proposal (strict header, bytes
-        transient values and salt seed, a 64-byte signature)."""
+        transient values and salt seed, a 64-byte signature). Checked once per proposal."""
+        if self.__dict__.get("_shape_ok"):
+            return
         check_header(self.header)
         if self.header["type"] != ENDORSER_TX:
             raise MalformedError("a proposal is an endorser transaction")
@@ -105,6 +107,7 @@ class SignedProposal:
         if not isinstance(self.salt_seed, bytes) or not isinstance(self.signature, bytes) \
                 or len(self.signature) != 64:
             raise MalformedError("salt seed and signature must be bytes (signature: 64)")
+        self.__dict__["_shape_ok"] = True
 
     @property
     def tx_id(self) -> str:
@@ -120,9 +123,13 @@ class SignedProposal:
 
     def signed_bytes(self) -> bytes:
         """Header bytes || SHA-256 of the transient data (per-value digests) and salt seed."""
-        private = {"transient": {k: sha256(v).hex() for k, v in self.transient.items()},
-                   "salt_seed": self.salt_seed.hex()}
-        return self.header_bytes + sha256(canonical_json(private))
+        cached = self.__dict__.get("_signed_bytes")
+        if cached is None:
+            private = {"transient": {k: sha256(v).hex() for k, v in self.transient.items()},
+                       "salt_seed": self.salt_seed.hex()}
+            cached = self.__dict__["_signed_bytes"] = self.header_bytes + sha256(
+                canonical_json(private))
+        return cached
 
     @classmethod
     def create(cls, identity: Identity, *, channel: str, chain: str, chaincode: str, fn: str,
@@ -131,7 +138,10 @@ class SignedProposal:
         header = make_header(ENDORSER_TX, channel, chain, identity, nonce, timestamp,
                              chaincode=chaincode, fn=fn, args=[encode_arg(a) for a in args])
         unsigned = cls(header, dict(transient), salt_seed)
-        return cls(header, unsigned.transient, salt_seed, identity.sign(unsigned.signed_bytes()))
+        signed = cls(header, unsigned.transient, salt_seed, identity.sign(unsigned.signed_bytes()))
+        signed.__dict__.update(header_bytes=unsigned.header_bytes,
+                               _signed_bytes=unsigned.signed_bytes())
+        return signed
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,15 @@ class Envelope:
                        hex_bytes(data["signature"], "signature", size=64))
         if header["type"] == ENDORSER_TX:
             envelope.__dict__["rwset"] = RWSet.from_dict(body["rwset"])
-        if envelope.raw != bytes(raw):
+        try:  # the canonical bytes, from the encodings of the parts that signatures need
+            envelope.__dict__.update(header_bytes=encode_parsed(header),
+                                     body_bytes=encode_parsed(body))
+            canonical = (b'{"endorsements":' + encode_parsed(data["endorsements"])
+                         + b',"payload":' + envelope.payload_bytes + b',"signature":'
+                         + encode_parsed(data["signature"]) + b"}")
+        except UnicodeEncodeError:
+            raise MalformedError("malformed envelope: text that is not valid Unicode") from None
+        if canonical != bytes(raw):
             raise MalformedError("malformed envelope: not in canonical JSON form")
+        envelope.__dict__["raw"] = canonical
         return envelope

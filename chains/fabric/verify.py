@@ -94,8 +94,7 @@ def check_orderer(conn: sqlite3.Connection, report: VerifyReport, deadline: floa
     if meta is None:
         return "", []
     conn.execute("BEGIN")
-    replay = replay_blocks(conn, table="envelopes", columns="idx, envelope", validate=False,
-                           deadline=deadline)
+    replay = replay_blocks(conn, table=None, columns="", validate=False, deadline=deadline)
     return _finish(replay, report, meta)
 
 
