@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from chains.errors import (
     TransactionRejected,
 )
 from chains.identity import Identity, OrgCA
+from chains.ledger_config import LedgerConfig
 from chains.merkle import Frontier, consistency_proof, inclusion_proof
 from chains.msp import MSP
 from chains.proofs import ConsistencyProof, InclusionProof
@@ -64,25 +64,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = ["Block", "ConsistencyProof", "InclusionProof", "LedgerConfig", "PublicLedger"]
-
-
-
-@dataclass(frozen=True)
-class LedgerConfig:
-    """Settings of a public ledger. `max_payload_bytes` is fixed in the genesis block at creation."""
-
-    max_block_txs: int = 500          # seal a block automatically once this many are pending
-    max_payload_bytes: int = 2048     # canonical-JSON size limit of a transaction payload
-    synchronous: str = "FULL"         # SQLite fsync level: FULL survives power loss, NORMAL a crash
-
-    def __post_init__(self) -> None:
-        for name in ("max_block_txs", "max_payload_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"LedgerConfig.{name} must be a positive int, got {value!r}")
-        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ConfigError("LedgerConfig.synchronous must be OFF, NORMAL, FULL or EXTRA, "
-                             f"got {self.synchronous!r}")
 
 
 class PublicLedger:

@@ -230,3 +230,26 @@ def test_a_block_that_goes_back_in_time_or_is_unsigned_is_not_committed():
         peer.commit(unsigned)
     assert peer.height == height  # the peer is where it was
     assert Gateway(ch, net.client("Org1")).submit("kv", "put", "k", "w").valid
+
+
+def test_certificates_are_judged_at_the_block_time():
+    """Endorsed while valid, expired when the orderer cuts the block: BAD_SIGNATURE on every
+    peer (and at endorsement, a proposal whose own time is outside the window is refused)."""
+    now = [10]
+    net = Network.create(ORGS, seed=4, clock=lambda: now[0])
+    ch = net.create_channel("ch", ORGS, POLICY, nonce=b"time-tests")
+    ch.install_chaincode("kv", {"put": _put})
+    temp = net.ca("Org1").issue("temp", "client", valid_from=10, valid_until=20)
+    gw = Gateway(ch, temp)
+    commit = gw.submit_async("kv", "put", "k", "v")  # proposal at time 10: endorsed
+    now[0] = 21
+    result = commit.status()
+    assert result is not None and result.code is V.BAD_SIGNATURE
+    with pytest.raises(AccessDeniedError, match="expired"):
+        gw.submit("kv", "put", "k", "w")  # proposal at time 21
+    now[0] = 5
+    early = Gateway(ch, net.ca("Org2").issue("early", "client", valid_from=30))
+    with pytest.raises(AccessDeniedError, match="not yet valid"):
+        early.submit("kv", "put", "k", "x")
+    now[0] = 30
+    assert early.submit("kv", "put", "k", "x").valid
