@@ -134,10 +134,9 @@ class Peer:
                                     f"{self.config.chain_id[:12]})")
         at = header["timestamp"]  # the client's time; validation judges at the block's time
         try:
-            msp_id, role = self.msp.validate(proposal.creator, at=at)
+            msp_id, role = self.msp.verify(proposal.creator, signed, proposal.signature, at=at)
             if msp_id not in self.validator.members:
                 raise IdentityError("unknown organization", f"{msp_id!r} is not a channel member")
-            self.msp.verify(proposal.creator, signed, proposal.signature, at=at)
         except IdentityError as exc:
             raise AccessDeniedError(f"peer {self.name} refused the proposal creator: {exc}") \
                 from None
@@ -245,11 +244,10 @@ class Peer:
             raise LedgerStateError(f"peer {self.name}: block {block.number} names another "
                                    f"chain or goes back in time")
         try:
-            msp_id, _ = self.msp.validate(block.orderer, at=block.timestamp, role="orderer")
+            msp_id, _ = self.msp.verify(block.orderer, block.header_bytes, block.signature,
+                                        at=block.timestamp, role="orderer")
             if msp_id != self.config.orderer_msp_id:
                 raise IdentityError("unknown organization", f"{msp_id!r} is not the orderer")
-            self.msp.verify(block.orderer, block.header_bytes, block.signature,
-                            at=block.timestamp)
         except IdentityError as exc:
             raise LedgerStateError(f"peer {self.name}: block {block.number} orderer signature: "
                                    f"{exc}") from None

@@ -207,7 +207,7 @@ class Envelope:
     def tx_id(self) -> str:
         return self.header["tx_id"]
 
-    @property
+    @cached_property
     def creator(self) -> bytes:
         return self.header["creator"].encode("ascii")
 

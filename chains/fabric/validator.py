@@ -168,14 +168,14 @@ class ChannelValidator:
             return TxCheck(V.BAD_PAYLOAD, "transaction for another chain (another channel of "
                                           "that name)")
         try:
-            msp_id, role = self.msp.validate(env.creator, at=block.timestamp)
+            msp_id, role = self.msp.verify(env.creator, env.payload_bytes, env.signature,
+                                           at=block.timestamp)
             if env.type == CONFIG or env.type == CHAINCODE_DEFINITION:
                 if (msp_id, role) != (self.config.orderer_msp_id, "orderer"):
                     raise IdentityError("role mismatch",
                                         "config transactions come from the orderer")
             elif msp_id not in self.members:
                 raise IdentityError("unknown organization", f"{msp_id!r} is not a channel member")
-            self.msp.verify(env.creator, env.payload_bytes, env.signature, at=block.timestamp)
         except IdentityError as exc:
             return TxCheck(V.BAD_SIGNATURE, f"creator: {exc}")
         if tx_id_of(bytes.fromhex(header["nonce"]), env.creator) != env.tx_id:
@@ -222,12 +222,14 @@ class ChannelValidator:
         bad = 0
         for endorsement in env.endorsements:
             try:
-                msp_id, role = self.msp.validate(endorsement.endorser, at=at)
+                signed = Endorsement.signed_bytes(env.body_bytes, endorsement.endorser)
+                if self.own_signature is not None and self.own_signature(endorsement, signed):
+                    msp_id, role = self.msp.validate(endorsement.endorser, at=at)
+                else:
+                    msp_id, role = self.msp.verify(endorsement.endorser, signed,
+                                                   endorsement.signature, at=at)
                 if msp_id not in self.members:
                     raise IdentityError("unknown organization", f"{msp_id!r} not a member")
-                signed = Endorsement.signed_bytes(env.body_bytes, endorsement.endorser)
-                if self.own_signature is None or not self.own_signature(endorsement, signed):
-                    self.msp.verify(endorsement.endorser, signed, endorsement.signature, at=at)
             except IdentityError:
                 bad += 1
                 continue
