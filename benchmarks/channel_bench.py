@@ -21,7 +21,7 @@ from pathlib import Path
 # `chains` package: put the repository root first.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chains.fabric import Network, ValidationCode, verify_channel_file
+from chains.fabric import Gateway, Network, ValidationCode, verify_channel_file
 
 ORGS = ("Org1", "Org2", "Org3")
 POLICY = "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')"
@@ -53,7 +53,7 @@ def run_channel_benchmark(n_tx: int = 2000, *, batch_size: int = 100, in_memory:
         net = Network.create(ORGS, seed=seed, path=None if in_memory else Path(folder))
         channel = net.create_channel("bench", ORGS, POLICY, batch_size=batch_size)
         channel.install_chaincode("kv", {"record": _record})
-        gateways = [channel.gateway(net.client(org)) for org in ORGS]
+        gateways = [Gateway(channel, net.client(org)) for org in ORGS]
         start_height = channel.height
         endorse_s = 0.0
         commits = []

@@ -1,7 +1,8 @@
-"""The anchoring interface fedenv writes digests through: the SQLite public ledger or Ethereum.
+"""The anchoring interface: somewhere to publish small signed records of digests.
 
-Both `chains.public_ledger.PublicLedger` and `chains.ethereum.EthereumAnchor` satisfy it, so the
-environment can choose either by configuration.
+Both `chains.public_ledger.PublicLedger` and `chains.ethereum.EthereumAnchor` satisfy it, so a
+caller written against `Anchor` can publish to either. (fedenv today writes to its
+`PublicLedger` directly; an Ethereum backend for it would go through this interface.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Exceptions of the chains package: every failure names what is wrong."""
+"""Exceptions of the chains package: every failure names what is wrong.
+
+Everything `chains` raises on bad input derives from `ChainsError`, so a caller (or a fuzz test)
+can tell the package's answers from its bugs. Errors about bad values also derive from
+`ValueError`, as Python's own parsers' errors do.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,22 @@ class ChainsError(Exception):
     """Base class of every error raised by `chains`."""
 
 
+class ConfigError(ChainsError, ValueError):
+    """A ledger, network, channel, collection or chaincode configuration is invalid; names the
+    field. The one configuration error of the package (`chains.fabric` re-exports it)."""
+
+
+class MalformedError(ChainsError, ValueError):
+    """Bytes that do not parse, or a value that cannot be encoded canonically: non-UTF-8 text,
+    a wrong type, nesting or size beyond the limits, an integer outside the safe range."""
+
+
 class IdentityError(ChainsError):
     """A certificate or signature does not verify against the membership service.
 
     `reason` is a short stable phrase ("unknown organization", "revoked", "role mismatch",
-    "bad chain", "bad signature", "malformed certificate", "no role"); the message starts with it.
+    "bad chain", "bad signature", "malformed certificate", "no role", "expired",
+    "not yet valid", "not a signer", "bad crl"); the message starts with it.
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -34,7 +50,7 @@ class TransactionRejected(LedgerError):
 
 
 class LedgerCorruptError(LedgerError):
-    """A ledger file does not verify (its head on open, or any block under full verification)."""
+    """A ledger file does not verify (on open, or any block under full verification)."""
 
     def __init__(self, path: str, block: int | None, reason: str, detail: str = "") -> None:
         self.path = path

@@ -1,31 +1,44 @@
 """Anchoring digests on Ethereum through web3.py: the record goes in a transaction's data field.
 
 No contract is involved: each anchor is a zero-value transaction from the anchoring account to
-itself whose data is `b"fedenv/anchor/v1\\0"` followed by canonical JSON of
-`{"chain", "kind", "payload", "sender", "signature"}`; `sender` and `signature` are the fedenv
-identity's id and its Ed25519 signature of `b"fedenv/eth-anchor/v1\\0" +
-canonical_json({"chain", "kind", "payload"})` (both "" without a sender), and `chain` is the
-Ethereum chain id. Works in-process with `EthereumAnchor.in_process()` (eth-tester) and against a
-node with `EthereumAnchor.connect(url)`, signing with an unlocked node account or a local key.
-Requires the optional `eth` extra (web3, eth-tester[py-evm]).
+itself whose data is `b"fedenv/anchor/v2\\0"` followed by canonical JSON of
+`{"kind", "payload", "sender", "signature"}`; `sender` and `signature` are the fedenv identity's
+id and its Ed25519 signature of `b"fedenv/eth-anchor/v2\\0" + canonical_json({"account",
+"account_nonce", "chain", "kind", "payload"})` (both "" without a sender): the Ethereum chain id,
+the sending account and that account's transaction nonce are signed, so the record verifies only
+in the one transaction it was made for. `read` takes those three from the transaction itself,
+never from the data, so copying an anchor's data into a transaction from another account, on
+another chain, or again from the same account, gives a record that does not verify.
+
+Works in-process with `EthereumAnchor.in_process()` (eth-tester) and against a node with
+`EthereumAnchor.connect(url)`, signing with an unlocked node account or a local key. Requires
+the optional `eth` extra (web3, eth-tester[py-evm]).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from chains.anchor import ANCHOR_KINDS
-from chains.errors import ChainsError, TransactionRejected
+from chains.canonical import canonical_json, parse_canonical
+from chains.errors import ChainsError, MalformedError, TransactionRejected
 from chains.identity import Identity, verify_signature
-from chains.transactions import canonical_json, check_payload
+from chains.transactions import check_payload
 
 __all__ = ["DATA_PREFIX", "AnchorRecord", "EthereumAnchor"]
 
-DATA_PREFIX = b"fedenv/anchor/v1\x00"
-SIGN_DOMAIN = b"fedenv/eth-anchor/v1\x00"
+DATA_PREFIX = b"fedenv/anchor/v2\x00"
+SIGN_DOMAIN = b"fedenv/eth-anchor/v2\x00"
+_MAX_DATA = 64 * 1024
+
+
+def signed_message(chain: int, account: str, account_nonce: int, kind: str,
+                   payload: Mapping[str, Any]) -> bytes:
+    """What the fedenv sender signs for one anchoring transaction."""
+    return SIGN_DOMAIN + canonical_json({"account": account, "account_nonce": account_nonce,
+                                         "chain": chain, "kind": kind, "payload": dict(payload)})
 
 
 def _web3() -> Any:
@@ -42,16 +55,23 @@ class AnchorRecord:
 
     receipt: str
     block: int
-    chain: int
+    chain: int           # of the transaction: the node's chain id
+    account: str         # of the transaction: its sending address (checksummed)
+    account_nonce: int   # of the transaction: the sender's nonce
     kind: str
     payload: dict[str, Any]
     sender: str
     signature: bytes
 
     def verify(self, sender_public_key: bytes) -> bool:
-        """True when the record carries a valid signature of the given identity key."""
-        message = canonical_json({"chain": self.chain, "kind": self.kind, "payload": self.payload})
-        return verify_signature(sender_public_key, SIGN_DOMAIN + message, self.signature)
+        """True when the record carries a valid signature of the given identity key for exactly
+        this chain, account and nonce."""
+        try:
+            message = signed_message(self.chain, self.account, self.account_nonce, self.kind,
+                                     self.payload)
+        except MalformedError:
+            return False
+        return verify_signature(sender_public_key, message, self.signature)
 
 
 class EthereumAnchor:
@@ -99,17 +119,18 @@ class EthereumAnchor:
                                                  f"use one of {ANCHOR_KINDS}")
         try:
             check_payload(kind, payload, self.max_payload_bytes)
-        except (ValueError, TypeError) as exc:
+        except MalformedError as exc:
             raise TransactionRejected("tx-payload", str(exc)) from None
-        record = {"chain": self.chain_id, "kind": kind, "payload": dict(payload)}
-        signature = sender.sign(SIGN_DOMAIN + canonical_json(record)) if sender else b""
-        data = DATA_PREFIX + canonical_json({**record, "sender": sender.id if sender else "",
+        nonce = int(self.w3.eth.get_transaction_count(self.account, "pending"))
+        signature = sender.sign(signed_message(self.chain_id, self.account, nonce, kind,
+                                               payload)) if sender else b""
+        data = DATA_PREFIX + canonical_json({"kind": kind, "payload": dict(payload),
+                                             "sender": sender.id if sender else "",
                                              "signature": signature.hex()})
-        tx = {"from": self.account, "to": self.account, "value": 0, "data": data}
+        tx = {"from": self.account, "to": self.account, "value": 0, "data": data, "nonce": nonce}
         if self._key is None:
             tx_hash = self.w3.eth.send_transaction(tx)
         else:
-            tx["nonce"] = self.w3.eth.get_transaction_count(self.account, "pending")
             tx["chainId"] = self.chain_id
             tx["gas"] = self.w3.eth.estimate_gas(tx)
             tx["gasPrice"] = self.w3.eth.gas_price
@@ -134,14 +155,30 @@ class EthereumAnchor:
         return int(found["blockNumber"]) if found and found["status"] == 1 else None
 
     def read(self, receipt: str) -> AnchorRecord:
-        """Decode the anchored record of transaction `receipt`."""
+        """Decode the anchored record of transaction `receipt`; chain, account and nonce come
+        from the transaction. MalformedError if its data is not a well-formed record."""
         tx = self.w3.eth.get_transaction(receipt)
         data = bytes(tx["input"])
         if not data.startswith(DATA_PREFIX):
             raise ChainsError(f"transaction {receipt} is not a fedenv anchor")
-        fields = json.loads(data[len(DATA_PREFIX):])
-        return AnchorRecord(receipt, int(tx["blockNumber"]), fields["chain"], fields["kind"],
-                            fields["payload"], fields["sender"], bytes.fromhex(fields["signature"]))
+        fields = parse_canonical(data[len(DATA_PREFIX):], max_bytes=_MAX_DATA, max_depth=8,
+                                 what="anchor record")
+        if not isinstance(fields, dict) or set(fields) != {"kind", "payload", "sender",
+                                                           "signature"} \
+                or not all(isinstance(fields[k], str) for k in ("kind", "sender", "signature")) \
+                or not isinstance(fields["payload"], dict):
+            raise MalformedError("anchor record must be {kind, payload, sender, signature}")
+        try:
+            signature = bytes.fromhex(fields["signature"])
+        except ValueError:
+            raise MalformedError("anchor record signature is not hex") from None
+        tx_chain = tx.get("chainId")
+        if tx_chain is not None and int(tx_chain) != self.chain_id:
+            raise ChainsError(f"transaction {receipt} is for chain {int(tx_chain)}, this node "
+                              f"serves {self.chain_id}")
+        return AnchorRecord(receipt, int(tx["blockNumber"]), self.chain_id,
+                            self.w3.to_checksum_address(tx["from"]), int(tx["nonce"]),
+                            fields["kind"], fields["payload"], fields["sender"], signature)
 
     def __repr__(self) -> str:
         return f"EthereumAnchor(chain_id={self.chain_id}, account={self.account}, height={self.height})"

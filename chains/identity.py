@@ -1,17 +1,19 @@
 """Organization identities, as a Hyperledger Fabric MSP models them, with Ed25519 X.509 certificates.
 
-Each organization runs a certificate authority (`OrgCA`) that issues certificates to its members;
-the member's role (peer, client, admin, orderer) is the subject's OU, as Fabric's NodeOUs put it.
-A membership service provider (`MSP`) holds only the CA certificates and revocation lists of the
-consortium, and answers "does this certificate belong to organization X, with role R, unrevoked?".
+Each organization runs a certificate authority (`OrgCA`) that issues certificates to its members
+and revocation lists (X.509 CRLs) of the certificates it withdrew; the member's role (peer,
+client, admin, orderer) is the subject's OU, as Fabric's NodeOUs put it. Signer certificates are
+end-entity certificates (BasicConstraints CA=false) with the digitalSignature key usage. Which
+certificates a ledger accepts, and when, is `chains.msp.MSP`'s business.
 
-Everything is deterministic: keys come from a seed, validity is fixed, serial numbers are hashes and
-Ed25519 signatures are deterministic, so the same seed gives the same certificates byte for byte.
+Everything is deterministic: keys come from a seed, serial numbers are hashes, validity is given
+in ledger time (`chains.clock`: seconds since the epoch; by default from the epoch to
+9999-12-31) and Ed25519 signatures are deterministic, so the same seed gives the same
+certificates, CRLs and signatures byte for byte.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 from typing import Any
 
@@ -21,15 +23,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
+from chains.clock import at_datetime, check_time
 from chains.errors import IdentityError
 
-__all__ = ["MSP", "ROLES", "Identity", "IdentityError", "OrgCA", "verify_signature"]
+__all__ = ["END_OF_TIME", "ROLES", "Identity", "IdentityError", "OrgCA", "verify_signature"]
 
 ROLES = ("peer", "client", "admin", "orderer")
-
-# Fixed validity: no wall clock enters a certificate. 9999-12-31 is RFC 5280's "no expiry".
-_NOT_BEFORE = _dt.datetime(2025, 1, 1, tzinfo=_dt.timezone.utc)
-_NOT_AFTER = _dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=_dt.timezone.utc)
+END_OF_TIME = 253402300799  # 9999-12-31T23:59:59Z: RFC 5280's "no well-defined expiry"
 
 
 def _derive_key(*parts: bytes) -> bytes:
@@ -46,7 +46,7 @@ def _serial(*parts: bytes) -> int:
     return int.from_bytes(_derive_key(b"serial", *parts)[:20], "big") >> 1 or 1
 
 
-def _raw_public(key: Ed25519PublicKey) -> bytes:
+def raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -55,15 +55,23 @@ def _raw_private(key: Ed25519PrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+def attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
     values = name.get_attributes_for_oid(oid)
     return str(values[0].value) if values else None
 
 
-def _check_text(field: str, value: object) -> str:
-    if not isinstance(value, str) or not value or not value.isprintable():
-        raise ValueError(f"{field} must be a non-empty printable string, got {value!r}")
+def check_text(field: str, value: object) -> str:
+    if not isinstance(value, str) or not value or not value.isprintable() or len(value) > 128:
+        raise ValueError(f"{field} must be a non-empty printable string of at most 128 "
+                         f"characters, got {value!r}")
     return value
+
+
+def _key_usage(*, signer: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=signer, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=not signer,
+        crl_sign=not signer, encipher_only=False, decipher_only=False)
 
 
 def verify_signature(public_key_bytes: bytes, data: bytes, signature: bytes) -> bool:
@@ -84,12 +92,12 @@ class Identity:
         self._key = Ed25519PrivateKey.from_private_bytes(private_key_bytes)
         self.cert_pem = bytes(cert_pem)
         self.cert = x509.load_pem_x509_certificate(self.cert_pem)
-        self.public_key_bytes = _raw_public(self._key.public_key())
-        if _raw_public(self.cert.public_key()) != self.public_key_bytes:  # type: ignore[arg-type]
+        self.public_key_bytes = raw_public(self._key.public_key())
+        if raw_public(self.cert.public_key()) != self.public_key_bytes:  # type: ignore[arg-type]
             raise IdentityError("bad chain", "private key does not match the certificate")
-        self.msp_id = _attribute(self.cert.subject, NameOID.ORGANIZATION_NAME) or ""
-        self.name = _attribute(self.cert.subject, NameOID.COMMON_NAME) or ""
-        self.role = _attribute(self.cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME) or ""
+        self.msp_id = attribute(self.cert.subject, NameOID.ORGANIZATION_NAME) or ""
+        self.name = attribute(self.cert.subject, NameOID.COMMON_NAME) or ""
+        self.role = attribute(self.cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME) or ""
         self.id = hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
     @property
@@ -118,7 +126,7 @@ class OrgCA:
 
     def __init__(self, msp_id: str, private_key_bytes: bytes,
                  revoked_serials: frozenset[int] = frozenset()) -> None:
-        self.msp_id = _check_text("msp_id", msp_id)
+        self.msp_id = check_text("msp_id", msp_id)
         self._key = Ed25519PrivateKey.from_private_bytes(private_key_bytes)
         self.revoked_serials: frozenset[int] = frozenset(revoked_serials)
         subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, msp_id),
@@ -127,13 +135,10 @@ class OrgCA:
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(subject).issuer_name(subject).public_key(public)
-            .serial_number(_serial(msp_id.encode(), _raw_public(public)))
-            .not_valid_before(_NOT_BEFORE).not_valid_after(_NOT_AFTER)
+            .serial_number(_serial(msp_id.encode(), raw_public(public)))
+            .not_valid_before(at_datetime(0)).not_valid_after(at_datetime(END_OF_TIME))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(signer=False), critical=True)
             .sign(self._key, algorithm=None)
         )
         self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
@@ -143,16 +148,23 @@ class OrgCA:
         """The CA of `msp_id` whose key derives from `seed` (same seed => same certificate)."""
         if not isinstance(seed, (bytes, bytearray)):
             raise TypeError(f"seed must be bytes, got {type(seed).__name__}")
-        _check_text("msp_id", msp_id)
+        check_text("msp_id", msp_id)
         return cls(msp_id, _derive_key(b"fedenv/org-ca/v1", msp_id.encode(), bytes(seed)))
 
-    def issue(self, name: str, role: str) -> Identity:
-        """An identity `name` of this organization with `role` in its subject OU (deterministic)."""
-        _check_text("name", name)
+    def issue(self, name: str, role: str, *, valid_from: int = 0,
+              valid_until: int = END_OF_TIME) -> Identity:
+        """An identity `name` of this organization with `role` in its subject OU, valid over
+        the ledger times [valid_from, valid_until] (deterministic)."""
+        check_text("name", name)
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        check_time(valid_from, "valid_from")
+        if check_time(valid_until, "valid_until") < valid_from:
+            raise ValueError(f"valid_until {valid_until} is before valid_from {valid_from}")
+        window = () if (valid_from, valid_until) == (0, END_OF_TIME) else \
+            (f"{valid_from}-{valid_until}".encode(),)  # another window, another key
         key_bytes = _derive_key(b"fedenv/identity/v1", _raw_private(self._key), name.encode(),
-                                role.encode())
+                                role.encode(), *window)
         public = Ed25519PrivateKey.from_private_bytes(key_bytes).public_key()
         cert = (
             x509.CertificateBuilder()
@@ -162,13 +174,10 @@ class OrgCA:
                 x509.NameAttribute(NameOID.COMMON_NAME, name)]))
             .issuer_name(self.cert.subject).public_key(public)
             .serial_number(_serial(self.msp_id.encode(), name.encode(), role.encode(),
-                                   _raw_public(public)))
-            .not_valid_before(_NOT_BEFORE).not_valid_after(_NOT_AFTER)
+                                   raw_public(public)))
+            .not_valid_before(at_datetime(valid_from)).not_valid_after(at_datetime(valid_until))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(signer=True), critical=True)
             .sign(self._key, algorithm=None)
         )
         return Identity(key_bytes, cert.public_bytes(serialization.Encoding.PEM))
@@ -179,6 +188,18 @@ class OrgCA:
             raise IdentityError("bad chain", f"certificate was not issued by {self.msp_id}")
         self.revoked_serials = self.revoked_serials | {cert.serial_number}
 
+    def crl(self, at: int = 0) -> bytes:
+        """This CA's signed X.509 revocation list (DER) of every serial revoked so far, issued
+        at ledger time `at`; publish it with `PublicLedger.revoke` or `MSP.add_crl`."""
+        issued = at_datetime(check_time(at, "CRL time"))
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
+                   .last_update(issued).next_update(at_datetime(END_OF_TIME)))
+        for serial in sorted(self.revoked_serials):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial)
+                .revocation_date(issued).build())
+        return builder.sign(self._key, algorithm=None).public_bytes(serialization.Encoding.DER)
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (OrgCA, (self.msp_id, _raw_private(self._key), self.revoked_serials))
 
@@ -186,165 +207,14 @@ class OrgCA:
         return f"OrgCA({self.msp_id}, revoked={len(self.revoked_serials)})"
 
 
-class _Member:
-    """What the MSP caches about a certificate whose chain verified."""
-
-    __slots__ = ("msp_id", "public_key", "role", "serial")
-
-    def __init__(self, msp_id: str, role: str, serial: int, public_key: Ed25519PublicKey) -> None:
-        self.msp_id, self.role, self.serial, self.public_key = msp_id, role, serial, public_key
-
-
-class MSP:
-    """Membership service: the consortium's CA certificates and revocation lists, no private keys.
-
-    Chain checks are cached per certificate (they never change); revocation and role are checked on
-    every call, so a revocation takes effect at once.
-    """
-
-    def __init__(self) -> None:
-        self._cas: dict[str, x509.Certificate] = {}
-        self._ca_pems: dict[str, bytes] = {}
-        self._revoked: dict[str, set[int]] = {}
-        self._members: dict[bytes, _Member] = {}
-
-    @property
-    def orgs(self) -> tuple[str, ...]:
-        """The organizations' MSP ids, in the order they were added."""
-        return tuple(self._cas)
-
-    def ca_cert_pem(self, msp_id: str) -> bytes:
-        return self._ca_pems[self._known(msp_id)]
-
-    def revoked_serials(self, msp_id: str) -> frozenset[int]:
-        return frozenset(self._revoked[self._known(msp_id)])
-
-    def add_org(self, msp_id: str, ca_cert_pem: bytes) -> None:
-        """Trust `ca_cert_pem` as the self-signed Ed25519 root of organization `msp_id`."""
-        _check_text("msp_id", msp_id)
-        cert = self._load(ca_cert_pem)
-        if _attribute(cert.subject, NameOID.ORGANIZATION_NAME) != msp_id:
-            raise IdentityError("bad chain", f"CA certificate subject O is not {msp_id!r}")
-        try:
-            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        except x509.ExtensionNotFound:
-            constraints = None
-        if constraints is None or not constraints.ca:
-            raise IdentityError("bad chain", f"certificate of {msp_id!r} is not a CA certificate")
-        if not isinstance(cert.public_key(), Ed25519PublicKey) or not self._signed_by(cert, cert):
-            raise IdentityError("bad chain", f"CA certificate of {msp_id!r} is not self-signed Ed25519")
-        if msp_id in self._cas:
-            if self._ca_pems[msp_id] == bytes(ca_cert_pem):
-                return
-            raise IdentityError("bad chain", f"organization {msp_id!r} already has another CA")
-        self._cas[msp_id] = cert
-        self._ca_pems[msp_id] = bytes(ca_cert_pem)
-        self._revoked[msp_id] = set()
-
-    def revoke(self, msp_id: str, serial: int) -> None:
-        """Put certificate `serial` on the revocation list of `msp_id`."""
-        if isinstance(serial, bool) or not isinstance(serial, int) or serial <= 0:
-            raise ValueError(f"serial must be a positive int, got {serial!r}")
-        self._revoked[self._known(msp_id)].add(serial)
-
-    def is_revoked(self, msp_id: str, serial: int) -> bool:
-        return serial in self._revoked.get(msp_id, ())
-
-    def validate(self, cert_pem: bytes, *, role: str | None = None) -> tuple[str, str]:
-        """(msp_id, role) of a certificate that chains to a known CA, has `role` and is unrevoked."""
-        member = self._member(cert_pem)
-        if member.serial in self._revoked[member.msp_id]:
-            raise IdentityError("revoked", f"certificate serial {member.serial} of {member.msp_id}")
-        if role is not None and member.role != role:
-            raise IdentityError("role mismatch",
-                                f"certificate has role {member.role!r}, expected {role!r}")
-        return member.msp_id, member.role
-
-    def verify(self, cert_pem: bytes, data: bytes, signature: bytes, *,
-               role: str | None = None) -> tuple[str, str]:
-        """Validate the certificate as `validate` does, then its Ed25519 signature of `data`.
-
-        Returns (msp_id, role) like `validate`; raises IdentityError ("bad signature", ...).
-        """
-        found = self.validate(cert_pem, role=role)
-        try:
-            self._members[bytes(cert_pem)].public_key.verify(bytes(signature), data)
-        except (InvalidSignature, ValueError, TypeError):
-            raise IdentityError("bad signature",
-                                "signature does not verify under the certificate key") from None
-        return found
-
-    def public_key_bytes(self, cert_pem: bytes) -> bytes:
-        """Raw public key of a certificate whose chain verifies (revocation is not checked)."""
-        return _raw_public(self._member(cert_pem).public_key)
-
-    def copy(self) -> MSP:
-        return MSP.from_dict(self.to_dict())
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready config: {"orgs": {msp_id: ca_cert_pem}, "revoked": {msp_id: [serials]}}."""
-        return {"orgs": {m: pem.decode("ascii") for m, pem in self._ca_pems.items()},
-                "revoked": {m: sorted(s) for m, s in self._revoked.items() if s}}
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> MSP:
-        if not isinstance(config, dict) or not isinstance(config.get("orgs"), dict):
-            raise IdentityError("malformed config", "MSP config needs an 'orgs' mapping")
-        msp = cls()
-        for msp_id, pem in config["orgs"].items():
-            msp.add_org(msp_id, pem.encode("ascii") if isinstance(pem, str) else pem)
-        for msp_id, serials in (config.get("revoked") or {}).items():
-            for serial in serials:
-                msp.revoke(msp_id, serial)
-        return msp
-
-    def _known(self, msp_id: str) -> str:
-        if msp_id not in self._cas:
-            raise IdentityError("unknown organization", repr(msp_id))
-        return msp_id
-
-    @staticmethod
-    def _load(cert_pem: bytes) -> x509.Certificate:
-        try:
-            return x509.load_pem_x509_certificate(bytes(cert_pem))
-        except (ValueError, TypeError) as exc:
-            raise IdentityError("malformed certificate", str(exc)) from None
-
-    @staticmethod
-    def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-        key = issuer.public_key()
-        if not isinstance(key, Ed25519PublicKey) or cert.signature_algorithm_oid != \
-                x509.oid.SignatureAlgorithmOID.ED25519:
-            return False
-        try:
-            key.verify(cert.signature, cert.tbs_certificate_bytes)
-        except InvalidSignature:
-            return False
-        return True
-
-    def _member(self, cert_pem: bytes) -> _Member:
-        key = bytes(cert_pem)
-        member = self._members.get(key)
-        if member is not None:
-            return member
-        cert = self._load(key)
-        msp_id = _attribute(cert.issuer, NameOID.ORGANIZATION_NAME)
-        if msp_id not in self._cas:
-            raise IdentityError("unknown organization", repr(msp_id))
-        ca = self._cas[msp_id]
-        if cert.issuer != ca.subject or not self._signed_by(cert, ca):
-            raise IdentityError("bad chain", f"certificate is not signed by the CA of {msp_id}")
-        if _attribute(cert.subject, NameOID.ORGANIZATION_NAME) != msp_id:
-            raise IdentityError("bad chain", f"certificate subject O is not {msp_id!r}")
-        role = _attribute(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
-        if role not in ROLES:
-            raise IdentityError("no role", f"certificate OU {role!r} is not one of {ROLES}")
-        public = cert.public_key()
-        if not isinstance(public, Ed25519PublicKey):
-            raise IdentityError("bad chain", "certificate key is not Ed25519")
-        member = _Member(msp_id, role, cert.serial_number, public)
-        self._members[key] = member
-        return member
-
-    def __repr__(self) -> str:
-        return f"MSP(orgs={list(self._cas)})"
+def signed_by(data_signature: bytes, tbs: bytes, algorithm: x509.ObjectIdentifier,
+              issuer: x509.Certificate) -> bool:
+    """True when an Ed25519 issuer signed `tbs` (a certificate's or CRL's to-be-signed bytes)."""
+    key = issuer.public_key()
+    if not isinstance(key, Ed25519PublicKey) or algorithm != x509.oid.SignatureAlgorithmOID.ED25519:
+        return False
+    try:
+        key.verify(data_signature, tbs)
+    except InvalidSignature:
+        return False
+    return True

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 __all__ = [
     "EMPTY_ROOT",
     "Frontier",
-    "MemoryTree",
     "NodeLookup",
     "consistency_proof",
     "inclusion_proof",
@@ -189,16 +188,6 @@ class Frontier:
         self.size = size
         self.peaks = list(peaks)  # left to right, i.e. largest subtree first
 
-    @classmethod
-    def from_store(cls, size: int, node: NodeLookup) -> Frontier:
-        """The frontier of a stored tree of `size` leaves, read from its perfect-subtree nodes."""
-        peaks, lo = [], 0
-        for level in range(size.bit_length() - 1, -1, -1):
-            if size >> level & 1:
-                peaks.append(node(level, lo >> level))
-                lo += 1 << level
-        return cls(size, peaks)
-
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         index = self.size
         created = [(0, index, leaf)]
@@ -221,44 +210,3 @@ class Frontier:
 
     def copy(self) -> Frontier:
         return Frontier(self.size, self.peaks)
-
-
-class MemoryTree:
-    """An in-memory RFC 9162 log: append leaf data, ask roots and proofs for any earlier size."""
-
-    def __init__(self, leaves: Sequence[bytes] = ()) -> None:
-        self._levels: list[list[bytes]] = [[]]
-        self._frontier = Frontier()
-        for data in leaves:
-            self.append(data)
-
-    @property
-    def size(self) -> int:
-        return self._frontier.size
-
-    def append(self, data: bytes) -> bytes:
-        """Append leaf `data`; returns its leaf hash."""
-        h = leaf_hash(data)
-        for level, _, value in self._frontier.append(h):
-            if level == len(self._levels):
-                self._levels.append([])
-            self._levels[level].append(value)
-        return h
-
-    def node(self, level: int, index: int) -> bytes:
-        return self._levels[level][index]
-
-    def root(self, size: int | None = None) -> bytes:
-        size = self.size if size is None else size
-        if not 0 <= size <= self.size:
-            raise ValueError(f"tree size {size} is outside 0..{self.size}")
-        return range_hash(0, size, self.node) if size else EMPTY_ROOT
-
-    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
-        return inclusion_proof(index, self.size if size is None else size, self.node)
-
-    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
-        size2 = self.size if size2 is None else size2
-        if size2 > self.size:
-            raise ValueError(f"tree size {size2} is beyond the log's size {self.size}")
-        return consistency_proof(size1, size2, self.node)

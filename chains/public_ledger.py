@@ -10,35 +10,54 @@ genesis block carries the consortium's CA certificates, so the file verifies on 
     tx_id = ledger.transact(client, "update-hash", {"round": 0, "digest": sha256_hex})
     block = ledger.seal()
     proof = ledger.inclusion_proof(tx_id)
-    assert proof.verify(ledger.tree_head().root)
+    assert proof.verify(ledger.tree_head())   # bound to that tree head's size and root
+
+Each ledger's id (its genesis transaction's id) is unique: the genesis carries a nonce, random
+unless the caller passes one (fedenv derives it from its seed, so one seed gives the same bytes).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chains import store
-from chains.blocks import Block, BlockHeader, Clock, LogicalClock, TreeHead
-from chains.errors import IdentityError, LedgerCorruptError, LedgerError, TransactionRejected
-from chains.identity import MSP, Identity, OrgCA
-from chains.merkle import (
-    Frontier,
-    consistency_proof,
-    inclusion_proof,
-    verify_consistency,
-    verify_inclusion,
+from chains.blocks import Block, BlockHeader, TreeHead
+from chains.clock import Clock, LogicalClock
+from chains.errors import (
+    ConfigError,
+    IdentityError,
+    LedgerCorruptError,
+    LedgerError,
+    MalformedError,
+    TransactionRejected,
 )
-from chains.transactions import Transaction, check_payload
+from chains.identity import Identity, OrgCA
+from chains.ledger_config import LedgerConfig
+from chains.merkle import Frontier, consistency_proof, inclusion_proof
+from chains.msp import MSP
+from chains.proofs import ConsistencyProof, InclusionProof
+from chains.replay import ReplayFailure, replay
+from chains.sqlite_files import truncation
+from chains.store import (
+    BLOCK_COLUMNS,
+    FORMAT,
+    KIND,
+    connect,
+    read_cert,
+    read_meta,
+    read_node,
+    write_block,
+)
+from chains.transactions import KINDS, Transaction, check_payload
 from chains.validation import (
+    NONCE_BYTES,
     LedgerState,
     Violation,
     check_transaction,
     genesis_payload,
-    replay_head,
 )
 
 if TYPE_CHECKING:
@@ -47,55 +66,10 @@ if TYPE_CHECKING:
 __all__ = ["Block", "ConsistencyProof", "InclusionProof", "LedgerConfig", "PublicLedger"]
 
 
-
-@dataclass(frozen=True)
-class LedgerConfig:
-    """Settings of a public ledger. `max_payload_bytes` is fixed in the genesis block at creation."""
-
-    max_block_txs: int = 500          # seal a block automatically once this many are pending
-    max_payload_bytes: int = 2048     # canonical-JSON size limit of a transaction payload
-    synchronous: str = "FULL"         # SQLite fsync level: FULL survives power loss, NORMAL a crash
-
-    def __post_init__(self) -> None:
-        for name in ("max_block_txs", "max_payload_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"LedgerConfig.{name} must be a positive int, got {value!r}")
-        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError("LedgerConfig.synchronous must be OFF, NORMAL, FULL or EXTRA, "
-                             f"got {self.synchronous!r}")
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    """Leaf `leaf_index` (transaction `tx_id`) is in the log of `tree_size` transactions."""
-
-    tx_id: str
-    leaf_index: int
-    tree_size: int
-    path: tuple[bytes, ...]
-
-    def verify(self, root: bytes) -> bool:
-        return verify_inclusion(self.leaf_index, self.tree_size, bytes.fromhex(self.tx_id),
-                                self.path, root)
-
-
-@dataclass(frozen=True)
-class ConsistencyProof:
-    """The log of `size1` transactions is a prefix of the log of `size2`."""
-
-    size1: int
-    size2: int
-    path: tuple[bytes, ...]
-
-    def verify(self, root1: bytes, root2: bytes) -> bool:
-        return verify_consistency(self.size1, self.size2, root1, root2, self.path)
-
-
 class PublicLedger:
     """A SQLite-backed public ledger. Create it once, open it afterwards; one writer at a time."""
 
-    kind = store.KIND
+    kind = KIND
 
     def __init__(self, path: Path, conn: sqlite3.Connection, state: LedgerState,
                  proposer: Identity | None, clock: Clock, config: LedgerConfig) -> None:
@@ -104,18 +78,25 @@ class PublicLedger:
         self._pending: list[Transaction] = []
         self._stored_certs = {row[0] for row in conn.execute("SELECT id FROM certs")}
         if proposer is not None:
-            _require_orderer(state.msp, proposer)
+            _require_orderer(state.msp, proposer, state.timestamp)
 
     # -- creating and opening -------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, *, orgs: Iterable[OrgCA] | MSP, proposer: Identity,
-               clock: Clock | None = None, config: LedgerConfig | None = None) -> PublicLedger:
+               clock: Clock | None = None, config: LedgerConfig | None = None,
+               nonce: bytes | None = None) -> PublicLedger:
         """A new ledger file whose genesis block holds the consortium's membership config.
 
         `orgs` are the organizations' CAs (or an MSP of their certificates); `proposer` (an orderer
         of one of them) signs blocks and tree heads; `clock` gives block times (default: logical).
+        `nonce` (8 to 64 bytes) makes the ledger's id unique: random by default; pass one derived
+        from a seed for byte-identical ledgers across runs.
         """
         config = config or LedgerConfig()
+        if nonce is None:
+            nonce = os.urandom(16)
+        if not isinstance(nonce, bytes) or not NONCE_BYTES[0] <= len(nonce) <= NONCE_BYTES[1]:
+            raise ConfigError(f"nonce must be {NONCE_BYTES[0]} to {NONCE_BYTES[1]} bytes")
         if isinstance(orgs, MSP):
             msp = orgs.copy()
         else:
@@ -124,21 +105,24 @@ class PublicLedger:
                 msp.add_org(ca.msp_id, ca.cert_pem)
         if not msp.orgs:
             raise LedgerError("a ledger needs at least one organization")
-        _require_orderer(msp, proposer)
+        clock = clock or LogicalClock()
+        timestamp = _time(clock, 0)
+        _require_orderer(msp, proposer, timestamp)
         genesis = Transaction.create(proposer, "msp-config",
-                                     genesis_payload(msp, config.max_payload_bytes),
+                                     genesis_payload(msp, config.max_payload_bytes, nonce),
                                      nonce=0, chain="")
-        state = LedgerState()
+        state = LedgerState(timestamp=timestamp)
         try:
             check_transaction(state, genesis)
         except Violation as exc:
             raise LedgerError(f"genesis transaction is invalid: {exc}") from None
         path = Path(path)
-        conn = store.connect(path, create=True, synchronous=config.synchronous)
-        ledger = cls(path, conn, state, proposer, clock or LogicalClock(), config)
+        conn = connect(path, create=True, synchronous=config.synchronous)
+        ledger = cls(path, conn, state, proposer, clock, config)
         ledger._pending.append(genesis)
         try:
-            ledger._seal(meta=[("kind", store.KIND), ("format", store.FORMAT), ("chain", genesis.id)])
+            ledger._seal(timestamp, meta=[("kind", KIND), ("format", FORMAT),
+                                          ("chain", genesis.id)])
         except BaseException:
             conn.close()
             path.unlink(missing_ok=True)
@@ -151,27 +135,31 @@ class PublicLedger:
         """Open an existing ledger file, verifying its head block (LedgerCorruptError if it fails).
 
         Without a `proposer` the ledger is read-only: proofs and reads work, `seal` refuses.
-        Run `chains.verify.verify_ledger_file` for a full verification of every block.
+        Every block is replayed from the signed data (all rules; Ed25519 checks for the genesis
+        and the head block, whose signature covers the rest through hash links and Merkle
+        roots), so a file whose derived columns were altered is refused. Run
+        `chains.verify.verify_ledger_file` to check every signature too.
         """
         config = config or LedgerConfig()
         path = Path(path)
-        truncated = store.truncation(path) if path.is_file() else None
+        truncated = truncation(path) if path.is_file() else None
         if truncated:
             raise LedgerCorruptError(str(path), None, "truncated", truncated)
         try:
-            conn = store.connect(path, synchronous=config.synchronous)
-        except sqlite3.DatabaseError as exc:
+            conn = connect(path, synchronous=config.synchronous)
+        except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
             raise LedgerCorruptError(str(path), None, "unreadable", str(exc)) from None
         try:
-            meta = store.read_meta(conn)
-            if meta.get("kind") != store.KIND:
-                raise LedgerError(f"{path} is not a public ledger (kind {meta.get('kind')!r})")
-            if meta.get("format") != store.FORMAT:
-                raise LedgerError(f"{path} has format {meta.get('format')!r}, expected {store.FORMAT}")
-            state = replay_head(conn, str(path))
+            meta = read_meta(conn)
+            state = LedgerState()
+            (head,) = conn.execute("SELECT MAX(height) FROM blocks").fetchone()
+            replay(conn, state, signatures_from=head if isinstance(head, int) else 0)
             if meta.get("chain") != state.chain:
                 raise LedgerCorruptError(str(path), None, "meta", "meta.chain is not the genesis id")
-        except sqlite3.DatabaseError as exc:
+        except ReplayFailure as exc:
+            conn.close()
+            raise LedgerCorruptError(str(path), exc.block, exc.reason, exc.detail) from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
             conn.close()
             raise LedgerCorruptError(str(path), None, "unreadable", str(exc)) from None
         except BaseException:
@@ -223,19 +211,22 @@ class PublicLedger:
 
         Raises TransactionRejected (tx-payload, tx-kind) for a payload that cannot be a transaction.
         """
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise TransactionRejected("tx-kind", f"unknown kind {kind!r}; known: {sorted(KINDS)}")
         try:
             check_payload(kind, payload, self._state.max_payload_bytes)
-        except (ValueError, TypeError) as exc:
-            reason = "tx-kind" if str(exc).startswith("unknown kind") else "tx-payload"
-            raise TransactionRejected(reason, str(exc)) from None
-        return Transaction.create(sender, kind, payload, nonce=self.next_nonce(sender),
-                                  chain=self.chain_id)
+            return Transaction.create(sender, kind, payload, nonce=self.next_nonce(sender),
+                                      chain=self.chain_id)
+        except MalformedError as exc:
+            raise TransactionRejected("tx-payload", str(exc)) from None
 
     def submit(self, tx: Transaction) -> str:
         """Validate `tx` and queue it for the next block; returns its id.
 
         Raises TransactionRejected (reason: tx-chain, tx-sender, tx-kind, tx-identity,
-        revoked-identity, tx-signature, tx-role, tx-payload, tx-nonce) and changes nothing.
+        identity-time, identity-usage, revoked-identity, tx-signature, tx-role, tx-payload,
+        tx-nonce) and changes nothing. The sender's certificate must be valid at the time of the
+        last committed block.
         Seals a block automatically when `config.max_block_txs` transactions are pending (if
         that seal fails, its error propagates and the transactions stay pending).
         """
@@ -254,33 +245,33 @@ class PublicLedger:
         """Sign and submit a transaction from `sender`; returns its id (committed by `seal`)."""
         return self.submit(self.prepare(sender, kind, payload))
 
-    def revoke(self, admin: Identity, serial: int) -> str:
-        """Revoke certificate `serial` of the admin's organization (a config transaction)."""
-        return self.transact(admin, "revoke", {"msp_id": admin.msp_id, "serial": serial})
+    def revoke(self, admin: Identity, crl: bytes) -> str:
+        """Publish `crl` (an X.509 CRL in DER, signed by the CA of the admin's organization, as
+        `OrgCA.crl` makes) as a config transaction: its serials are revoked from here on."""
+        if not isinstance(crl, (bytes, bytearray)):
+            raise TypeError(f"crl must be DER bytes, got {type(crl).__name__}")
+        return self.transact(admin, "revoke", {"crl": bytes(crl).hex(), "msp_id": admin.msp_id})
 
     def seal(self) -> Block | None:
         """Commit the pending transactions as one signed block with a new tree head (None if none)."""
-        return self._seal(meta=())
-
-    def _seal(self, *, meta: Iterable[tuple[str, str]]) -> Block | None:
         if not self._pending:
             return None
+        return self._seal(_time(self.clock, self._state.timestamp), meta=())
+
+    def _seal(self, timestamp: int, *, meta: Iterable[tuple[str, str]]) -> Block | None:
         if self.proposer is None:
             raise LedgerError("this ledger was opened read-only (no proposer): it cannot seal blocks")
         state, txs = self._state, self._pending
-        _require_orderer(state.msp, self.proposer)  # e.g. revoked meanwhile: set another proposer
-        timestamp = self.clock()
-        if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < state.timestamp:
-            raise LedgerError(f"clock gave {timestamp!r}; block times must be ints that never go "
-                              f"back (last {state.timestamp})")
+        _require_orderer(state.msp, self.proposer, timestamp)  # e.g. revoked or expired meanwhile
         block_tree, frontier, nodes = Frontier(), state.frontier.copy(), []
         for tx in txs:
             leaf = tx.leaf_hash
             block_tree.append(leaf)
             nodes.extend(frontier.append(leaf))
         height = state.height + 1
-        header = BlockHeader(height, state.prev_hash, block_tree.root(), len(txs), timestamp,
-                             self.proposer.id)
+        chain = state.chain
+        header = BlockHeader(chain, height, state.prev_hash, block_tree.root(), len(txs),
+                             timestamp, self.proposer.id)
         head = TreeHead(state.chain, frontier.size, frontier.root(), timestamp).signed_by(self.proposer)
         first = state.frontier.size
         tx_rows = [(first + i, height, tx.leaf_hash, tx.sender, tx.nonce, tx.kind, tx.body,
@@ -290,19 +281,11 @@ class PublicLedger:
             certs[self.proposer.id] = self.proposer.cert_pem
         block_row = (height, header.hash, header.encode(), header.sign(self.proposer), head.size,
                      head.encode(), head.signature)
-        store.write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
+        write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
         self._stored_certs.update(certs)
         state.height, state.prev_hash, state.timestamp = height, header.hash, timestamp
         state.frontier, state.head, self._pending = frontier, head, []
         return Block(header, header.hash, block_row[3], head, tuple(tx.id for tx in txs))
-
-    def discard_pending(self) -> int:
-        """Drop the pending transactions and their effects (nonces, revocations); returns how many."""
-        dropped = len(self._pending)
-        if dropped:
-            self._state = replay_head(self._conn, str(self.path))
-            self._pending = []
-        return dropped
 
     # -- the Anchor protocol ----------------------------------------------------------------------
     def anchor(self, kind: str, payload: Mapping[str, Any], *, sender: Identity | None = None) -> str:
@@ -340,7 +323,7 @@ class PublicLedger:
             yield TreeHead.decode(data, sig)
 
     def block(self, height: int) -> Block:
-        row = self._conn.execute(f"SELECT {store.BLOCK_COLUMNS} FROM blocks WHERE height = ?",
+        row = self._conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE height = ?",
                                  (height,)).fetchone()
         if row is None:
             raise LedgerError(f"no block at height {height} (head is {self.height})")
@@ -355,7 +338,7 @@ class PublicLedger:
                                  (_tx_key(tx_id),)).fetchone()
         if row is None:
             raise LedgerError(f"transaction {tx_id} is not committed on this ledger")
-        return Transaction.decode(row[0], row[1], store.read_cert(self._conn, row[2]) or b"")
+        return Transaction.decode(row[0], row[1], read_cert(self._conn, row[2]) or b"")
 
     def transactions(self, kind: str | None = None) -> Iterator[tuple[int, Transaction]]:
         """(block height, transaction) in log order, optionally of one kind."""
@@ -386,7 +369,7 @@ class PublicLedger:
         return ConsistencyProof(size1, size2, tuple(consistency_proof(size1, size2, self._node)))
 
     def _node(self, level: int, index: int) -> bytes:
-        return store.read_node(self._conn, level, index)
+        return read_node(self._conn, level, index)
 
     def _find(self, tx_id: str) -> tuple[int, int] | None:
         row = self._conn.execute("SELECT seq, height FROM txs WHERE id = ?",
@@ -398,11 +381,20 @@ class PublicLedger:
                 f"pending={self.pending})")
 
 
-def _require_orderer(msp: MSP, proposer: Identity) -> None:
+def _require_orderer(msp: MSP, proposer: Identity, at: int) -> None:
     try:
-        msp.validate(proposer.cert_pem, role="orderer")
+        msp.validate(proposer.cert_pem, at=at, role="orderer")
     except IdentityError as exc:
-        raise LedgerError(f"proposer {proposer.name!r} cannot sign blocks: {exc}") from None
+        raise LedgerError(f"proposer {proposer.name!r} cannot sign blocks at time {at}: {exc}") \
+            from None
+
+
+def _time(clock: Clock, last: int) -> int:
+    timestamp = clock()
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < last:
+        raise LedgerError(f"clock gave {timestamp!r}; block times must be ints that never go "
+                          f"back (last {last})")
+    return timestamp
 
 
 def _tx_key(tx_id: str) -> bytes:

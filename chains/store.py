@@ -8,7 +8,9 @@ Tables:
                          leaf hash (id), sender, nonce and kind are indexes into the signed body
   nodes(last, level, hash)  every completed perfect subtree above the leaves, keyed by its last leaf,
                          so that proofs cost O(log^2 n) lookups
-Everything but the signed header, tree head and transaction bodies is derived, and `verify` checks it.
+Everything but the signed header, tree head and transaction bodies is derived: `open` and
+`verify` recompute it all from the signed data and refuse a file where it disagrees. A file whose
+schema is not exactly this one (a view, a trigger, an altered table) is refused too.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from chains.errors import LedgerError
+from chains.errors import LedgerCorruptError, LedgerError
+from chains.sqlite_files import check_schema, harden
 
-__all__ = ["FORMAT", "KIND", "BlockRow", "TxRow", "connect", "node_key", "write_block"]
+__all__ = ["FORMAT", "KIND", "SCHEMA", "BlockRow", "TxRow", "connect", "node_key", "write_block"]
 
 KIND = "public-ledger"
-FORMAT = "1"
+FORMAT = "2"  # 2: one canonical JSON, genesis nonce, chain id in block headers, CRLs
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS certs(id TEXT PRIMARY KEY, pem BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks(
@@ -48,7 +51,11 @@ TxRow = tuple[int, int, bytes, str, int, str, bytes, bytes]
 
 
 def connect(path: str | Path, *, create: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
-    """Open a ledger database (autocommit mode: the caller brackets each block in BEGIN/COMMIT)."""
+    """Open a ledger database (autocommit mode: the caller brackets each block in BEGIN/COMMIT).
+
+    LedgerError if the file is missing (or, with `create`, exists), or holds another kind of
+    ledger or format; LedgerCorruptError ("schema") if its schema is not the ledger's.
+    """
     path = Path(path)
     if not create and not path.is_file():
         raise LedgerError(f"no ledger file at {path}")
@@ -58,11 +65,24 @@ def connect(path: str | Path, *, create: bool = False, synchronous: str = "FULL"
         raise LedgerError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
+        harden(conn)
+        if not create:
+            meta = read_meta(conn) if conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() \
+                else {}
+            if meta.get("kind") != KIND:
+                raise LedgerError(f"{path} is not a public ledger (kind {meta.get('kind')!r})")
+            if meta.get("format") != FORMAT:
+                raise LedgerError(f"{path} has format {meta.get('format')!r}, expected {FORMAT} "
+                                  f"(ledgers of other formats do not reopen)")
+            problem = check_schema(conn, SCHEMA)
+            if problem:
+                raise LedgerCorruptError(str(path), None, "schema", problem)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         if create:
-            conn.executescript(_SCHEMA)
-    except sqlite3.DatabaseError:
+            conn.executescript(SCHEMA)
+    except BaseException:
         conn.close()
         raise
     return conn
@@ -93,22 +113,6 @@ def write_block(conn: sqlite3.Connection, block: BlockRow, txs: Sequence[TxRow],
         raise
 
 
-def truncation(path: str | Path) -> str | None:
-    """Why the file is shorter than its SQLite header says it is (a truncated copy), or None."""
-    path = Path(path)
-    with path.open("rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-        return None  # not SQLite at all: sqlite3 itself says so
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    declared, actual = pages * page_size, path.stat().st_size
-    if header[24:28] == header[92:96] and declared > actual:  # the page count is valid
-        return f"the file has {actual} bytes, its header declares {declared}"
-    return None
-
-
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM meta"))
 
@@ -120,11 +124,11 @@ def read_node(conn: sqlite3.Connection, level: int, index: int) -> bytes:
     else:
         row = conn.execute("SELECT hash FROM nodes WHERE last = ? AND level = ?",
                            (node_key(level, index), level)).fetchone()
-    if row is None:
+    if row is None or type(row[0]) is not bytes:
         raise LedgerError(f"Merkle node (level {level}, index {index}) is not in the ledger")
-    return bytes(row[0])
+    return row[0]
 
 
 def read_cert(conn: sqlite3.Connection, identity_id: str) -> bytes | None:
     row = conn.execute("SELECT pem FROM certs WHERE id = ?", (identity_id,)).fetchone()
-    return None if row is None else bytes(row[0])
+    return None if row is None or type(row[0]) is not bytes else row[0]

@@ -1,35 +1,41 @@
-"""The rules of the public ledger, shared by `submit` (one transaction) and `verify` (whole blocks).
+"""The rules of the public ledger, shared by `submit` (one transaction), `open` and `verify`.
 
-A `LedgerState` is what a replay of blocks 0..h knows: the membership service (with revocations
-applied in log order), each sender's next nonce, the Merkle frontier, the last block hash and tree
-head. `check_transaction` and `check_block` raise `Violation(reason, detail)`, where `reason` is a
-stable code (listed in docs/chains.md); on success they advance the state. `replay_head` rebuilds
-the state of a stored ledger, checking its genesis and head blocks in full (used when opening).
+A `LedgerState` is what a replay of blocks 0..h knows: the membership service (with revocation
+lists applied in log order), each sender's next nonce, the Merkle frontier, the last block hash,
+time and tree head. `check_transaction` and `check_block` raise `Violation(reason, detail)`, where
+`reason` is a stable code (listed in docs/chains.md); on success they advance the state.
+
+Time: a transaction is judged at the ledger time of the block before the one that holds it (the
+time the ledger had when it was submitted; the genesis transaction at its own block's time), a
+block's proposer and tree head at the block's own time. Certificates must be valid then.
+
+`check_block(..., signatures=False)` applies every rule but skips the Ed25519 checks: `open` uses
+it for every block but the genesis and the head, whose signature vouches for the rest through
+the hash links and the Merkle root.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from chains import store
 from chains.blocks import BLOCK_DOMAIN, GENESIS_PREV, BlockHeader, TreeHead
-from chains.errors import IdentityError, LedgerCorruptError, LedgerError
-from chains.identity import MSP
+from chains.errors import IdentityError, MalformedError
 from chains.merkle import Frontier
+from chains.msp import MSP
 from chains.store import BlockRow, TxRow, node_key
 from chains.transactions import KINDS, Transaction, check_payload
 
-__all__ = ["MAX_CONFIG_BYTES", "LedgerState", "Violation", "check_block", "check_transaction",
-           "genesis_payload", "replay_head"]
+__all__ = ["LedgerState", "Violation", "check_block", "check_transaction", "genesis_payload"]
 
-MAX_CONFIG_BYTES = 1 << 20
+NONCE_BYTES = (8, 64)  # a genesis nonce: at least 8 and at most 64 bytes
+_IDENTITY_REASONS = {"revoked": "revoked-identity", "bad signature": "tx-signature",
+                     "expired": "identity-time", "not yet valid": "identity-time",
+                     "not a signer": "identity-usage"}
 
 
 class Violation(Exception):
@@ -40,8 +46,8 @@ class Violation(Exception):
         super().__init__(f"{reason}: {detail}")
 
 
-def genesis_payload(msp: MSP, max_payload_bytes: int) -> dict:
-    return {"max_payload_bytes": max_payload_bytes, "msp": msp.to_dict()}
+def genesis_payload(msp: MSP, max_payload_bytes: int, nonce: bytes) -> dict:
+    return {"max_payload_bytes": max_payload_bytes, "msp": msp.to_dict(), "nonce": nonce.hex()}
 
 
 @dataclass
@@ -64,13 +70,14 @@ class LedgerState:
         if ident is None:
             try:
                 der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
-            except ValueError as exc:
-                raise Violation("tx-sender", f"certificate does not parse ({exc})") from None
+            except Exception as exc:  # noqa: BLE001 (cryptography raises many types on bad DER)
+                raise Violation("tx-sender", f"certificate does not parse ({exc})"[:300]) \
+                    from None
             ident = self.cert_ids[cert_pem] = hashlib.sha256(der).hexdigest()
         return ident
 
 
-def check_transaction(state: LedgerState, tx: Transaction) -> None:
+def check_transaction(state: LedgerState, tx: Transaction, *, signatures: bool = True) -> None:
     """Raise Violation unless `tx` may be appended next; on success apply it to `state`."""
     genesis = state.height < 0 and not state.chain
     if genesis:
@@ -84,48 +91,59 @@ def check_transaction(state: LedgerState, tx: Transaction) -> None:
         raise Violation("tx-sender", "sender id is not the SHA-256 of the attached certificate")
     spec = KINDS.get(tx.kind)
     if spec is None or (spec.name == "msp-config") != genesis:
-        raise Violation("tx-kind", f"kind {tx.kind!r} is not allowed here")
+        raise Violation("tx-kind", f"kind {tx.kind[:40]!r} is not allowed here")
     try:
-        msp_id, role = state.msp.verify(tx.cert_pem, tx.signed_bytes, tx.signature)
+        if signatures:
+            msp_id, role = state.msp.verify(tx.cert_pem, tx.signed_bytes, tx.signature,
+                                            at=state.timestamp)
+        else:
+            msp_id, role = state.msp.validate(tx.cert_pem, at=state.timestamp)
     except IdentityError as exc:
-        reason = {"revoked": "revoked-identity", "bad signature": "tx-signature"}.get(
-            exc.reason, "tx-identity")
-        raise Violation(reason, str(exc)) from None
+        raise Violation(_IDENTITY_REASONS.get(exc.reason, "tx-identity"), str(exc)) from None
     if role not in spec.roles:
         raise Violation("tx-role", f"a {role} may not send {tx.kind!r} (allowed: {sorted(spec.roles)})")
-    limit = MAX_CONFIG_BYTES if spec.config else state.max_payload_bytes
     try:
-        check_payload(tx.kind, tx.payload, limit)
-    except (ValueError, TypeError) as exc:
+        check_payload(tx.kind, tx.payload, state.max_payload_bytes)
+    except MalformedError as exc:
         raise Violation("tx-payload", str(exc)) from None
     expected = state.nonces.get(tx.sender, 0)
     if tx.nonce != expected:
         raise Violation("tx-nonce", f"nonce {tx.nonce} from {tx.sender[:12]}, expected {expected}")
     if tx.kind == "revoke":
-        target, serial = tx.payload["msp_id"], tx.payload["serial"]
-        if target != msp_id:
-            raise Violation("tx-payload", f"an admin of {msp_id} cannot revoke in {target!r}")
-        if isinstance(serial, bool) or not isinstance(serial, int) or serial <= 0:
-            raise Violation("tx-payload", f"serial must be a positive int, got {serial!r}")
-        state.msp.revoke(target, serial)
+        _apply_revocation(state, tx, msp_id)
     state.nonces[tx.sender] = expected + 1
+
+
+def _apply_revocation(state: LedgerState, tx: Transaction, msp_id: str) -> None:
+    target, crl = tx.payload["msp_id"], tx.payload["crl"]
+    if target != msp_id:
+        raise Violation("tx-payload", f"an admin of {msp_id} cannot revoke in {target[:40]!r}")
+    try:
+        state.msp.add_crl(target, bytes.fromhex(crl))
+    except ValueError:
+        raise Violation("tx-payload", "crl must be the hex of a DER CRL") from None
+    except IdentityError as exc:
+        raise Violation("tx-payload", str(exc)) from None
 
 
 def _load_genesis(state: LedgerState, tx: Transaction) -> None:
     payload = tx.payload
-    limit = payload.get("max_payload_bytes")
+    limit, nonce = payload.get("max_payload_bytes"), payload.get("nonce")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
         raise Violation("genesis", f"max_payload_bytes must be a positive int, got {limit!r}")
+    if not isinstance(nonce, str) or not NONCE_BYTES[0] * 2 <= len(nonce) <= NONCE_BYTES[1] * 2:
+        raise Violation("genesis", "the genesis needs a nonce of 8 to 64 bytes (hex)")
     try:
-        state.msp = MSP.from_dict(payload.get("msp"))  # type: ignore[arg-type]
-    except (IdentityError, ValueError, AttributeError, TypeError) as exc:
+        state.msp = MSP.from_dict(payload.get("msp"))
+    except IdentityError as exc:
         raise Violation("genesis", f"membership config does not load ({exc})") from None
     state.max_payload_bytes = limit
     state.chain = tx.id
 
 
 def check_block(state: LedgerState, block: BlockRow, txs: Sequence[TxRow],
-                nodes: Sequence[tuple[int, int, bytes]], cert: Callable[[str], bytes | None]) -> None:
+                nodes: Sequence[tuple[int, int, bytes]], cert: Callable[[str], bytes | None],
+                *, signatures: bool = True) -> None:
     """Raise Violation unless `block` (with its transaction rows and stored Merkle nodes, as
     (last, level, hash)) extends `state`; on success the state moves to this block."""
     height, stored_hash, header_bytes, signature, tree_size, head_bytes, head_sig = block
@@ -134,7 +152,7 @@ def check_block(state: LedgerState, block: BlockRow, txs: Sequence[TxRow],
         raise Violation("block-missing", f"expected block {expected}, the next stored is {height}")
     try:
         header = BlockHeader.decode(header_bytes)
-    except ValueError as exc:
+    except MalformedError as exc:
         raise Violation("malformed-block", str(exc)) from None
     if header.height != height:
         raise Violation("block-height", f"block stored at height {height} says it is {header.height}")
@@ -145,67 +163,85 @@ def check_block(state: LedgerState, block: BlockRow, txs: Sequence[TxRow],
         raise Violation("block-hash", "stored block hash is not SHA-256 of the header")
     if header.timestamp < state.timestamp:
         raise Violation("timestamp", f"timestamp {header.timestamp} is before {state.timestamp}")
-    proposer_pem = cert(header.proposer)
     if height == 0:  # the genesis transaction brings the MSP that validates its own proposer
         if len(txs) != 1:
             raise Violation("genesis", f"genesis block holds {len(txs)} transactions, not 1")
-        _check_rows(state, txs, cert)
+        state.timestamp = header.timestamp
+        _check_rows(state, height, txs, cert, signatures)
+    if header.chain != state.chain:
+        raise Violation("block-chain", "block header names another ledger")
+    proposer_pem = _check_proposer(state, header, header_bytes, signature, cert, signatures)
+    if len(txs) != header.tx_count:
+        raise Violation("tx-count", f"header declares {header.tx_count} transactions, "
+                                    f"the file holds {len(txs)}")
+    if height > 0:
+        _check_rows(state, height, txs, cert, signatures)
+    block_tree = Frontier()
+    created: list[tuple[int, int, bytes]] = []
+    for row in txs:
+        block_tree.append(row[2])
+        created.extend((node_key(lvl, idx), lvl, h)
+                       for lvl, idx, h in state.frontier.append(row[2]) if lvl)
+    if block_tree.root() != header.tx_root:
+        raise Violation("tx-root", "Merkle root of the block's transactions is not the header's tx_root")
+    if list(nodes) != created:
+        raise Violation("merkle-node", "stored Merkle nodes are not those the transactions produce")
+    _check_tree_head(state, header, head_bytes, head_sig, tree_size, proposer_pem, signatures)
+    state.height, state.prev_hash, state.timestamp = height, header.hash, header.timestamp
+
+
+def _check_proposer(state: LedgerState, header: BlockHeader, header_bytes: bytes,
+                    signature: bytes, cert: Callable[[str], bytes | None],
+                    signatures: bool) -> bytes:
+    proposer_pem = cert(header.proposer)
     if proposer_pem is None:
         raise Violation("proposer-identity", f"certificate {header.proposer[:12]} is not in the ledger")
     try:
         if state.identity_id(proposer_pem) != header.proposer:
             raise IdentityError("bad chain", "certificate does not hash to the proposer id")
-        state.msp.verify(proposer_pem, BLOCK_DOMAIN + header_bytes, signature, role="orderer")
+        if signatures:
+            state.msp.verify(proposer_pem, BLOCK_DOMAIN + header_bytes, signature,
+                             at=header.timestamp, role="orderer")
+        else:
+            state.msp.validate(proposer_pem, at=header.timestamp, role="orderer")
     except IdentityError as exc:
         reason = "block-signature" if exc.reason == "bad signature" else "proposer-identity"
         raise Violation(reason, str(exc)) from None
     except Violation as exc:  # the stored certificate does not even parse
         raise Violation("proposer-identity", exc.detail) from None
-    if len(txs) != header.tx_count:
-        raise Violation("tx-count", f"header declares {header.tx_count} transactions, "
-                                    f"the file holds {len(txs)}")
-    if height > 0:
-        _check_rows(state, txs, cert)
-    block_tree = Frontier()
-    created: list[tuple[int, int, bytes]] = []
-    for row in txs:
-        block_tree.append(bytes(row[2]))
-        created.extend((node_key(lvl, idx), lvl, h)
-                       for lvl, idx, h in state.frontier.append(bytes(row[2])) if lvl)
-    if block_tree.root() != header.tx_root:
-        raise Violation("tx-root", "Merkle root of the block's transactions is not the header's tx_root")
-    if [(int(a), int(b), bytes(c)) for a, b, c in nodes] != created:
-        raise Violation("merkle-node", "stored Merkle nodes are not those the transactions produce")
-    _check_tree_head(state, header, head_bytes, head_sig, tree_size, proposer_pem)
-    state.height, state.prev_hash, state.timestamp = height, header.hash, header.timestamp
+    return proposer_pem
 
 
-def _check_rows(state: LedgerState, txs: Sequence[TxRow], cert: Callable[[str], bytes | None]) -> None:
+def _check_rows(state: LedgerState, height: int, txs: Sequence[TxRow],
+                cert: Callable[[str], bytes | None], signatures: bool) -> None:
     first = state.frontier.size
-    for offset, (seq, _, tx_id, sender, nonce, kind, body, sig) in enumerate(txs):
+    for offset, (seq, tx_height, tx_id, sender, nonce, kind, body, sig) in enumerate(txs):
         if seq != first + offset:
             raise Violation("tx-count", f"transaction {first + offset} is missing (found {seq})")
+        if tx_height != height:
+            raise Violation("tx-height", f"transaction {seq} is stored at height {tx_height}, "
+                                         f"its block is {height}")
         pem = cert(sender)
         if pem is None:
             raise Violation("tx-sender", f"certificate {sender[:12]} is not in the ledger")
         try:
             tx = Transaction.decode(body, sig, pem)
-        except ValueError as exc:
+        except MalformedError as exc:
             raise Violation("malformed-tx", f"transaction {seq}: {exc}") from None
         try:
-            check_transaction(state, tx)
+            check_transaction(state, tx, signatures=signatures)
         except Violation as exc:
             raise Violation(exc.reason, f"transaction {seq}: {exc.detail}") from None
-        if (bytes(tx_id), sender, nonce, kind) != (tx.leaf_hash, tx.sender, tx.nonce, tx.kind):
+        if (tx_id, sender, nonce, kind) != (tx.leaf_hash, tx.sender, tx.nonce, tx.kind):
             raise Violation("tx-index", f"transaction {seq}: stored id/sender/nonce/kind disagree "
                                         "with its signed body")
 
 
 def _check_tree_head(state: LedgerState, header: BlockHeader, head_bytes: bytes, head_sig: bytes,
-                     tree_size: int, proposer_pem: bytes) -> None:
+                     tree_size: int, proposer_pem: bytes, signatures: bool) -> None:
     try:
         head = TreeHead.decode(head_bytes, head_sig)
-    except ValueError as exc:
+    except MalformedError as exc:
         raise Violation("malformed-tree-head", str(exc)) from None
     prev = state.head
     if prev is not None and head.size < prev.size:
@@ -221,59 +257,6 @@ def _check_tree_head(state: LedgerState, header: BlockHeader, head_bytes: bytes,
         raise Violation("tree-head-root", "tree head root is not the Merkle root of the log")
     if head.timestamp != header.timestamp:
         raise Violation("tree-head-time", "tree head time differs from its block's")
-    if not head.verify(state.msp.public_key_bytes(proposer_pem)):
+    if signatures and not head.verify(state.msp.public_key_bytes(proposer_pem)):
         raise Violation("tree-head-signature", "tree head signature is not the proposer's")
     state.head = head
-
-
-def replay_head(conn: sqlite3.Connection, path: str) -> LedgerState:
-    """The state after the head block, checking the genesis and the head block in full."""
-    def fail(height: int | None, reason: str, detail: str) -> LedgerCorruptError:
-        return LedgerCorruptError(path, height, reason, detail)
-
-    def cert(identity_id: str) -> bytes | None:
-        return store.read_cert(conn, identity_id)
-
-    def block(height: int) -> tuple | None:
-        return conn.execute(f"SELECT {store.BLOCK_COLUMNS} FROM blocks WHERE height = ?",
-                            (height,)).fetchone()
-
-    def txs(height: int) -> list:
-        return conn.execute(f"SELECT {store.TX_COLUMNS} FROM txs WHERE height = ? ORDER BY seq",
-                            (height,)).fetchall()
-
-    def nodes(lo: int, hi: int) -> list:
-        return conn.execute("SELECT last, level, hash FROM nodes WHERE last >= ? AND last < ? "
-                            "ORDER BY last, level", (lo, hi)).fetchall()
-
-    (head_height,) = conn.execute("SELECT MAX(height) FROM blocks").fetchone()
-    if head_height is None:
-        raise fail(None, "empty", "the ledger has no genesis block")
-    state = LedgerState()
-    try:
-        genesis = block(0)
-        if genesis is None:
-            raise Violation("block-missing", "there is no genesis block")
-        check_block(state, genesis, txs(0), nodes(0, genesis[4]), cert)
-        if head_height > 0:
-            prev = block(head_height - 1)
-            if prev is None:
-                raise Violation("block-missing", f"block {head_height - 1} is missing")
-            header, head = BlockHeader.decode(prev[2]), TreeHead.decode(prev[5], prev[6])
-            for (body,) in conn.execute("SELECT body FROM txs WHERE kind = 'revoke' AND height < ? "
-                                        "ORDER BY seq", (head_height,)):
-                payload = json.loads(body)["payload"]
-                state.msp.revoke(payload["msp_id"], payload["serial"])
-            state.nonces = dict(conn.execute(
-                "SELECT sender, MAX(nonce) + 1 FROM txs WHERE height < ? GROUP BY sender",
-                (head_height,)))
-            state.frontier = Frontier.from_store(head.size, lambda lvl, i: store.read_node(conn, lvl, i))
-            state.height, state.prev_hash, state.timestamp = prev[0], header.hash, header.timestamp
-            state.head = head
-            row = block(head_height)
-            check_block(state, row, txs(head_height), nodes(head.size, row[4]), cert)
-    except Violation as exc:
-        raise fail(state.height + 1, exc.reason, exc.detail) from None
-    except (ValueError, KeyError, TypeError, LedgerError) as exc:
-        raise fail(state.height + 1, "malformed", str(exc)) from None
-    return state

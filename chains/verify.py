@@ -1,208 +1,127 @@
 """Offline verification of ledger files and run folders (`python -m chains verify PATH`).
 
-A public ledger is replayed block by block from the file alone (the genesis block holds the
-consortium's CA certificates): hash links, block and tree-head signatures, every transaction's
-signature and identity (revocations apply from their position in the log on), nonces, Merkle roots,
-the stored Merkle nodes, and tree heads that only grow. Rows are streamed, so memory stays flat.
-Fabric-style channel files are handed to `chains.fabric.verify_channel_file`. In a run folder, each
-transaction payload naming an `"artifact"` (a path relative to the folder that holds the ledger
-file, so run folders nest: `runs/<name>/env/public.db` resolves against `runs/<name>/env/`) and its
-`"digest"` is checked against the SHA-256 of that file.
+A public ledger is replayed block by block from the file alone (`chains.replay`: the genesis
+block holds the consortium's CA certificates): hash links, block and tree-head signatures, every
+transaction's signature, identity and validity (revocations apply from their position in the log
+on), nonces, Merkle roots, every derived column, and tree heads that only grow. Rows are
+streamed, so memory stays flat. Channel and orderer files of `chains.fabric` are handed to
+`chains.fabric.verify`. In a run folder, each transaction payload naming an `"artifact"` (a path
+relative to the folder that holds the ledger file, so run folders nest:
+`runs/<name>/env/public.db` resolves against `runs/<name>/env/`) and its `"digest"` is checked
+against that file (`chains.artifacts`), and the files of one chain (the orderer's and every
+peer's copy of a channel, copies of a public ledger) are compared block by block: two different
+blocks at one height are a `fork`, reported with both hashes.
+
+A hostile folder gets an answer, never a traceback, a write or a hang: links are not followed,
+files are opened read-only within size and time bounds (`chains.sqlite_files`, `VerifyLimits`),
+schemas must be exactly the ledger's, and every failure is a `Problem` with a reason.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+import stat
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from chains import store
+from chains.artifacts import check_artifacts
+from chains.canonical import parse_json
+from chains.errors import ChainsError, ConfigError, MalformedError
+from chains.fabric.verify import ORDERER_KIND, check_channel, check_orderer
 from chains.merkle import EMPTY_ROOT, range_hash
-from chains.validation import LedgerState, Violation, check_block
+from chains.replay import ReplayFailure, replay
+from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
+from chains.sqlite_files import UnsafeFile, check_schema, open_readonly, truncation
+from chains.store import FORMAT, KIND, SCHEMA, read_meta, read_node
+from chains.validation import LedgerState
 
-__all__ = ["LEDGER_SUFFIXES", "Problem", "VerifyReport", "verify_ledger_file", "verify_path"]
+__all__ = ["LEDGER_SUFFIXES", "Problem", "VerifyLimits", "VerifyReport", "verify_ledger_file",
+           "verify_path"]
 
 LEDGER_SUFFIXES = (".db", ".sqlite")
+_CHANNEL_KIND = "fabric-channel"
 
 
 @dataclass
-class Problem:
-    """One thing that does not verify: the block (height or number) it is in, a short reason code."""
+class _Chain:
+    """Which chain a verified file holds and its block hashes by height (for fork checks)."""
 
-    block: int | None
-    reason: str
-    detail: str = ""
-
-
-@dataclass
-class VerifyReport:
-    """The outcome of verifying one ledger file."""
-
-    path: str
-    kind: str
-    ok: bool
-    blocks: int
-    transactions: int
-    problems: list[Problem] = field(default_factory=list)
-    head: str = ""  # e.g. "size=120 root=ab12..." of the last verified tree head
-
-    def summary(self) -> str:
-        status = "OK  " if self.ok else "FAIL"
-        line = f"{status} {self.kind:<15} {self.path}  blocks={self.blocks} txs={self.transactions}"
-        if self.head:
-            line += f"  {self.head}"
-        for p in self.problems:
-            where = f"block {p.block}" if p.block is not None else "file"
-            line += f"\n     {where}: {p.reason}" + (f" ({p.detail})" if p.detail else "")
-        return line
+    key: str = ""
+    hashes: list[str] = field(default_factory=list)
 
 
-_BLOCK_TYPES = (int, bytes, bytes, bytes, int, bytes, bytes)
-_TX_TYPES = (int, int, bytes, str, int, str, bytes, bytes)
-_NODE_TYPES = (int, int, bytes)
-
-
-class _MalformedRow(Exception):
-    """A stored row whose columns have the wrong SQLite types (garbage, or a bad edit)."""
-
-
-def _typed(rows: Iterator[tuple], types: tuple[type, ...]) -> Iterator[tuple]:
-    for row in rows:
-        if len(row) != len(types) or not all(type(v) is t for v, t in zip(row, types)):
-            kinds = ", ".join(type(v).__name__ for v in row)
-            raise _MalformedRow(f"row {row[0]!r} has columns ({kinds})")
-        yield row
-
-
-class _Peek:
-    """An iterator with a one-row lookahead."""
-
-    def __init__(self, rows: Iterator[Any]) -> None:
-        self._rows, self.next = rows, next(rows, None)
-
-    def take_while(self, keep: Callable[[Any], bool]) -> list:
-        out = []
-        while self.next is not None and keep(self.next):
-            out.append(self.next)
-            self.next = next(self._rows, None)
-        return out
-
-
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-        return conn
-    except sqlite3.OperationalError:  # a WAL file whose -shm cannot be created read-only
-        return sqlite3.connect(str(path))
-
-
-def _read_kind(path: Path) -> str:
-    conn = _connect_readonly(path)
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" not in tables:
-            return ""
-        row = conn.execute("SELECT value FROM meta WHERE key = 'kind'").fetchone()
-    finally:
-        conn.close()
-    return row[0] if row else ""
+def _heads(known_heads: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    heads = []
+    for head in known_heads:
+        ok = isinstance(head, tuple) and len(head) == 2
+        size, root = head if ok else (None, None)
+        if not ok or isinstance(size, bool) or not isinstance(size, int) or size < 0 \
+                or not isinstance(root, bytes) or len(root) != 32:
+            raise ConfigError(f"a known tree head is (size >= 0, 32-byte root), got {head!r}"[:200])
+        heads.append((size, root))
+    return heads
 
 
 def verify_ledger_file(path: str | Path, *, artifact_root: str | Path | None = None,
-                       known_heads: Iterable[tuple[int, bytes]] = ()) -> VerifyReport:
+                       known_heads: Iterable[tuple[int, bytes]] = (),
+                       limits: VerifyLimits = DEFAULT_LIMITS) -> VerifyReport:
     """Replay a public ledger file; the report names the first bad block and the reason.
 
     `known_heads` are (size, root) of tree heads seen before (say, gossiped by another auditor):
     the file alone cannot show that its last blocks were cut off, but it must still extend each of
     them ("rolled-back" if it is shorter, "fork" if its root at that size differs).
     """
-    path = Path(path)
-    report = VerifyReport(str(path), store.KIND, False, 0, 0)
+    heads = _heads(known_heads)
+    root = None if artifact_root is None else Path(artifact_root)
+    return _verify_file(Path(path), root, heads, limits, expect=KIND)[0]
+
+
+def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain,
+                   artifact_root: Path | None, known_heads: list[tuple[int, bytes]],
+                   limits: VerifyLimits, deadline: float) -> None:
+    problem = check_schema(conn, SCHEMA)
+    if problem:
+        report.problems.append(Problem(None, "schema", problem))
+        return
+    conn.execute("BEGIN")  # one read snapshot
+    meta = read_meta(conn)
+    if meta.get("kind") != KIND or meta.get("format") != FORMAT:
+        report.problems.append(Problem(None, "meta", f"kind {meta.get('kind')!r}, "
+                                                     f"format {meta.get('format')!r}"))
+        return
     state = LedgerState()
-    artifacts: list[tuple[int, str, str]] = []
+    artifacts: list[tuple[int, object, object]] = []
+
+    def on_block(height: int, rows: list) -> None:
+        report.blocks += 1
+        report.transactions += len(rows)
+        chain.hashes.append(state.prev_hash.hex())
+        for row in rows:
+            if b'"artifact"' in row[6]:
+                payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
+                artifacts.append((height, payload.get("artifact"), payload.get("digest")))
+
     try:
-        truncated = store.truncation(path)
-        if truncated:
-            report.problems.append(Problem(None, "truncated", truncated))
-            return report
-        conn = _connect_readonly(path)
-    except (OSError, sqlite3.DatabaseError) as exc:
-        report.problems.append(Problem(None, "unreadable", str(exc)))
-        return report
-    try:
-        conn.execute("BEGIN")  # one read snapshot, even while a writer appends
-        meta = store.read_meta(conn)
-        if meta.get("kind") != store.KIND or meta.get("format") != store.FORMAT:
-            report.problems.append(Problem(None, "meta", f"kind {meta.get('kind')!r}, "
-                                                         f"format {meta.get('format')!r}"))
-            return report
-        _replay(conn, state, report, artifacts)
-        if not report.problems and meta.get("chain") != state.chain:
-            report.problems.append(Problem(None, "meta", "meta.chain is not the genesis id"))
-        if not report.problems:
-            report.problems.extend(_check_known_heads(conn, state.frontier.size, known_heads))
-    except sqlite3.DatabaseError as exc:
-        report.problems.append(Problem(state.height + 1, "unreadable", str(exc)))
-    except _MalformedRow as exc:
-        report.problems.append(Problem(state.height + 1, "malformed-row", str(exc)))
-    finally:
-        conn.close()
+        replay(conn, state, on_block=on_block, deadline=deadline)
+    except ReplayFailure as exc:
+        report.problems.append(Problem(exc.block, exc.reason, exc.detail))
     if state.head is not None:
         report.head = f"size={state.head.size} root={state.head.root.hex()}"
+    if report.problems:
+        return
+    chain.key = f"{KIND}:{state.chain}"
+    if meta.get("chain") != state.chain:
+        report.problems.append(Problem(None, "meta", "meta.chain is not the genesis id"))
+    report.problems.extend(_check_known_heads(conn, state.frontier.size, known_heads))
     if artifact_root is not None:
-        report.problems.extend(_check_artifacts(Path(artifact_root), artifacts))
-    report.ok = not report.problems
-    return report
-
-
-def _replay(conn: sqlite3.Connection, state: LedgerState, report: VerifyReport,
-            artifacts: list[tuple[int, str, str]]) -> None:
-    certs: dict[str, bytes | None] = {}
-
-    def cert(identity_id: str) -> bytes | None:
-        if identity_id not in certs:
-            certs[identity_id] = store.read_cert(conn, identity_id)
-        return certs[identity_id]
-
-    blocks = _typed(conn.execute("SELECT height, hash, header, signature, tree_size, tree_head, "
-                                 "tree_head_signature FROM blocks ORDER BY height"), _BLOCK_TYPES)
-    txs = _Peek(_typed(conn.execute("SELECT seq, height, id, sender, nonce, kind, body, signature "
-                                    "FROM txs ORDER BY seq"), _TX_TYPES))
-    nodes = _Peek(_typed(conn.execute("SELECT last, level, hash FROM nodes ORDER BY last, level"),
-                         _NODE_TYPES))
-    for block in blocks:
-        height = block[0]
-        block_txs = txs.take_while(lambda row, h=height: row[1] <= h)
-        size = state.frontier.size + len(block_txs)
-        block_nodes = nodes.take_while(lambda row, s=size: row[0] < s)
-        try:
-            check_block(state, block, block_txs, block_nodes, cert)
-        except Violation as exc:
-            report.problems.append(Problem(state.height + 1, exc.reason, exc.detail))
-            return
-        report.blocks += 1
-        report.transactions += len(block_txs)
-        for row in block_txs:
-            if b'"artifact"' in row[6]:
-                payload = json.loads(row[6])["payload"]
-                if isinstance(payload.get("artifact"), str) and isinstance(payload.get("digest"), str):
-                    artifacts.append((height, payload["artifact"], payload["digest"]))
-    if report.blocks == 0:
-        report.problems.append(Problem(None, "empty", "the ledger has no genesis block"))
-    elif txs.next is not None:
-        report.problems.append(Problem(txs.next[1], "orphan-transactions",
-                                       f"transaction {txs.next[0]} belongs to no verified block"))
-    elif nodes.next is not None:
-        report.problems.append(Problem(None, "merkle-node", "stored Merkle nodes beyond the log"))
+        report.problems.extend(check_artifacts(artifact_root, artifacts, limits, deadline))
 
 
 def _check_known_heads(conn: sqlite3.Connection, size: int,
-                       known_heads: Iterable[tuple[int, bytes]]) -> list[Problem]:
+                       known_heads: list[tuple[int, bytes]]) -> list[Problem]:
     """Compare earlier tree heads with the (verified) log: its stored nodes give any prefix root."""
     problems = []
     for known_size, known_root in known_heads:
@@ -210,76 +129,142 @@ def _check_known_heads(conn: sqlite3.Connection, size: int,
             problems.append(Problem(None, "rolled-back", f"a tree head of size {known_size} was "
                                                          f"published; the file holds {size}"))
             continue
-        root = range_hash(0, known_size, lambda lvl, i: store.read_node(conn, lvl, i)) \
+        root = range_hash(0, known_size, lambda lvl, i: read_node(conn, lvl, i)) \
             if known_size else EMPTY_ROOT
-        if root != bytes(known_root):
-            (height,) = conn.execute("SELECT height FROM txs WHERE seq = ?",
-                                     (known_size - 1,)).fetchone()
-            problems.append(Problem(height, "fork", f"root at size {known_size} is {root.hex()}, "
-                                                    f"the known tree head says {known_root.hex()}"))
+        if root != known_root:
+            row = conn.execute("SELECT height FROM txs WHERE seq = ?", (known_size - 1,)).fetchone()
+            problems.append(Problem(row[0] if row else None, "fork",
+                                    f"root at size {known_size} is {root.hex()}, the known tree "
+                                    f"head says {known_root.hex()}"))
     return problems
 
 
-def _check_artifacts(root: Path, artifacts: list[tuple[int, str, str]]) -> list[Problem]:
-    problems, base = [], root.resolve()
-    for height, name, digest in artifacts:
-        target = (base / name).resolve()
-        if Path(name).is_absolute() or not target.is_relative_to(base):
-            problems.append(Problem(height, "artifact-path", f"{name} is outside {root}"))
-        elif not target.is_file():
-            problems.append(Problem(height, "artifact-missing", name))
-        else:
-            actual = _sha256_file(target)
-            if actual != digest:
-                problems.append(Problem(height, "artifact-digest",
-                                        f"{name}: sha256 {actual}, ledger says {digest}"))
-    return problems
+def _read_kind(conn: sqlite3.Connection) -> str:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" not in tables:
+        return ""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'kind'").fetchone()
+    return row[0] if row and isinstance(row[0], str) else ""
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def verify_path(path: str | Path, *,
-                known_heads: Iterable[tuple[int, bytes]] = ()) -> list[VerifyReport]:
-    """Verify a ledger file, or every *.db / *.sqlite under a folder (dispatching on meta.kind).
-
-    `known_heads` apply to the public ledgers found (see `verify_ledger_file`).
-    """
-    path, known_heads = Path(path), list(known_heads)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in LEDGER_SUFFIXES and p.is_file())
-        if not files:
-            return [VerifyReport(str(path), "folder", False, 0, 0,
-                                 [Problem(None, "no-ledgers", "no *.db or *.sqlite files found")])]
-        return [_verify_file(p, artifact_root=p.parent, known_heads=known_heads) for p in files]
-    if not path.is_file():
-        return [VerifyReport(str(path), "missing", False, 0, 0,
-                             [Problem(None, "missing", "no such file or folder")])]
-    return [_verify_file(path, artifact_root=None, known_heads=known_heads)]
-
-
-def _verify_file(path: Path, *, artifact_root: Path | None,
-                 known_heads: list[tuple[int, bytes]]) -> VerifyReport:
+def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple[int, bytes]],
+                 limits: VerifyLimits, *, expect: str | None = None
+                 ) -> tuple[VerifyReport, _Chain]:
+    report, chain = VerifyReport(str(path), expect or "unknown", False, 0, 0), _Chain()
+    deadline = time.monotonic() + limits.max_seconds
     try:
-        truncated = store.truncation(path)
-        if truncated:
-            return VerifyReport(str(path), "unknown", False, 0, 0, [Problem(None, "truncated", truncated)])
-        kind = _read_kind(path)
-    except (OSError, sqlite3.DatabaseError) as exc:
-        return VerifyReport(str(path), "unknown", False, 0, 0, [Problem(None, "unreadable", str(exc))])
-    if kind == store.KIND:
-        return verify_ledger_file(path, artifact_root=artifact_root, known_heads=known_heads)
-    if kind == "fabric-channel":
+        with open_readonly(path, limits) as conn:
+            truncated = truncation(path)
+            if truncated:
+                report.problems.append(Problem(None, "truncated", truncated))
+                return report, chain
+            kind = _read_kind(conn)
+            report.kind = kind or report.kind
+            if kind == KIND:
+                _verify_public(conn, report, chain, artifact_root, known_heads, limits, deadline)
+            elif expect is not None:
+                report.problems.append(Problem(None, "meta", f"meta.kind is {kind!r}, not "
+                                                             f"{expect!r}"))
+            elif kind in (_CHANNEL_KIND, ORDERER_KIND):
+                check = check_channel if kind == _CHANNEL_KIND else check_orderer
+                chain.key, chain.hashes = check(conn, report, deadline)
+            else:
+                report.problems.append(Problem(None, "unknown-kind", f"meta.kind is {kind!r}"))
+    except UnsafeFile as exc:
+        report.problems.append(Problem(None, exc.reason, exc.detail))
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # SQLite's message, undecodable
+        text = str(exc)
+        reason = ("timeout" if "interrupt" in text else
+                  "malformed-row" if "too big" in text else "unreadable")
+        report.problems.append(Problem(None, reason, text))
+    except MalformedError as exc:
+        report.problems.append(Problem(None, "malformed-row", str(exc)))
+    except (OSError, ChainsError) as exc:
+        report.problems.append(Problem(None, "unreadable", str(exc)))
+    report.ok = not report.problems
+    return report, chain
+
+
+def _ledger_files(folder: Path, limits: VerifyLimits) -> tuple[list[Path], list[VerifyReport]]:
+    """Ledger files under `folder`, walked without following links, within the bounds."""
+    found, refused, seen = [], [], 0
+    stack = [(folder, 0)]
+    while stack:
+        directory, depth = stack.pop()
         try:
-            from chains.fabric import verify_channel_file
-        except ImportError as exc:
-            return VerifyReport(str(path), kind, False, 0, 0,
-                                [Problem(None, "unsupported", f"chains.fabric is unavailable ({exc})")])
-        return verify_channel_file(path)
-    return VerifyReport(str(path), kind or "unknown", False, 0, 0,
-                        [Problem(None, "unknown-kind", f"meta.kind is {kind!r}")])
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            refused.append(_refusal(directory, "unreadable", str(exc)))
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > limits.max_entries:
+                refused.append(_refusal(folder, "too-many-entries", f"more than "
+                                                                    f"{limits.max_entries}"))
+                return sorted(found), refused
+            path = Path(entry.path)
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as exc:
+                refused.append(_refusal(path, "unreadable", str(exc)))
+                continue
+            if stat.S_ISDIR(mode):
+                if depth + 1 > limits.max_depth:
+                    refused.append(_refusal(path, "too-deep", f"below {limits.max_depth} "
+                                                              "levels"))
+                else:
+                    stack.append((path, depth + 1))
+            elif path.suffix in LEDGER_SUFFIXES:
+                if stat.S_ISLNK(mode):
+                    refused.append(_refusal(path, "link", "a symbolic link; verify does not "
+                                                          "follow links"))
+                elif not stat.S_ISREG(mode):
+                    refused.append(_refusal(path, "not-a-file", "not a regular file"))
+                else:
+                    found.append(path)
+    return sorted(found), refused
+
+
+def _refusal(path: Path, reason: str, detail: str) -> VerifyReport:
+    return VerifyReport(str(path), "unknown", False, 0, 0, [Problem(None, reason, detail)])
+
+
+def _check_forks(results: list[tuple[VerifyReport, _Chain]]) -> None:
+    """Files of one chain must hold the same block at every height both have."""
+    groups: dict[str, list[tuple[VerifyReport, _Chain]]] = {}
+    for report, chain in results:
+        if chain.key:
+            groups.setdefault(chain.key, []).append((report, chain))
+    for members in groups.values():
+        for i, (report, chain) in enumerate(members):
+            for other, other_chain in members[:i]:
+                for height, (a, b) in enumerate(zip(other_chain.hashes, chain.hashes)):
+                    if a != b:
+                        report.problems.append(Problem(height, "fork", (
+                            f"block {height} is {b} here and {a} in {other.path}")))
+                        report.ok = False
+                        break
+
+
+def verify_path(path: str | Path, *, known_heads: Iterable[tuple[int, bytes]] = (),
+                limits: VerifyLimits = DEFAULT_LIMITS) -> list[VerifyReport]:
+    """Verify a ledger file, or every *.db / *.sqlite under a folder (dispatching on meta.kind),
+    and compare the files of each chain. `known_heads` apply to the public ledgers found."""
+    heads = _heads(known_heads)
+    try:
+        path = Path(path)
+        info = os.stat(path)
+    except (OSError, ValueError, TypeError) as exc:
+        reason = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
+        return [_refusal(Path(str(path)), reason, "no such file or folder"
+                         if reason == "missing" else str(exc))]
+    if stat.S_ISDIR(info.st_mode):
+        files, refused = _ledger_files(path, limits)
+        if not files and not refused:
+            return [_refusal(path, "no-ledgers", "no *.db or *.sqlite files found")]
+        results = [_verify_file(p, p.parent, heads, limits) for p in files]
+        _check_forks(results)
+        return [report for report, _ in results] + refused
+    if not stat.S_ISREG(info.st_mode):
+        return [_refusal(path, "not-a-file", "not a regular file or a folder")]
+    return [_verify_file(path, None, heads, limits)[0]]

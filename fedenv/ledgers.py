@@ -27,9 +27,10 @@ One chaincode holds both functions because world state is per chaincode: the sco
 reads what ``store`` wrote.  The chaincode's own policy is any one peer; the collections'
 endorsement policies give each function its real rule.
 
-Every key, certificate, nonce and salt derives from ``seed``; block times are the env's logical
-round clock (:meth:`Ledgers.tick`, once per episode start and per round), never the wall
-clock.  Same seed and calls, same bytes.
+Every key, certificate, nonce and salt derives from ``seed`` (the ledgers' genesis nonces too,
+so their chain ids are the seed's); block times are the env's logical round clock
+(:meth:`Ledgers.tick`, once per episode start and per round), never the wall clock.  Same seed
+and calls, same bytes.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chains.fabric import ChaincodeError, ChaincodeStub, CollectionConfig, Network
+from chains.fabric import ChaincodeError, ChaincodeStub, CollectionConfig, Gateway, Network
 from chains.public_ledger import LedgerConfig, PublicLedger
 
 CHANNEL = "consortium"
@@ -67,6 +68,11 @@ def ledger_json(value: Any) -> str:
 def round_key(episode: int, round: int) -> str:
     """The world-state / collection key of one round."""
     return f"e{episode:05d}-r{round:04d}"
+
+
+def genesis_nonce(seed: int, ledger: str) -> bytes:
+    """The seed's nonce for one ledger's genesis (its chain id is then the seed's too)."""
+    return hashlib.sha256(f"fedenv/ledgers/{seed}/{ledger}".encode()).digest()[:16]
 
 
 def collection_name(org: str) -> str:
@@ -158,7 +164,11 @@ class Ledgers:
             )
         )
         self.channel = self.network.create_channel(
-            CHANNEL, self.orgs, endorsement_policy(self.orgs, "any"), collections
+            CHANNEL,
+            self.orgs,
+            endorsement_policy(self.orgs, "any"),
+            collections,
+            nonce=genesis_nonce(seed, CHANNEL),
         )
         self.channel.install_chaincode(
             CHAINCODE, {"store": _store_update, "record": _record_scores}
@@ -184,6 +194,7 @@ class Ledgers:
                 proposer=self.network.orderer,
                 clock=self._clock,
                 config=config,
+                nonce=genesis_nonce(seed, PUBLIC_FILE),
             )
         self._pending_private: dict[str, Any] = {}
 
@@ -222,7 +233,7 @@ class Ledgers:
 
         Endorsed by ``org``'s own peer only; committed in one block with the round's other
         private updates when the round is scored."""
-        commit = self.channel.gateway(self.clients[org]).submit_async(
+        commit = Gateway(self.channel, self.clients[org]).submit_async(
             CHAINCODE, "store", round_key(episode, round), transient={"update": data}
         )
         self._pending_private[commit.tx_id] = commit
@@ -246,7 +257,7 @@ class Ledgers:
             {"participants": {o: dict(r) for o, r in participants.items()}, "pool": pool}
         )
         scorer = self.clients[self.orgs[0]]
-        result = self.channel.gateway(scorer).submit(
+        result = Gateway(self.channel, scorer).submit(
             CHAINCODE, "record", round_key(episode, round), record
         )
         if not result.valid:

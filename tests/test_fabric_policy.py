@@ -135,3 +135,52 @@ def test_collection_config_errors_name_the_field(collection: CollectionConfig,
     net = Network.create(["Org1", "Org2"], seed=1)
     with pytest.raises(ConfigError, match=message):
         net.create_channel("ch", ["Org1", "Org2"], "OR('Org1.peer')", collections=[collection])
+
+
+# --- resource bombs: bounded parsing, polynomial evaluation --------------------------------------
+def test_deep_policies_are_a_syntax_error_not_a_recursion_error() -> None:
+    for depth in (17, 1000, 1500):
+        text = "OR(" * depth + "'A.peer'" + ")" * depth
+        with pytest.raises(PolicySyntaxError, match="at most 16 nested gates"):
+            EndorsementPolicy(text)
+    with pytest.raises(PolicySyntaxError, match="at most 16384 characters"):
+        EndorsementPolicy("OR(" * 100_000 + "'A.peer'" + ")" * 100_000)
+    assert EndorsementPolicy("OR(" * 16 + "'A.peer'" + ")" * 16).satisfied_by([("A", "peer")])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("OutOf(" + "9" * 5000 + ", 'A.peer')", "a count between 1 and 1"),
+    ("OutOf(00001, 'A.peer')", "a count between 1 and 1"),
+    ("OutOf(١, 'A.peer')", "a count (integer)"),
+    ("OR(" + ", ".join(["'A.peer'"] * 513) + ")", "at most 512 principals"),
+    ("OR('A.peer')" + " " * 20_000, "at most 16384 characters"),
+])
+def test_oversized_policies_are_syntax_errors(text: str, expected: str) -> None:
+    with pytest.raises(PolicySyntaxError) as info:
+        EndorsementPolicy(text)
+    assert info.value.expected.startswith(expected)
+    assert len(str(info.value)) < 1000  # the message shows a window, not the whole text
+
+
+def test_a_large_threshold_is_one_matching_not_an_enumeration() -> None:
+    import time
+
+    policy = EndorsementPolicy("OutOf(8, " + ", ".join(["'Org1.peer'"] * 16) + ")")
+    start = time.perf_counter()
+    assert not policy.satisfied_by([("Org1", "peer")] * 7)
+    assert policy.satisfied_by([("Org1", "peer")] * 8)
+    wide = EndorsementPolicy("OutOf(200, " + ", ".join(f"'O{i}.member'" for i in range(400))
+                             + ")")
+    assert wide.satisfied_by([(f"O{i}", "client") for i in range(0, 400, 2)])
+    assert not wide.satisfied_by([(f"O{i}", "client") for i in range(199)])
+    assert time.perf_counter() - start < 2.0
+
+
+def test_nested_choices_are_exact_and_bounded() -> None:
+    nested = EndorsementPolicy("OutOf(2, AND('A.peer', 'B.peer'), AND('A.peer', 'C.peer'), "
+                               "AND('B.peer', 'C.peer'))")
+    assert not nested.satisfied_by([("A", "peer"), ("B", "peer"), ("C", "peer")])
+    assert nested.satisfied_by([("A", "peer"), ("A", "peer"), ("B", "peer"), ("C", "peer")])
+    pairs = ", ".join(f"AND('O{i}.peer', 'P{i}.peer')" for i in range(24))
+    with pytest.raises(PolicySyntaxError, match="at most 1024 alternative"):
+        EndorsementPolicy(f"OutOf(12, {pairs})")  # C(24, 12) choices: refused when parsed

@@ -10,6 +10,7 @@ from chains.fabric import (
     Channel,
     CollectionConfig,
     EndorsementError,
+    Gateway,
     Network,
     PrivateDataAccessError,
     ValidationCode,
@@ -84,12 +85,12 @@ CAN_READ_ON_OWN_PEER = {
 def test_every_identity_against_every_collection() -> None:
     net, ch = make()
     who = identities(net)
-    seeded = {c: ch.gateway(net.client("Org2" if c == "org2open" else "Org1")).submit(
+    seeded = {c: Gateway(ch, net.client("Org2" if c == "org2open" else "Org1")).submit(
         "pdc", "put", c, "seed", transient={"value": f"seed-{c}"}) for c in CAN_WRITE}
     assert all(r.valid for r in seeded.values())
     for collection, writers in CAN_WRITE.items():
         for name, identity in who.items():
-            gw = ch.gateway(identity)
+            gw = Gateway(ch, identity)
             if name in writers:
                 result = gw.submit("pdc", "put", collection, name,
                                    transient={"value": f"{collection}/{name}"})
@@ -108,17 +109,17 @@ def test_every_identity_against_every_collection() -> None:
     assert ch.orderer.pending == 0
     # memberOnlyRead off: non-members may read through a member's peer
     for name in ("Org1.client", "Org3.client"):
-        assert ch.gateway(who[name]).evaluate("pdc", "get", "org2open", "seed",
+        assert Gateway(ch, who[name]).evaluate("pdc", "get", "org2open", "seed",
                                               peer="Org2") == b"seed-org2open"
     with pytest.raises(PrivateDataAccessError, match="memberOnlyRead"):
-        ch.gateway(who["Org3.client"]).evaluate("pdc", "get", "org1", "seed", peer="Org1")
+        Gateway(ch, who["Org3.client"]).evaluate("pdc", "get", "org1", "seed", peer="Org1")
 
 
 def test_values_live_only_in_member_side_stores(tmp_path: Path) -> None:
     net, ch = make(tmp_path)
     secrets = {c: f"SECRET-{c}-7f3a".encode() for c in ("org1", "org12", "org2open")}
     for collection, secret in secrets.items():
-        gw = ch.gateway(net.client("Org2" if collection == "org2open" else "Org1"))
+        gw = Gateway(ch, net.client("Org2" if collection == "org2open" else "Org1"))
         tx = gw.endorse(gw.propose("pdc", "put", collection, "k", transient={"value": secret}))
         assert secret not in tx.envelope.raw  # only hashes travel in the transaction
         assert tx.submit().status().valid
@@ -139,11 +140,11 @@ def test_values_live_only_in_member_side_stores(tmp_path: Path) -> None:
 
 def test_on_ledger_hash_verifies_value_and_salt(tmp_path: Path) -> None:
     net, ch = make(tmp_path)
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     result = gw.submit("pdc", "put", "org1", "k", transient={"value": b"v1"})
     record = ch.resolve_peer("Org1").private_record("pdc", "org1", "k")
     assert record is not None and record.value == b"v1" and len(record.salt) == 16
-    on_ledger = bytes.fromhex(ch.gateway(net.client("Org3")).evaluate("pdc", "hash", "org1", "k")
+    on_ledger = bytes.fromhex(Gateway(ch, net.client("Org3")).evaluate("pdc", "hash", "org1", "k")
                               .decode())
     assert on_ledger.hex() == value_hash(record.salt, b"v1")
     assert on_ledger.hex() != value_hash(b"\0" * 16, b"v1")  # salted
@@ -161,7 +162,7 @@ def test_on_ledger_hash_verifies_value_and_salt(tmp_path: Path) -> None:
 
 def test_private_mvcc_conflict_in_one_block() -> None:
     net, ch = make()
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     first, second = gw.submit_async("pdc", "incr", "org1", "n"), gw.submit_async(
         "pdc", "incr", "org1", "n")
     assert (first.status().code, second.status().code) == (V.VALID, V.MVCC_READ_CONFLICT)
@@ -170,7 +171,7 @@ def test_private_mvcc_conflict_in_one_block() -> None:
 
 def test_private_reads_are_endorsed_only_by_peers_that_hold_the_collection() -> None:
     net, ch = make()
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     gw.submit("pdc", "put", "short", "k", transient={"value": "1"})
     # 'short' has no collection policy: the chaincode's 2-of-3 governs its writes, but only
     # Org1's peers hold it, so no valid endorser set exists (as with Fabric's gateway)
@@ -181,7 +182,7 @@ def test_private_reads_are_endorsed_only_by_peers_that_hold_the_collection() -> 
 
 def test_collection_endorsement_policy() -> None:
     net, ch = make()
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     planned = gw.submit("pdc", "put", "guarded", "k", transient={"value": "v"})
     assert planned.valid  # the gateway added Org3, which the collection requires
     refused = gw.submit("pdc", "put", "guarded", "k", transient={"value": "w"},
@@ -192,7 +193,7 @@ def test_collection_endorsement_policy() -> None:
 
 def test_block_to_live_expiry(tmp_path: Path) -> None:
     net, ch = make(tmp_path)
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     written = gw.submit("pdc", "put", "short", "k", transient={"value": b"EPHEMERAL-91c"})
     salt = ch.resolve_peer("Org1").private_record("pdc", "short", "k").salt
     for _ in range(2):  # blocks written+1 and written+2: still alive
@@ -215,7 +216,7 @@ def test_block_to_live_expiry(tmp_path: Path) -> None:
 
 def test_rewrite_restarts_block_to_live() -> None:
     net, ch = make()
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     gw.submit("pdc", "put", "short", "k", transient={"value": "a"})
     gw.submit("pdc", "tick")
     gw.submit("pdc", "put", "short", "k", transient={"value": "b"})
@@ -228,11 +229,11 @@ def test_rewrite_restarts_block_to_live() -> None:
 
 def test_purge_erases_every_copy_but_the_hash_remains(tmp_path: Path) -> None:
     net, ch = make(tmp_path)
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     secret = b"FORGET-ME-5d20"
     written = gw.submit("pdc", "put", "org12", "k", transient={"value": secret})
     salt = ch.resolve_peer("Org2").private_record("pdc", "org12", "k").salt
-    assert ch.gateway(net.client("Org2")).evaluate("pdc", "get", "org12", "k") == secret
+    assert Gateway(ch, net.client("Org2")).evaluate("pdc", "get", "org12", "k") == secret
     assert gw.submit("pdc", "purge", "org12", "k").valid
     for peer in ch.peers:
         assert peer.private_record("pdc", "org12", "k") is None
@@ -251,7 +252,7 @@ def test_purge_erases_every_copy_but_the_hash_remains(tmp_path: Path) -> None:
 
 def test_delete_removes_value_and_hash() -> None:
     net, ch = make()
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     gw.submit("pdc", "put", "org1", "k", transient={"value": "v"})
     assert gw.submit("pdc", "delete", "org1", "k").valid
     assert gw.evaluate("pdc", "get", "org1", "k") == b""

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from chains.fabric import CollectionConfig, Network, ValidationCode, verify_channel_file
-from chains.fabric.block import data_hash, header_bytes
-from chains.fabric.codec import canonical, sha256_hex
+from chains.canonical import canonical_json
+from chains.fabric import (
+    CollectionConfig,
+    Gateway,
+    LedgerStateError,
+    Network,
+    ValidationCode,
+    verify_channel_file,
+)
+from chains.fabric.block import Block, data_hash
+from chains.fabric.codec import sha256_hex
+from chains.fabric.transaction import Envelope
 from chains.verify import verify_path
 
 ORGS = ("Org1", "Org2", "Org3")
@@ -32,7 +41,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "put": lambda stub, key, value: stub.put_state(key, value), "incr": _incr,
         "pput": lambda stub, key: stub.put_private_data("org1", key,
                                                         stub.get_transient()["v"])})
-    gw = ch.gateway(net.client("Org1"))
+    gw = Gateway(ch, net.client("Org1"))
     assert gw.submit("kv", "put", "k", "v").block_number == 2
     first, second = gw.submit_async("kv", "incr", "n"), gw.submit_async("kv", "incr", "n")
     assert (first.status().code, second.status().code) == (ValidationCode.VALID,
@@ -66,7 +75,7 @@ def envelope(path: Path, block: int, index: int) -> dict:
 
 def set_envelope(path: Path, block: int, index: int, env: dict) -> None:
     execute(path, "UPDATE transactions SET envelope = ? WHERE block = ? AND idx = ?",
-            canonical(env), block, index)
+            canonical_json(env), block, index)
 
 
 def reasons(path: Path) -> list[tuple[int | None, str]]:
@@ -75,12 +84,26 @@ def reasons(path: Path) -> list[tuple[int | None, str]]:
     return [(p.block, p.reason) for p in report.problems]
 
 
+def header_of(path: Path, number: int) -> dict:
+    conn = sqlite3.connect(path)
+    (raw,) = conn.execute("SELECT header FROM blocks WHERE number = ?", (number,)).fetchone()
+    conn.close()
+    return json.loads(raw)
+
+
+def set_header(path: Path, number: int, header: dict, *, rehash: bool = False) -> None:
+    raw = canonical_json(header)
+    execute(path, "UPDATE blocks SET header = ? WHERE number = ?", raw, number)
+    if rehash:
+        execute(path, "UPDATE blocks SET hash = ? WHERE number = ?", sha256_hex(raw), number)
+
+
 def test_honest_files_verify(ledger: Path) -> None:
     reports = verify_path(ledger)
-    assert [r.kind for r in reports] == ["fabric-channel"] * 3
+    assert sorted(r.kind for r in reports) == ["fabric-channel"] * 3 + ["fabric-orderer"]
     assert all(r.ok for r in reports), [r.summary() for r in reports]
     assert {(r.blocks, r.transactions) for r in reports} == {(6, 7)}
-    assert len({r.head for r in reports}) == 1  # every peer has the same chain
+    assert len({r.head for r in reports}) == 1  # every peer has the orderer's chain
 
 
 def test_changed_write_value(ledger: Path, tmp_path: Path) -> None:
@@ -100,12 +123,9 @@ def test_changed_write_value_with_rehashed_block(ledger: Path, tmp_path: Path) -
     env = envelope(path, 2, 0)
     env["payload"]["body"]["rwset"]["writes"] = [["k", b"x".hex()]]
     set_envelope(path, 2, 0, env)
-    conn = sqlite3.connect(path)
-    (previous,) = conn.execute("SELECT previous_hash FROM blocks WHERE number = 2").fetchone()
-    conn.close()
-    d_hash = data_hash([canonical(env)])
-    execute(path, "UPDATE blocks SET data_hash = ?, hash = ? WHERE number = 2", d_hash,
-            sha256_hex(header_bytes(2, previous, d_hash)))
+    header = header_of(path, 2)
+    header["data_hash"] = data_hash([canonical_json(env)])
+    set_header(path, 2, header, rehash=True)
     found = reasons(path)
     assert found[0] == (2, "orderer-signature")
     assert (2, "creator-signature") in found and (3, "previous-hash") in found
@@ -134,9 +154,9 @@ def test_removed_block(ledger: Path, tmp_path: Path) -> None:
 
 def test_changed_previous_hash(ledger: Path, tmp_path: Path) -> None:
     path = copy_of(ledger, tmp_path)
-    execute(path, "UPDATE blocks SET previous_hash = ? WHERE number = 3", "ab" * 32)
+    set_header(path, 3, {**header_of(path, 3), "previous_hash": "ab" * 32})
     found = reasons(path)
-    assert found[0] == (3, "previous-hash")
+    assert found[:2] == [(3, "previous-hash"), (3, "block-hash")]
 
 
 @pytest.mark.parametrize("index, flipped", [(0, "MVCC_READ_CONFLICT"), (1, "VALID")])
@@ -148,7 +168,7 @@ def test_flipped_validation_code(ledger: Path, tmp_path: Path, index: int, flipp
 
 def test_changed_orderer_signature(ledger: Path, tmp_path: Path) -> None:
     path = copy_of(ledger, tmp_path)
-    execute(path, "UPDATE blocks SET signature = ? WHERE number = 4", "00" * 64)
+    execute(path, "UPDATE blocks SET signature = ? WHERE number = 4", bytes(64))
     assert reasons(path) == [(4, "orderer-signature")]
 
 
@@ -166,3 +186,76 @@ def test_not_a_channel_file(tmp_path: Path) -> None:
     execute(path, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
     execute(path, "INSERT INTO meta VALUES ('kind', 'public-ledger')")
     assert reasons(path) == [(None, "meta")]
+
+
+# --- an orderer that equivocates, and derived state a peer refuses on reopen ---------------------
+def test_an_equivocating_orderer_is_caught_by_comparing_the_files(tmp_path: Path) -> None:
+    """The orderer signs two different blocks at one height and gives one to each peer: each
+    file verifies alone, the folder does not, and the fork names both block hashes."""
+    net = Network.create(ORGS, seed=13, path=tmp_path)
+    ch = net.create_channel("ch", ORGS, "OR('Org1.peer', 'Org2.peer', 'Org3.peer')")
+    ch.install_chaincode("kv", {"put": lambda stub, key, value: stub.put_state(key, value)})
+    gw = Gateway(ch, net.client("Org1"))
+    one = gw.endorse(gw.propose("kv", "put", "k", "one")).envelope
+    two = gw.endorse(gw.propose("kv", "put", "k", "two")).envelope
+    store = ch.orderer.store
+    blocks = [Block.cut(ch.height, store.last_hash, store.last_time, ch.config.chain_id,
+                        (env.raw,), net.orderer) for env in (one, two)]
+    assert blocks[0].number == blocks[1].number and blocks[0].hash != blocks[1].hash
+    store.append(blocks[0])
+    ch.peers[0].commit(blocks[0])
+    for peer in ch.peers[1:]:
+        peer.commit(blocks[1])
+    net.close()
+    alone = [verify_channel_file(p) for p in sorted((tmp_path / "ch").glob("*.db"))]
+    assert all(r.ok for r in alone), [r.summary() for r in alone]
+    reports = {Path(r.path).name: r for r in verify_path(tmp_path)}
+    forks = [(name, p) for name, r in reports.items() for p in r.problems if p.reason == "fork"]
+    assert {name for name, _ in forks} == {"peer0.Org2.db", "peer0.Org3.db"}
+    for _, problem in forks:
+        assert problem.block == blocks[0].number
+        assert blocks[0].hash in problem.detail and blocks[1].hash in problem.detail
+    assert not reports["peer0.Org2.db"].ok and reports["peer0.Org1.db"].ok
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    ("UPDATE transactions SET code = 'BAD_SIGNATURE' WHERE block = 2", "validation-code"),
+    ("UPDATE transactions SET tx_id = 'x' WHERE block = 2", "tx-id"),
+    ("UPDATE state SET block = 0 WHERE key = 'k'", "world-state"),
+    ("DELETE FROM hashed_state", "world-state"),
+    ("DELETE FROM chaincodes", "chaincodes"),
+    ("UPDATE chaincodes SET definition = '{}'", "chaincodes"),
+    ("INSERT INTO state VALUES ('kv', 'extra', x'00', 2, 0)", "world-state"),
+    ("UPDATE transactions SET envelope = CAST(envelope AS TEXT) WHERE block = 2",
+     "malformed-row"),
+    ("CREATE TRIGGER t AFTER INSERT ON blocks BEGIN DELETE FROM state; END", "schema"),
+])
+def test_reopen_refuses_a_file_whose_derived_state_disagrees(ledger: Path, tmp_path: Path,
+                                                             tamper: str, reason: str) -> None:
+    folder = tmp_path / "run"
+    (folder / "ch").mkdir(parents=True)
+    for file in (ledger / "ch").glob("*.db"):
+        (folder / "ch" / file.name).write_bytes(file.read_bytes())
+    execute(folder / "ch" / "peer0.Org2.db", tamper)
+    assert reason in [r for _, r in reasons(folder / "ch" / "peer0.Org2.db")]
+    net = Network.create(ORGS, seed=9, path=folder)
+    with pytest.raises(LedgerStateError, match="peer0.Org2.db"):
+        net.create_channel("ch", ORGS, "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')",
+                           collections=[CollectionConfig("org1", "OR('Org1.member')")])
+    net.close()
+
+
+def test_a_replayed_envelope_stays_a_duplicate_after_reopen(ledger: Path, tmp_path: Path) -> None:
+    """Claimed tx ids are never stored: they come back from the replay, so no edit of the file
+    makes a committed envelope VALID again."""
+    folder = tmp_path / "run"
+    (folder / "ch").mkdir(parents=True)
+    for file in (ledger / "ch").glob("*.db"):
+        (folder / "ch" / file.name).write_bytes(file.read_bytes())
+    raw = envelope(folder / "ch" / "peer0.Org1.db", 2, 0)
+    net = Network.create(ORGS, seed=9, path=folder)
+    ch = net.create_channel("ch", ORGS, "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')",
+                            collections=[CollectionConfig("org1", "OR('Org1.member')")])
+    again = ch.broadcast(Envelope.from_bytes(canonical_json(raw))).status()
+    assert again is not None and again.code is ValidationCode.DUPLICATE_TXID
+    net.close()

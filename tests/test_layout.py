@@ -118,9 +118,6 @@ def _layer(name: str) -> int | None:
     return max(matches)[1] if matches else None
 
 
-@pytest.mark.xfail(
-    strict=True, reason="chains/verify.py <-> chains/fabric/verify.py: removed on branch chains"
-)
 def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
     sys.setrecursionlimit(max(10_000, sys.getrecursionlimit()))
     internal = {m: {t for t in ts if t in graph and t != m} for m, ts in graph.items()}

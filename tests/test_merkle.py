@@ -10,11 +10,11 @@ import hashlib
 import random
 
 import pytest
+from support_chains import MemoryTree
 
 from chains.merkle import (
     EMPTY_ROOT,
     Frontier,
-    MemoryTree,
     leaf_hash,
     node_hash,
     root_from_inclusion,

@@ -11,15 +11,19 @@ import textwrap
 import time
 
 import pytest
+from cryptography import x509
 
 from chains import store
 from chains.anchor import Anchor
-from chains.blocks import LogicalClock
-from chains.errors import LedgerCorruptError, LedgerError, TransactionRejected
+from chains.blocks import TreeHead
+from chains.canonical import canonical_json
+from chains.clock import LogicalClock
+from chains.errors import ConfigError, LedgerCorruptError, LedgerError, TransactionRejected
 from chains.identity import OrgCA
 from chains.merkle import verify_consistency
+from chains.proofs import InclusionProof
 from chains.public_ledger import LedgerConfig, PublicLedger
-from chains.transactions import Transaction, canonical_json, check_payload
+from chains.transactions import Transaction, check_payload
 from chains.verify import verify_ledger_file
 
 
@@ -39,6 +43,11 @@ class Consortium:
 
     def ledger(self, path, **kw) -> PublicLedger:
         return PublicLedger.create(path, orgs=self.cas, proposer=self.orderer, **kw)
+
+    def revoke(self, ledger: PublicLedger, org: int, *victims) -> str:
+        for victim in victims:
+            self.cas[org].revoke(victim.cert)
+        return ledger.revoke(self.admins[org], self.cas[org].crl())
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +94,19 @@ def test_blocks_tree_heads_and_proofs(tmp_path, org):
     latest = ledger.tree_head()
     for tx_id in ids:
         proof = ledger.inclusion_proof(tx_id)
-        assert proof.verify(latest.root)
-        assert not proof.verify(heads[2].root)
+        assert proof.verify(latest)
+        assert not proof.verify(heads[2])
     early = ledger.inclusion_proof(ids[0], tree_size=4)
-    assert early.verify(heads[1].root)
+    assert early.verify(heads[1]) and not early.verify(latest)
     for a in heads:
         for b in heads:
             if a.size <= b.size:
                 proof = ledger.consistency_proof(a.size, b.size)
-                assert proof.verify(a.root, b.root)
+                assert proof.verify(a, b)
                 assert verify_consistency(a.size, b.size, a.root, b.root, proof.path)
-    assert not ledger.consistency_proof(4, 13).verify(heads[2].root, latest.root)
+    assert not ledger.consistency_proof(4, 13).verify(heads[2], latest)
+    with pytest.raises(TypeError, match="TreeHead"):
+        ledger.inclusion_proof(ids[0]).verify(latest.root)  # type: ignore[arg-type]
     with pytest.raises(LedgerError, match="tree size 14 must be in"):
         ledger.inclusion_proof(ids[0], tree_size=14)
     with pytest.raises(LedgerError, match="not committed"):
@@ -113,9 +124,9 @@ def test_same_seed_and_calls_give_identical_ledgers_byte_for_byte(tmp_path):
     def build(folder, seed):
         folder.mkdir()
         org = Consortium(seed)
-        with org.ledger(folder / "p.db") as ledger:
+        with org.ledger(folder / "p.db", nonce=b"nonce:" + seed) as ledger:
             fill(ledger, org, 3)
-            ledger.revoke(org.admins[1], org.clients[1].serial)
+            org.revoke(ledger, 1, org.clients[1])
             ledger.seal()
             heads = [(b.hash, b.signature) for b in map(ledger.block, range(ledger.height + 1))]
             return heads, ledger.tree_head()
@@ -159,14 +170,19 @@ def test_submit_rejects_bad_transactions_and_changes_nothing(tmp_path, org):
     with pytest.raises(TransactionRejected, match=r"tx-identity.*bad chain"):
         ledger.submit(tx(impostor, "anchor", {"digest": digest("a")}))
     with pytest.raises(TransactionRejected, match="tx-kind"):
-        ledger.submit(tx(org.orderer, "msp-config", {"msp": {}, "max_payload_bytes": 1}))
+        ledger.submit(tx(org.orderer, "msp-config", {"msp": {}, "max_payload_bytes": 1,
+                                                     "nonce": "00" * 8}))
     with pytest.raises(TransactionRejected, match="cannot revoke in 'Org2MSP'"):
-        ledger.submit(tx(org.admins[1], "revoke", {"msp_id": "Org2MSP", "serial": 5}))
+        ledger.submit(tx(org.admins[1], "revoke", {"msp_id": "Org2MSP",
+                                                   "crl": org.cas[2].crl().hex()}))
+    with pytest.raises(TransactionRejected, match="tx-payload.*not signed by the CA of Org1MSP"):
+        ledger.submit(tx(org.admins[1], "revoke", {"msp_id": "Org1MSP",
+                                                   "crl": org.cas[2].crl().hex()}))
     with pytest.raises(TransactionRejected, match="limit is 256"):
         ledger.transact(client, "anchor", {"digest": digest("a"), "note": "x" * 300})
-    with pytest.raises(TransactionRejected, match="not objects or tensors"):
+    with pytest.raises(TransactionRejected, match="JSON cannot hold"):
         ledger.transact(client, "anchor", {"digest": digest("a"), "weights": object()})
-    with pytest.raises(TransactionRejected, match="not finite"):
+    with pytest.raises(TransactionRejected, match="payload.score nan is not a finite number"):
         ledger.transact(client, "round-summary", {"round": 1, "score": float("nan")})
     with pytest.raises(TypeError, match="takes a Transaction"):
         ledger.submit({"kind": "anchor"})  # type: ignore[arg-type]
@@ -183,7 +199,7 @@ def test_revocation_is_a_config_transaction_that_survives_reopening(tmp_path, or
     path = tmp_path / "p.db"
     ledger = org.ledger(path)
     ids = fill(ledger, org, 1)
-    ledger.revoke(org.admins[2], org.clients[2].serial)
+    org.revoke(ledger, 2, org.clients[2])
     with pytest.raises(TransactionRejected) as err:  # effective from its place in the log
         ledger.transact(org.clients[2], "anchor", {"digest": digest("late")})
     assert err.value.reason == "revoked-identity"
@@ -202,8 +218,10 @@ def test_a_revoked_proposer_cannot_seal_until_another_orderer_takes_over(tmp_pat
     path = tmp_path / "p.db"
     admin0 = org.cas[0].issue("admin0", "admin")
     with org.ledger(path) as ledger:
-        ledger.revoke(admin0, org.orderer.serial)
-        with pytest.raises(LedgerError, match="proposer 'orderer0' cannot sign blocks: revoked"):
+        ca = OrgCA.create("Org0MSP", seed=b"ledger-tests")
+        ca.revoke(org.orderer.cert)
+        ledger.revoke(admin0, ca.crl())
+        with pytest.raises(LedgerError, match="proposer 'orderer0' cannot sign blocks.*revoked"):
             ledger.seal()
         ledger.proposer = org.cas[1].issue("orderer1", "orderer")
         assert ledger.seal().header.proposer == ledger.proposer.id
@@ -217,16 +235,6 @@ def test_blocks_seal_automatically_at_max_block_txs(tmp_path, org):
                 ledger.transact(c, "update-hash", {"round": r, "digest": digest(f"{r}")})
         assert (ledger.height, ledger.pending) == (2, 1)
         assert [ledger.block(h).header.tx_count for h in (1, 2)] == [4, 4]
-
-
-def test_discard_pending_rolls_back_nonces_and_revocations(tmp_path, org):
-    with org.ledger(tmp_path / "p.db") as ledger:
-        ledger.transact(org.clients[0], "anchor", {"digest": digest("a")})
-        ledger.revoke(org.admins[0], org.clients[0].serial)
-        assert ledger.discard_pending() == 2
-        assert ledger.pending == 0 and ledger.next_nonce(org.clients[0]) == 0
-        ledger.transact(org.clients[0], "anchor", {"digest": digest("a")})
-        assert ledger.seal().header.tx_count == 1
 
 
 def test_read_only_open_and_file_errors(tmp_path, org):
@@ -249,7 +257,7 @@ def test_read_only_open_and_file_errors(tmp_path, org):
     conn.close()
     with pytest.raises(LedgerError, match="not a public ledger"):
         PublicLedger.open(other)
-    with pytest.raises(ValueError, match="LedgerConfig.max_block_txs"):
+    with pytest.raises(ConfigError, match="LedgerConfig.max_block_txs"):
         LedgerConfig(max_block_txs=0)
 
 
@@ -359,17 +367,18 @@ def test_the_public_ledger_is_an_anchor(tmp_path, org):
 
 
 def test_formats_are_stable_across_versions(tmp_path):
-    # Pinned ids: any change to certificates, canonical JSON, signing or hashing shows up here.
+    # Pinned ids (format 2): any change to certificates, canonical JSON, signing or hashing
+    # shows up here, and must come with a new store.FORMAT.
     cas = [OrgCA.create(f"Org{i}MSP", seed=b"golden") for i in range(2)]
-    with PublicLedger.create(tmp_path / "p.db", orgs=cas,
+    with PublicLedger.create(tmp_path / "p.db", orgs=cas, nonce=b"golden-nonce",
                              proposer=cas[0].issue("orderer0", "orderer")) as ledger:
         ledger.transact(cas[1].issue("client1", "client"), "update-hash",
                         {"round": 0, "digest": hashlib.sha256(b"x").hexdigest()})
         block = ledger.seal()
-        assert ledger.chain_id == "168d9c7378c22b0844a7b4b9628736ffea10b2e8db541839f3559417cf52d764"
-        assert block.hash.hex() == "18224552a9b2a6a7ca3e674427f97b8dfc9b4ce29101b2cc58e961848274e42e"
+        assert ledger.chain_id == "c541cc40eaa728d570ff5b3130983084cee2ad7eb39a5681e52d8ddd2d59e4fd"
+        assert block.hash.hex() == "2fc29fee435b62cd0d872f8667a45e1a5e93994b32603613a6922ce8e33a3e6e"
         assert ledger.tree_head().root.hex() == (
-            "615b623407e3288ae09411b50f13be01ff504f952a36c626a0fd56248078c8e6")
+            "087db30ae731a916bb8d8bfba916b1427655ccebb26a6546a3445b7d62011db6")
 
 
 def test_transaction_bodies_must_be_canonical(org):
@@ -405,3 +414,158 @@ def test_store_schema_names_its_kind(tmp_path, org):
     assert meta["kind"] == store.KIND == "public-ledger"
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+# --- identities judged at the ledger's time, signer constraints, one id per ledger, proofs ----
+
+KEYS = [bytes([i + 1]) * 32 for i in range(2)]
+
+
+def keyed_ledger(path, clock=None, **kw):
+    """A ledger of two organizations whose CA keys the test (the attacker) knows."""
+    cas = [OrgCA(f"Org{i}MSP", key) for i, key in enumerate(KEYS)]
+    orderer = cas[0].issue("orderer0", "orderer")
+    return cas, PublicLedger.create(path, orgs=cas, proposer=orderer, clock=clock, **kw)
+
+
+def test_certificates_are_judged_at_the_time_of_the_last_block_on_submit(tmp_path):
+    times = iter(range(0, 10_000, 10))  # genesis at 0, then blocks at 10, 20, ...
+    cas, ledger = keyed_ledger(tmp_path / "p.db", clock=lambda: next(times))
+    early, late = cas[1].issue("temp", "client", valid_from=5, valid_until=15), \
+        cas[1].issue("late", "client", valid_from=1000)
+    for sender, problem in ((early, "not yet valid"), (late, "not yet valid")):
+        with pytest.raises(TransactionRejected, match=problem) as err:
+            ledger.transact(sender, "anchor", {"digest": digest("a")})
+        assert err.value.reason == "identity-time"
+    ledger.transact(cas[1].issue("c", "client"), "anchor", {"digest": digest("b")})
+    ledger.seal()  # block 1 at time 10: `early` is valid from now on
+    ledger.transact(early, "anchor", {"digest": digest("c")})
+    ledger.seal()  # block 2 at time 20: it has expired
+    with pytest.raises(TransactionRejected, match="identity-time.*expired"):
+        ledger.transact(early, "anchor", {"digest": digest("d")})
+    assert ledger.next_nonce(early) == 1
+    ledger.close()
+    assert verify_ledger_file(tmp_path / "p.db").ok
+    with PublicLedger.open(tmp_path / "p.db") as again:  # and replaying at open agrees
+        assert again.height == 2
+
+
+def test_an_expired_proposer_cannot_seal(tmp_path):
+    cas = [OrgCA(f"Org{i}MSP", key) for i, key in enumerate(KEYS)]
+    orderer = cas[0].issue("short", "orderer", valid_until=15)
+    times = iter([0, 10, 20])
+    ledger = PublicLedger.create(tmp_path / "p.db", orgs=cas, proposer=orderer,
+                                 clock=lambda: next(times))
+    for _ in range(2):
+        ledger.transact(cas[1].issue("c", "client"), "anchor", {"digest": digest("x")})
+        if ledger.height == 0:
+            ledger.seal()  # time 10: fine
+    with pytest.raises(LedgerError, match="cannot sign blocks at time 20.*expired"):
+        ledger.seal()
+    assert ledger.pending == 1
+    ledger.close()
+
+
+@pytest.mark.parametrize("shape, reason", [
+    ({"ca_flag": True}, "identity-usage"),
+    ({"ca_flag": None}, "identity-usage"),
+    ({"digital_signature": False}, "identity-usage"),
+    ({"valid": (50, 60)}, "identity-time"),
+    ({"valid": (0, 0)}, "identity-time"),  # the genesis is at 0, then blocks at 1, ...
+    ({"extra": x509.TLSFeature([x509.TLSFeatureType.status_request])}, "identity-usage"),
+])
+def test_forged_certificates_from_the_right_ca_are_rejected_at_submit(tmp_path, shape, reason):
+    from support_chains import forged_identity
+
+    cas, ledger = keyed_ledger(tmp_path / "p.db")
+    ledger.transact(cas[1].issue("c", "client"), "anchor", {"digest": digest("x")})
+    ledger.seal()  # time 1
+    attacker = forged_identity(cas[1], KEYS[1], **shape)
+    with pytest.raises(TransactionRejected) as err:
+        ledger.transact(attacker, "anchor", {"digest": digest("y")})
+    assert err.value.reason == reason
+    ledger.close()
+
+
+def test_each_ledger_has_its_own_id_so_transactions_do_not_replay_across(tmp_path, org):
+    a, b = org.ledger(tmp_path / "a.db"), org.ledger(tmp_path / "b.db")  # one consortium, seed
+    assert a.chain_id != b.chain_id
+    tx = a.prepare(org.clients[0], "anchor", {"digest": digest("x")})
+    with pytest.raises(TransactionRejected) as err:
+        b.submit(tx)
+    assert err.value.reason == "tx-chain"
+    a.submit(tx)
+    assert a.seal().header.chain == a.chain_id and a.tree_head().log == a.chain_id
+    same = [org.ledger(tmp_path / f"{n}.db", nonce=b"run-seed-7") for n in ("c", "d")]
+    assert same[0].chain_id == same[1].chain_id  # a caller-given nonce: same bytes again
+    for bad in (b"short", b"x" * 65, "text"):
+        with pytest.raises(ConfigError, match="nonce must be 8 to 64 bytes"):
+            org.ledger(tmp_path / "e.db", nonce=bad)
+    for ledger in (a, b, *same):
+        ledger.close()
+
+
+def test_an_inclusion_proof_is_bound_to_the_size_of_the_tree_head(tmp_path, org):
+    from chains.merkle import range_hash, verify_inclusion
+
+    with org.ledger(tmp_path / "p.db") as ledger:
+        for i in range(7):
+            ledger.transact(org.clients[0], "anchor", {"digest": digest(str(i))})
+        ledger.seal()
+        head = ledger.tree_head()
+        assert head.size == 8
+        conn = sqlite3.connect(tmp_path / "p.db")
+        node = lambda level, index: store.read_node(conn, level, index)
+        interior, sibling = range_hash(0, 4, node), range_hash(4, 8, node)
+        conn.close()
+        assert verify_inclusion(0, 2, interior, [sibling], head.root)  # the bare math says yes
+        forged = InclusionProof(interior.hex(), 0, 2, (sibling,))
+        assert not forged.verify(head)  # bound to the head: a size-2 proof is not a size-8 one
+        real = ledger.inclusion_proof(ledger.chain_id)
+        assert real.verify(head)
+        assert not InclusionProof(real.tx_id, real.leaf_index, 7, real.path).verify(head)
+        assert not InclusionProof("zz", 0, 8, real.path).verify(head)
+        lying = TreeHead(head.log, 2, head.root, head.timestamp, head.signature)
+        assert not lying.verify(org.orderer.public_key_bytes)  # such a head is not signed
+        old = ledger.tree_head(1)
+        proof = ledger.consistency_proof(1)
+        assert proof.verify(old, head) and not proof.verify(head, old)
+        swapped = TreeHead(old.log, 2, old.root, old.timestamp)
+        assert not proof.verify(swapped, head)
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"[" * 100_000 + b"]" * 100_000, "nests deeper|limit"),
+    (b'{"chain":"","kind":"anchor","nonce":' + b"9" * 5000 + b',"payload":{},"sender":""}',
+     "outside"),
+    (b'{"payload":' + b'{"a":' * 50 + b"1" + b"}" * 50 + b"}", "nests deeper"),
+    (b" " * (2 << 20), "limit"),
+    (b'{"chain":"","kind":"anchor","nonce":0,"payload":{"x":NaN},"sender":""}', "NaN"),
+    (b'{"chain":"","kind":"anchor","nonce":0,"payload":{"x":"\\ud800"},"sender":""}', "Unicode"),
+    (b"\xff\xfe", "UTF-8"),
+])
+def test_hostile_bodies_are_malformed_errors_not_crashes(body, problem, org):
+    from chains.errors import MalformedError
+
+    with pytest.raises(MalformedError, match=problem):
+        Transaction.decode(body, bytes(64), org.clients[0].cert_pem)
+
+
+def test_every_kind_bounds_its_payload(tmp_path, org):
+    with org.ledger(tmp_path / "p.db") as ledger:
+        big_crl = {"crl": "00" * 250_000, "msp_id": "Org1MSP"}  # 500 kB: no CRL is this big
+        with pytest.raises(TransactionRejected, match="revoke.*limit is 163840"):
+            ledger.transact(org.admins[1], "revoke", big_crl)
+        with pytest.raises(TransactionRejected, match="carries only"):
+            ledger.transact(org.admins[1], "revoke", {"crl": "00", "msp_id": "Org1MSP",
+                                                      "note": "x"})
+        forged = Transaction.create(org.admins[1], "revoke", big_crl,
+                                    nonce=0, chain=ledger.chain_id)
+        with pytest.raises(TransactionRejected) as err:
+            ledger.submit(forged)  # a signed oversized one is refused just the same
+        assert err.value.reason == "tx-payload"
+        with pytest.raises(TransactionRejected, match="nests deeper than 5"):
+            ledger.transact(org.clients[0], "anchor", {"digest": digest("d"),
+                                                        "x": [[[[[1]]]]]})
+        with pytest.raises(TransactionRejected, match="outside"):
+            ledger.transact(org.clients[0], "anchor", {"digest": digest("d"), "n": 2**60})

@@ -16,6 +16,7 @@ import pytest
 from chains import store
 from chains.__main__ import main
 from chains.blocks import BlockHeader, TreeHead
+from chains.errors import LedgerError
 from chains.identity import Identity, OrgCA
 from chains.merkle import Frontier
 from chains.public_ledger import PublicLedger
@@ -27,7 +28,8 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-CAS = [OrgCA.create(f"Org{i}MSP", seed=b"verify-tests") for i in range(3)]
+CA_KEYS = [bytes([i + 1]) * 32 for i in range(3)]  # known to the tests, who play attacker
+CAS = [OrgCA(f"Org{i}MSP", key) for i, key in enumerate(CA_KEYS)]
 ORDERER = CAS[0].issue("orderer0", "orderer")
 CLIENTS = [ca.issue(f"client{i}", "client") for i, ca in enumerate(CAS)]
 ADMIN2, PEER2 = CAS[2].issue("admin2", "admin"), CAS[2].issue("peer2", "peer")
@@ -42,7 +44,9 @@ def base(tmp_path_factory) -> Path:
             for i, client in enumerate(CLIENTS):
                 ledger.transact(client, "update-hash", {"round": r, "digest": digest(f"{r}/{i}")})
             ledger.seal()
-        ledger.revoke(ADMIN2, CLIENTS[2].serial)
+        revoker = OrgCA("Org2MSP", CA_KEYS[2])
+        revoker.revoke(CLIENTS[2].cert)
+        ledger.revoke(ADMIN2, revoker.crl())
         ledger.transact(CLIENTS[0], "round-summary", {"round": 3, "accepted": 3, "score": 6.25})
         ledger.seal()
         for sender in (CLIENTS[0], CLIENTS[1], PEER2):
@@ -65,13 +69,15 @@ def forge_block(path: Path, txs: list[Transaction], proposer: Identity) -> None:
     height, header, size, head = conn.execute(
         "SELECT height, header, tree_size, tree_head FROM blocks ORDER BY height DESC").fetchone()
     prev, prev_head = BlockHeader.decode(header), TreeHead.decode(head)
-    frontier = Frontier.from_store(size, lambda lvl, i: store.read_node(conn, lvl, i))
+    frontier = Frontier()
+    for (leaf,) in conn.execute("SELECT id FROM txs ORDER BY seq"):
+        frontier.append(leaf)
     block_tree, nodes = Frontier(), []
     for tx in txs:
         block_tree.append(tx.leaf_hash)
         nodes += frontier.append(tx.leaf_hash)
-    new = BlockHeader(height + 1, prev.hash, block_tree.root(), len(txs), prev.timestamp + 1,
-                      proposer.id)
+    new = BlockHeader(prev.chain, height + 1, prev.hash, block_tree.root(), len(txs),
+                      prev.timestamp + 1, proposer.id)
     sth = TreeHead(prev_head.log, frontier.size, frontier.root(), new.timestamp).signed_by(proposer)
     rows = [(size + i, height + 1, tx.leaf_hash, tx.sender, tx.nonce, tx.kind, tx.body, tx.signature)
             for i, tx in enumerate(txs)]
@@ -174,8 +180,70 @@ def revoked_sender(path):
 def replay_transaction(path):
     body, sig, pem = row(path, "SELECT t.body, t.signature, c.pem FROM txs t JOIN certs c "
                                "ON c.id = t.sender WHERE t.height = 1 LIMIT 1")
-    sql(path, "DROP INDEX txs_by_id")  # the file's own uniqueness guard goes first
+    sql(path, "DROP INDEX txs_by_id")  # the file's own uniqueness guard goes first: a schema change
     forge_block(path, [Transaction.decode(body, sig, pem)], ORDERER)
+
+
+def skip_a_nonce(path):
+    chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
+    forge_block(path, [Transaction.create(CLIENTS[0], "anchor", {"digest": digest("n")},
+                                          nonce=9, chain=chain)], ORDERER)
+
+
+def expired_sender(path):
+    chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
+    short = CAS[1].issue("short-lived", "client", valid_until=3)  # blocks are at times 0..6
+    forge_block(path, [Transaction.create(short, "anchor", {"digest": digest("late")},
+                                          nonce=0, chain=chain)], ORDERER)
+
+
+def ca_certificate_as_signer(path):
+    from support_chains import forged_identity
+
+    chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
+    rogue = forged_identity(CAS[1], CA_KEYS[1], ca_flag=True)
+    forge_block(path, [Transaction.create(rogue, "anchor", {"digest": digest("r")}, nonce=0,
+                                          chain=chain)], ORDERER)
+
+
+def expired_proposer(path):
+    chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
+    old = CAS[0].issue("old-orderer", "orderer", valid_until=5)
+    forge_block(path, [Transaction.create(CLIENTS[0], "anchor", {"digest": digest("p")},
+                                          nonce=7, chain=chain)], old)
+
+
+def lower_a_transaction_height(path):
+    (seq,) = row(path, "SELECT seq FROM txs WHERE height = 2 ORDER BY seq LIMIT 1 OFFSET 1")
+    sql(path, ("UPDATE txs SET height = 1 WHERE seq = ?", (seq,)))
+
+
+def change_stored_nonce(path):
+    sql(path, "UPDATE txs SET nonce = nonce + 1 WHERE seq = 7")
+
+
+def change_stored_kind(path):
+    sql(path, "UPDATE txs SET kind = 'revoke' WHERE seq = 8")
+
+
+def add_an_unused_certificate(path):
+    sql(path, ("INSERT INTO certs(id, pem) VALUES (?, ?)", (PEER2.id + "0", PEER2.cert_pem)))
+
+
+def text_where_a_blob_is_expected(path):
+    sql(path, "UPDATE txs SET body = CAST(body AS TEXT) WHERE seq = 2")
+
+
+def add_a_view(path):
+    sql(path, "CREATE VIEW everything AS SELECT * FROM txs")
+
+
+def add_a_trigger(path):
+    sql(path, "CREATE TRIGGER t AFTER INSERT ON txs BEGIN DELETE FROM certs; END")
+
+
+def deep_json_header(path):
+    sql(path, ("UPDATE blocks SET header = ? WHERE height = 2", (b"[" * 100_000,)))
 
 
 def change_chain_in_meta(path):
@@ -215,7 +283,19 @@ TAMPERING = [  # (tampering, first bad block, reason)
     (rewind_tree_head, 6, "tree-head-rewound"),
     (truncate_file, None, "truncated"),
     (revoked_sender, 7, "revoked-identity"),
-    (replay_transaction, 7, "tx-nonce"),
+    (replay_transaction, None, "schema"),
+    (skip_a_nonce, 7, "tx-nonce"),
+    (expired_sender, 7, "identity-time"),
+    (ca_certificate_as_signer, 7, "identity-usage"),
+    (expired_proposer, 7, "proposer-identity"),
+    (lower_a_transaction_height, 2, "tx-height"),
+    (change_stored_nonce, 3, "tx-index"),
+    (change_stored_kind, 3, "tx-index"),
+    (add_an_unused_certificate, None, "orphan-certificate"),
+    (text_where_a_blob_is_expected, 1, "malformed-row"),
+    (add_a_view, None, "schema"),
+    (add_a_trigger, None, "schema"),
+    (deep_json_header, 2, "malformed-block"),
     (change_chain_in_meta, None, "meta"),
     (delete_certificate, 1, "tx-sender"),
     (change_merkle_node, 3, "merkle-node"),
@@ -243,6 +323,9 @@ def test_tampering_is_named_with_its_first_bad_block(ledger_copy, tamper, block,
     assert main(["verify", str(ledger_copy)]) == 1
     where = f"block {block}" if block is not None else "file"
     assert f"{where}: {reason}" in capsys.readouterr().out
+    if tamper is not change_block_signature:  # open skips signatures between genesis and head
+        with pytest.raises(LedgerError):  # reopening recomputes everything derived, and refuses
+            PublicLedger.open(ledger_copy)
 
 
 def test_verify_in_one_process_a_ledger_written_by_another(tmp_path):
@@ -337,7 +420,7 @@ def test_a_run_folder_with_channels_dispatches_each_file_by_kind(tmp_path, base)
     net.close()
     reports = verify_path(folder)
     kinds = sorted(r.kind for r in reports)
-    assert kinds == ["fabric-channel", "fabric-channel", "public-ledger"]
+    assert kinds == ["fabric-channel", "fabric-channel", "fabric-orderer", "public-ledger"]
     assert all(r.ok for r in reports), [r.summary() for r in reports]
     assert main(["verify", str(folder)]) == 0
 
@@ -349,7 +432,7 @@ def test_known_tree_heads_catch_a_cut_off_tail_and_a_fork(ledger_copy, capsys):
     assert main(["verify", str(ledger_copy), "--tree-head", heads[0], "--tree-head", heads[1]]) == 0
     # A careful attacker removes the whole last block: the file alone still verifies...
     sql(ledger_copy, "DELETE FROM nodes WHERE last >= 15", "DELETE FROM txs WHERE height = 6",
-        "DELETE FROM blocks WHERE height = 6")
+        "DELETE FROM blocks WHERE height = 6", ("DELETE FROM certs WHERE id = ?", (PEER2.id,)))
     assert verify_ledger_file(ledger_copy).ok
     # ...but not against the tree head it had published.
     report = verify_ledger_file(ledger_copy, known_heads=[(latest.size, latest.root)])
@@ -358,5 +441,7 @@ def test_known_tree_heads_catch_a_cut_off_tail_and_a_fork(ledger_copy, capsys):
     assert [(p.block, p.reason) for p in forged.problems] == [(3, "fork")]
     assert main(["verify", str(ledger_copy), "--tree-head", heads[1]]) == 1
     assert "file: rolled-back" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["verify", str(ledger_copy), "--tree-head", "10:abc"])
+    for bad in ("10:abc", "x:" + "00" * 32, "-1:" + "00" * 32, "１:" + "00" * 32, ":", "",
+                "99999999999999999999:" + "00" * 32):
+        assert main(["verify", str(ledger_copy), f"--tree-head={bad}"]) == 1
+        assert "bad-tree-head" in capsys.readouterr().out

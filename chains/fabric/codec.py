@@ -1,23 +1,17 @@
-"""Canonical bytes for everything that is hashed or signed: sorted-key, compact, ASCII JSON.
+"""Hashes and value encodings of the channels; structures are `chains.canonical` JSON.
 
-Parsing canonical bytes and encoding them again gives the same bytes (the ledger holds only
-strings, integers, lists, dicts, booleans and null), so a verifier can recompute every signed
-message from what is stored. Binary values travel as lowercase hex.
+Binary values travel as lowercase hex; chaincode arguments are str, or bytes as {"hex": ...}.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
+from chains.canonical import canonical_json
+from chains.errors import MalformedError
+
 ZERO_HASH = "00" * 32
-
-
-def canonical(obj: Any) -> bytes:
-    """The canonical JSON encoding of `obj` (sorted keys, no spaces, ASCII, no NaN)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
 
 
 def sha256(*parts: bytes) -> bytes:
@@ -60,8 +54,8 @@ def encode_payload(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     try:
-        return canonical(value)
-    except (TypeError, ValueError) as exc:
+        return canonical_json(value)
+    except MalformedError as exc:
         raise TypeError(f"chaincode result must be bytes, str or JSON-serializable: {exc}") \
             from None
 
@@ -80,5 +74,8 @@ def decode_arg(arg: Any) -> str | bytes:
     if isinstance(arg, str):
         return arg
     if isinstance(arg, dict) and set(arg) == {"hex"} and isinstance(arg["hex"], str):
-        return bytes.fromhex(arg["hex"])
-    raise ValueError(f"malformed chaincode argument {arg!r}")
+        try:
+            return bytes.fromhex(arg["hex"])
+        except ValueError:
+            pass
+    raise MalformedError(f"malformed chaincode argument {str(arg)[:60]}")

@@ -1,6 +1,6 @@
 """A client's gateway to a channel, shaped like the Fabric Gateway API.
 
-    gw = channel.gateway(identity)
+    gw = Gateway(channel, identity)
     result = gw.submit("scores", "record", "round-3", transient={"update": raw})  # committed
     commit = gw.submit_async(...); ...; commit.status()                           # batched
     value = gw.evaluate("scores", "get", "round-3")                               # query only
@@ -10,45 +10,23 @@ endorsement policies, chosen as Fabric's gateway does: the client's own organiza
 the fewest further peers; responses must agree byte for byte) and sign the envelope -> broadcast
 -> wait for the commit (here: cut the block now). The same steps exist one by one, as in the
 Fabric Gateway client API: `gw.propose(...)` -> `gw.endorse(proposal)` -> `Transaction.submit()`
--> `Commit.status()`, so a real Fabric Gateway client fits behind them.
+-> `Commit.status()`, so a real Fabric Gateway client fits behind them. The gateway drives the
+channel; the channel never knows its gateways.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
-from typing import TYPE_CHECKING, Any
 
+from chains.fabric.channel import Channel, Commit, TxResult
 from chains.fabric.codec import framed_hash, sha256, to_bytes
 from chains.fabric.errors import EndorsementError
 from chains.fabric.peer import Peer, ProposalResponse
 from chains.fabric.transaction import Envelope, SignedProposal
-from chains.fabric.validator import ValidationCode
 from chains.identity import Identity
 
-if TYPE_CHECKING:
-    from chains.fabric.channel import Channel
-
 __all__ = ["Commit", "Gateway", "Transaction", "TxResult"]
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """The outcome of a committed transaction. `payload` is what the chaincode returned."""
-
-    tx_id: str
-    block_number: int
-    code: ValidationCode
-    payload: bytes
-
-    @property
-    def valid(self) -> bool:
-        return self.code is ValidationCode.VALID
-
-    def json(self) -> Any:
-        return json.loads(self.payload)
 
 
 @dataclass(frozen=True)
@@ -68,34 +46,12 @@ class Transaction:
         return self.channel.broadcast(self.envelope, self.result)
 
 
-class Commit:
-    """A submitted transaction, waiting to be ordered and committed."""
-
-    def __init__(self, channel: Channel, envelope: Envelope, payload: bytes) -> None:
-        self._channel = channel
-        self.envelope = envelope
-        self.tx_id = envelope.tx_id
-        self.payload = payload
-        self._result: TxResult | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._result is not None
-
-    def resolve(self, block_number: int, code: ValidationCode) -> None:
-        self._result = TxResult(self.tx_id, block_number, code, self.payload)
-
-    def status(self, *, wait: bool = True) -> TxResult | None:
-        """The committed result; with `wait`, cut the pending block first if need be."""
-        if self._result is None and wait:
-            self._channel.flush()
-        return self._result
-
-
 class Gateway:
     """Submits and evaluates transactions on `channel` as `identity`."""
 
     def __init__(self, channel: Channel, identity: Identity) -> None:
+        if not isinstance(channel, Channel):
+            raise TypeError(f"gateway channel must be a Channel, got {type(channel).__name__}")
         if not isinstance(identity, Identity):
             raise TypeError(f"gateway identity must be an Identity, got {type(identity).__name__}")
         self.channel = channel
@@ -119,8 +75,9 @@ class Gateway:
         if channel.config.collections:  # a secret only this client can derive, never on-ledger
             salt_seed = framed_hash(self.identity.sign(b"fedenv/fabric/private-salt/v1/"
                                                        + tx_id.encode()))
-        return SignedProposal.create(self.identity, channel=channel.name, chaincode=chaincode,
-                                     fn=fn, args=args, nonce=nonce, timestamp=channel.clock(),
+        return SignedProposal.create(self.identity, channel=channel.name,
+                                     chain=channel.config.chain_id, chaincode=chaincode, fn=fn,
+                                     args=args, nonce=nonce, timestamp=channel.clock(),
                                      transient=private, salt_seed=salt_seed)
 
     def endorse(self, proposal: SignedProposal,
@@ -128,13 +85,12 @@ class Gateway:
         """Gather endorsements (from `endorsers`, peer names or MSP IDs, if given) and sign."""
         channel = self.channel
         if endorsers is not None:
-            peers = [channel.resolve_peer(name) for name in endorsers]
-            responses = [p.endorse(proposal) for p in peers]
+            responses = channel.endorse(proposal, [channel.resolve_peer(n) for n in endorsers])
         else:
             first = self._first_peer()
             probe = first.endorse(proposal)  # its simulation tells what the plan must cover
-            responses = [probe if peer is first else peer.endorse(proposal)
-                         for peer in channel.endorsement_plan(first, probe)]
+            responses = channel.endorse(proposal, channel.endorsement_plan(first, probe),
+                                        known={first: probe})
         if not responses:
             raise EndorsementError("no endorsers given")
         self._check_agree(responses)
@@ -182,17 +138,3 @@ class Gateway:
                 f"endorsements disagree: {differing} returned a different read-write set or "
                 f"payload than {reference.peer}; the transaction was not submitted")
 
-
-def smallest_satisfying(first: Peer, candidates: Sequence[Peer], policies: Sequence[Any]
-                        ) -> list[Peer]:
-    """The fewest `candidates` that satisfy every policy, in candidate order; among sets of
-    one size, those with `first` (already endorsed) come first."""
-    ordered = ([first] if first in candidates else []) + [p for p in candidates
-                                                           if p is not first]
-    for size in range(1, len(ordered) + 1):
-        for chosen in combinations(ordered, size):
-            signers = [(p.msp_id, "peer") for p in chosen]
-            if all(policy.satisfied_by(signers) for policy in policies):
-                return list(chosen)
-    raise EndorsementError(f"no set of peers that hold the collections read satisfies the "
-                           f"endorsement policies {[str(p) for p in policies]}")

@@ -6,44 +6,50 @@ organization, and channels with their own ledgers.
                             "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')",
                             collections=[CollectionConfig("org1-updates", "OR('Org1.member')")])
     ch.install_chaincode("scores", {"record": record, "get": get})
-    result = ch.gateway(net.client("Org1")).submit("scores", "record", "r1", "0.7")
+    result = Gateway(ch, net.client("Org1")).submit("scores", "record", "r1", "0.7")
 
 Everything derives from `seed`: CA keys, identities, collection key salts, nonces; timestamps come
-from `clock` (default: a logical counter). Same seed and calls => same block hashes. With `path`,
-each peer keeps one SQLite file per channel (`<path>/<channel>/<peer>.db`); calling the same
-`create`/`create_channel` again on that folder reopens the ledgers (and checks the config).
+from `clock` (default: a logical counter, which resumes after the latest block of a reopened
+channel). A channel's id is unique through its config's nonce:
+random unless `create_channel(nonce=...)` gives one, so same seed, nonce and calls => same block
+hashes. With `path`, the orderer keeps `<path>/<channel>/orderer.db` and each peer one SQLite file
+per channel (`<path>/<channel>/<peer>.db`); calling the same `create`/`create_channel` again on
+that folder reopens the ledgers (checking the config, and adopting the stored nonce when none is
+given).
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chains.clock import LogicalClock
+from chains.errors import ChainsError
 from chains.fabric.channel import Channel
-from chains.fabric.codec import ZERO_HASH, framed_hash
+from chains.fabric.codec import framed_hash
 from chains.fabric.config import ChannelConfig, CollectionConfig
 from chains.fabric.errors import ConfigError, LedgerStateError
+from chains.fabric.orderer import Orderer
+from chains.fabric.orderer_store import OrdererStore
 from chains.fabric.peer import Peer
+from chains.fabric.replay import genesis_config
 from chains.fabric.store import LedgerStore
 from chains.fabric.transaction import CONFIG, Envelope, make_header
-from chains.identity import MSP, Identity, OrgCA
+from chains.identity import Identity, OrgCA
+from chains.msp import MSP
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["ORDERER_ORG", "Network", "logical_clock"]
+__all__ = ["ORDERER_ORG", "Network"]
 
 ORDERER_ORG = "OrdererOrg"
+ORDERER_FILE = "orderer.db"
 _MSP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*")
-
-
-def logical_clock(start: int = 0) -> Callable[[], int]:
-    """A deterministic clock: start, start + 1, ... on successive calls."""
-    counter = itertools.count(start)
-    return lambda: next(counter)
 
 
 def _seed_bytes(seed: int | bytes) -> bytes:
@@ -85,7 +91,7 @@ class Network:
                 or peers_per_org < 1:
             raise ConfigError(f"peers_per_org must be an int >= 1, got {peers_per_org!r}")
         return cls(orgs, seed=_seed_bytes(seed), path=None if path is None else Path(path),
-                   peers_per_org=peers_per_org, clock=clock or logical_clock())
+                   peers_per_org=peers_per_org, clock=clock or LogicalClock())
 
     # --- identities --------------------------------------------------------------------------
     def ca(self, org: str) -> OrgCA:
@@ -122,11 +128,17 @@ class Network:
 
     # --- channels ----------------------------------------------------------------------------
     def create_channel(self, name: str, members: Sequence[str], endorsement_policy: str,
-                       collections: Sequence[CollectionConfig] = (), *, batch_size: int = 100
-                       ) -> Channel:
-        """Create channel `name` (genesis block), or reopen it from its ledger files."""
+                       collections: Sequence[CollectionConfig] = (), *, batch_size: int = 100,
+                       nonce: bytes | None = None) -> Channel:
+        """Create channel `name` (genesis block), or reopen it from its ledger files.
+
+        `nonce` (8 to 64 bytes) makes the channel's id unique: random for a new channel unless
+        given; a reopened channel keeps its stored nonce (a given one must match it).
+        """
         if name in self._channels:
             raise ConfigError(f"channel {name!r} is already open in this network")
+        if nonce is not None and (not isinstance(nonce, bytes) or not 8 <= len(nonce) <= 64):
+            raise ConfigError("nonce must be 8 to 64 bytes")
         members = tuple(members)
         unknown = [m for m in members if m not in self.orgs]
         if unknown:
@@ -138,44 +150,59 @@ class Network:
         config = ChannelConfig(name=name, members=members, endorsement_policy=endorsement_policy,
                                collections=tuple(collections), batch_size=batch_size,
                                msp=self.msp(members).to_dict(), orderer_msp_id=ORDERER_ORG,
-                               key_salts=salts)
+                               key_salts=salts, nonce=(nonce or os.urandom(16)).hex())
         config.validate()
-        peers = []
-        for org in members:
-            for identity in self.peer_identities(org):
-                file = None if self.path is None else self.path / name / f"{identity.name}.db"
-                store = LedgerStore(file, channel=name, peer=identity.name)
-                self._check_genesis(store, config)
-                peers.append(Peer(identity, config, store))
-        channel = Channel(config, peers, orderer=self.orderer,
-                          admins={m: self.admin(m) for m in members}, clock=self.clock,
-                          seed=self.seed)
+        folder = None if self.path is None else self.path / name
+        orderer_store = OrdererStore(None if folder is None else folder / ORDERER_FILE,
+                                     channel=name)
+        stores: list[LedgerStore] = []
+        if isinstance(self.clock, LogicalClock) and orderer_store.height:
+            self.clock.now = max(self.clock.now, orderer_store.last_time + 1)  # resume after it
+        try:
+            config = self._stored_config(orderer_store, config, nonce is None)
+            peers = []
+            for org in members:
+                for identity in self.peer_identities(org):
+                    file = None if folder is None else folder / f"{identity.name}.db"
+                    stores.append(LedgerStore(file, channel=name, peer=identity.name))
+                    peers.append(Peer(identity, config, stores[-1]))
+            channel = Channel(config, peers,
+                              Orderer(config, self.orderer, orderer_store, self.clock),
+                              admins={m: self.admin(m) for m in members}, clock=self.clock,
+                              seed=self.seed)
+        except BaseException:
+            for store in stores:
+                store.close()
+            orderer_store.close()
+            raise
         if channel.height == 0:
-            header = make_header(CONFIG, name, self.orderer, channel.next_nonce(self.orderer),
-                                 self.clock())
-            channel.orderer.order_config(Envelope.create(self.orderer, header,
-                                                         {"config": config.to_dict()}))
+            header = make_header(CONFIG, name, config.chain_id, self.orderer,
+                                 channel.next_nonce(self.orderer), self.clock())
+            channel.order_config(Envelope.create(self.orderer, header,
+                                                 {"config": config.to_dict()}))
         self._channels[name] = channel
         return channel
 
     @staticmethod
-    def _check_genesis(store: LedgerStore, config: ChannelConfig) -> None:
+    def _stored_config(store: OrdererStore, config: ChannelConfig, adopt_nonce: bool
+                       ) -> ChannelConfig:
+        """The config to open the channel with: `config`, or the stored one if the orderer's
+        file has a genesis (which must match `config`, but for the nonce when adopting it)."""
         genesis = store.block(0)
         if genesis is None:
-            if store.height() != 0:
-                raise LedgerStateError(f"{store.path}: blocks exist but block 0 is missing")
-            return
-        env = genesis.transactions[0] if genesis.transactions else None
-        if genesis.previous_hash != ZERO_HASH or not isinstance(env, Envelope) \
-                or env.type != CONFIG:
-            raise LedgerStateError(f"{store.path}: block 0 is not a channel config block")
-        stored = env.body.get("config", {})
-        if stored != config.to_dict():
-            diff = sorted(k for k in set(stored) | set(config.to_dict())
-                          if stored.get(k) != config.to_dict().get(k))
+            return config
+        try:
+            stored = genesis_config(genesis)
+        except ChainsError as exc:
+            raise LedgerStateError(f"{store.path}: block 0 is not a channel config ({exc})") \
+                from None
+        wanted = dataclasses.replace(config, nonce=stored.nonce) if adopt_nonce else config
+        if stored.to_dict() != wanted.to_dict():
+            diff = sorted(k for k, v in stored.to_dict().items() if wanted.to_dict()[k] != v)
             raise ConfigError(f"channel {config.name!r} exists at {store.path} with a different "
                               f"config (fields {diff} differ); use the same arguments or a new "
                               f"path")
+        return stored
 
     def channel(self, name: str) -> Channel:
         if name not in self._channels:

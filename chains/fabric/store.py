@@ -3,38 +3,45 @@ state, private-key hashes and the peer's private side store.
 
 A block, its validation codes and the state updates of its valid transactions commit in one
 SQLite transaction, so a process killed at any moment leaves the ledger at a block boundary.
-`secure_delete` is on and the WAL is checkpointed and truncated after a block that purged or
-expired private data, so erased values do not linger in the file.
+Everything but the blocks is derived: a peer reopening the file replays it
+(`chains.fabric.replay`) and refuses it if anything derived disagrees.
+
+Purged or expired private values leave the files for good: `secure_delete` zeroes freed
+content, and after any block that erased a value the WAL is checkpointed and truncated; the
+result is checked, and while a reader holds a snapshot that pins old WAL frames the scrub is
+retried at every later commit, at close and at the next open (which also scrubs what a crash
+between commit and checkpoint left behind).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from chains.errors import MalformedError
 from chains.fabric.block import Block
-from chains.fabric.codec import ZERO_HASH
-from chains.fabric.config import ChaincodeDefinition
 from chains.fabric.errors import LedgerStateError
 from chains.fabric.private_data import PrivateRecord
-from chains.fabric.state import UpdateBatch, WorldState
+from chains.fabric.state import UpdateBatch
 from chains.fabric.validator import BlockResult
+from chains.sqlite_files import check_schema, harden
 
-__all__ = ["KIND", "LedgerStore"]
+__all__ = ["FORMAT", "KIND", "SCHEMA", "LedgerStore", "block_row"]
 
 KIND = "fabric-channel"
-FORMAT = "1"
+FORMAT = "2"  # 2: one canonical JSON, chain id and time in headers, no stored "claimed" flags
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks(
-    number INTEGER PRIMARY KEY, previous_hash TEXT NOT NULL, data_hash TEXT NOT NULL,
-    hash TEXT NOT NULL, orderer TEXT NOT NULL, signature TEXT NOT NULL);
+    number INTEGER PRIMARY KEY, header BLOB NOT NULL, hash TEXT NOT NULL, orderer BLOB NOT NULL,
+    signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions(
     block INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id TEXT NOT NULL, code TEXT NOT NULL,
-    claimed INTEGER NOT NULL, envelope BLOB NOT NULL, PRIMARY KEY(block, idx));
+    envelope BLOB NOT NULL, PRIMARY KEY(block, idx));
 CREATE INDEX IF NOT EXISTS transactions_by_id ON transactions(tx_id);
 CREATE TABLE IF NOT EXISTS state(
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, block INTEGER NOT NULL,
@@ -51,98 +58,81 @@ CREATE TABLE IF NOT EXISTS chaincodes(name TEXT PRIMARY KEY, definition TEXT NOT
 """
 
 
+
+def block_row(block: Block) -> tuple[int, bytes, str, bytes, bytes]:
+    """(number, header, hash, orderer, signature): a block's row in a `blocks` table."""
+    return (block.number, block.header_bytes, block.hash, block.orderer, block.signature)
+
+
+def open_store(path: str | Path | None, schema: str, expected: dict[str, str]) -> sqlite3.Connection:
+    """A hardened WAL connection to a channel or orderer file, created with `schema` and `meta`
+    = `expected` when new; an existing file must have exactly that schema and meta."""
+    file = None if path is None else Path(path)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(":memory:" if file is None else str(file), isolation_level=None,
+                           check_same_thread=False)
+    try:
+        harden(conn)
+        conn.execute("PRAGMA busy_timeout=50")
+        if file is not None:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA secure_delete=ON")
+        fresh = not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if fresh:
+            conn.executescript(schema)
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(expected.items()))
+            return conn
+        problem = check_schema(conn, schema)
+        if problem:
+            raise LedgerStateError(f"{file}: {problem}")
+        found = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
+        if found != expected:
+            raise LedgerStateError(f"{file} is not the expected ledger: meta {found}, "
+                                   f"expected {expected}")
+    except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
+        conn.close()
+        raise LedgerStateError(f"{file}: unreadable ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class LedgerStore:
     """The SQLite ledger of one peer on one channel (`path=None`: in memory)."""
 
     def __init__(self, path: str | Path | None, *, channel: str, peer: str) -> None:
         self.path = None if path is None else str(path)
-        if self.path is not None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path or ":memory:", isolation_level=None,
-                                    check_same_thread=False)
-        if self.path is not None:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA secure_delete=ON")
-        self.conn.executescript(_SCHEMA)
-        expected = {"kind": KIND, "format": FORMAT, "channel": channel, "peer": peer}
-        found = dict(self.conn.execute("SELECT key, value FROM meta"))
-        if not found:
-            self.conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(expected.items()))
-        elif any(found.get(k) != v for k, v in expected.items()):
-            raise LedgerStateError(f"{self.path} is not the ledger of peer {peer!r} on channel "
-                                   f"{channel!r}: meta {found}")
+        self.conn = open_store(path, SCHEMA, {"kind": KIND, "format": FORMAT,
+                                              "channel": channel, "peer": peer})
+        self.scrub_pending = self.path is not None  # whatever a crash left in the WAL
+        self.scrub(tries=3)
 
     # --- reads -------------------------------------------------------------------------------
     def height(self) -> int:
         (top,) = self.conn.execute("SELECT MAX(number) FROM blocks").fetchone()
         return 0 if top is None else top + 1
 
-    def last_hash(self) -> str:
-        row = self.conn.execute("SELECT hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
-        return ZERO_HASH if row is None else row[0]
-
-    def block(self, number: int) -> Block | None:
-        row = self.conn.execute("SELECT previous_hash, data_hash, orderer, signature FROM blocks "
-                                "WHERE number = ?", (number,)).fetchone()
-        if row is None:
-            return None
-        envelopes = tuple(bytes(e) for (e,) in self.conn.execute(
-            "SELECT envelope FROM transactions WHERE block = ? ORDER BY idx", (number,)))
-        return Block(number, row[0], row[1], envelopes, row[2].encode("ascii"),
-                     bytes.fromhex(row[3]))
-
-    def blocks(self, start: int = 0) -> Iterator[Block]:
-        for number in range(start, self.height()):
-            block = self.block(number)
-            if block is None:
-                raise LedgerStateError(f"{self.path}: block {number} is missing")
-            yield block
-
-    def codes(self, number: int) -> list[str]:
-        return [c for (c,) in self.conn.execute(
-            "SELECT code FROM transactions WHERE block = ? ORDER BY idx", (number,))]
-
-    def transaction(self, tx_id: str) -> tuple[int, int, str] | None:
-        """(block, index, code) of the first transaction with `tx_id`."""
-        row = self.conn.execute("SELECT block, idx, code FROM transactions WHERE tx_id = ? "
-                                "ORDER BY block, idx LIMIT 1", (tx_id,)).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
-
-    def tx_ids(self) -> set[str]:
-        """Every tx_id that counts as used (its transaction's signature and tx_id checked out)."""
-        return {t for (t,) in self.conn.execute(
-            "SELECT tx_id FROM transactions WHERE claimed = 1")}
-
-    def definitions(self) -> dict[str, ChaincodeDefinition]:
-        return {name: ChaincodeDefinition.from_dict(json.loads(raw))
-                for name, raw in self.conn.execute("SELECT name, definition FROM chaincodes")}
-
-    def load_state(self, state: WorldState) -> None:
-        for ns, key, value, block, tx in self.conn.execute("SELECT * FROM state"):
-            state.set_public(ns, key, bytes(value), (block, tx))
-        for ns, coll, kh, vh, block, tx in self.conn.execute("SELECT * FROM hashed_state"):
-            state.set_hashed((ns, coll, kh), vh, (block, tx))
+    def private_records(self) -> Iterator[tuple[tuple[str, str, str], PrivateRecord]]:
+        """The side store, as stored (replay checks it against the on-ledger hashes)."""
         for ns, coll, kh, key, value, salt, block, tx in self.conn.execute(
-                "SELECT * FROM private_state"):
-            state.set_private((ns, coll, kh), PrivateRecord(key, bytes(value), bytes(salt),
-                                                            (block, tx)))
+                "SELECT ns, collection, key_hash, key, value, salt, block, tx FROM private_state"):
+            yield (ns, coll, kh), PrivateRecord(key, bytes(value), bytes(salt), (block, tx))
 
     # --- the one write -----------------------------------------------------------------------
     def commit_block(self, block: Block, result: BlockResult) -> None:
         """Persist `block`, its codes and the batch of its valid transactions, atomically."""
         txs = block.transactions
         rows = [(block.number, i, getattr(txs[i], "tx_id", ""), str(check.code),
-                 int(i in result.claimed), block.envelopes[i])
-                for i, check in enumerate(result.checks)]
+                 block.envelopes[i]) for i, check in enumerate(result.checks)]
         batch: UpdateBatch = result.batch
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
-                         (block.number, block.previous_hash, block.data_hash, block.hash,
-                          block.orderer.decode("ascii"), block.signature.hex()))
-            conn.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", block_row(block))
+            conn.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?)", rows)
             conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
                              [(ns, k, v, ver[0], ver[1]) for (ns, k), (v, ver)
                               in batch.public.items() if v is not None])
@@ -169,7 +159,20 @@ class LedgerStore:
             conn.execute("ROLLBACK")
             raise
         if batch.erased and self.path is not None:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.scrub_pending = True
+        self.scrub()
+
+    def scrub(self, tries: int = 1) -> bool:
+        """Checkpoint and truncate the WAL if erased values may linger in it; True when no
+        scrub is pending afterwards (False: a reader still pins old frames; retried later)."""
+        for attempt in range(tries if self.scrub_pending else 0):
+            busy, log, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0 and log == 0:
+                self.scrub_pending = False
+                break
+            time.sleep(0.01 * (attempt + 1))
+        return not self.scrub_pending
 
     def close(self) -> None:
+        self.scrub(tries=3)
         self.conn.close()

@@ -1,8 +1,9 @@
 """Block validation as every committing peer runs it (and as the offline verifier replays it).
 
 For each transaction, in block order, the first failing check gives its code:
-BAD_PAYLOAD (malformed, wrong channel, response not for this header), BAD_SIGNATURE (creator
-certificate or signature), BAD_PROPOSAL_TXID (tx_id != SHA-256(nonce || creator)),
+BAD_PAYLOAD (malformed, wrong channel or chain id, response not for this header), BAD_SIGNATURE
+(creator certificate or signature; certificates are judged at the block's time),
+BAD_PROPOSAL_TXID (tx_id != SHA-256(nonce || creator)),
 DUPLICATE_TXID (seen on the ledger or earlier in the block), INVALID_CHAINCODE (no such
 definition, or endorsed under an older sequence), INVALID_WRITESET (unknown collection),
 ENDORSEMENT_POLICY_FAILURE (the valid, distinct endorsers do not satisfy the policies that
@@ -10,7 +11,9 @@ govern the written keys, see `policies_for`; bad signatures count as absent), MV
 version read is no longer current, counting earlier valid transactions of the block),
 PHANTOM_READ_CONFLICT (a range query would now return other keys or versions).
 Config transactions: the genesis config, and chaincode definitions approved by a majority of
-member admins, else INVALID_CONFIG_TRANSACTION.
+member admins, else INVALID_CONFIG_TRANSACTION. Nothing in a block's bytes can make validation
+raise: a transaction whose checks fail on its content gets a code, and the others of its block
+are validated as if it were not there.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from chains.errors import IdentityError
+from chains.errors import ChainsError, IdentityError
 from chains.fabric.block import Block
 from chains.fabric.config import ChaincodeDefinition, ChannelConfig
 from chains.fabric.errors import ConfigError
@@ -30,11 +33,12 @@ from chains.fabric.state import HashedKey, UpdateBatch, WorldState
 from chains.fabric.transaction import (
     CHAINCODE_DEFINITION,
     CONFIG,
+    ENDORSER_TX,
     Endorsement,
     Envelope,
     tx_id_of,
 )
-from chains.identity import MSP
+from chains.msp import MSP
 
 __all__ = ["BlockResult", "ChannelValidator", "TxCheck", "ValidationCode"]
 
@@ -135,53 +139,61 @@ class ChannelValidator:
         in_block: set[str] = set()
         definitions = dict(self.definitions)
         for index, env in enumerate(block.transactions):
-            if isinstance(env, ValueError):
+            if not isinstance(env, Envelope):
                 result.checks.append(TxCheck(V.BAD_PAYLOAD, str(env)))
                 continue
-            check = self._check_common(env, block.number, seen, in_block)
-            if check is None:
-                in_block.add(env.tx_id)
-                result.claimed.add(index)
-                if env.type == CONFIG or env.type == CHAINCODE_DEFINITION:
-                    check = self._check_config(env, block.number, definitions, result)
-                else:
-                    check = self._check_endorser(env, result.batch, (block.number, index),
-                                                 private)
+            try:
+                check = self._check_common(env, block, seen, in_block)
+                if check is None:
+                    in_block.add(env.tx_id)
+                    result.claimed.add(index)
+                    if env.type == CONFIG or env.type == CHAINCODE_DEFINITION:
+                        check = self._check_config(env, block, definitions, result)
+                    else:
+                        check = self._check_endorser(env, block, result.batch,
+                                                     (block.number, index), private)
+            except ChainsError as exc:  # content no check foresaw: this transaction only
+                check = TxCheck(V.BAD_PAYLOAD, f"{type(exc).__name__}: {exc}")
             result.checks.append(check)
         result.batch.close()
         return result
 
     # --- checks ----------------------------------------------------------------------------
-    def _check_common(self, env: Envelope, number: int, seen: set[str] | frozenset[str],
+    def _check_common(self, env: Envelope, block: Block, seen: set[str] | frozenset[str],
                       in_block: set[str]) -> TxCheck | None:
         header = env.header
         if header["channel"] != self.config.name:
             return TxCheck(V.BAD_PAYLOAD, f"transaction for channel {header['channel']!r}")
+        if header["chain"] != self.config.chain_id:
+            return TxCheck(V.BAD_PAYLOAD, "transaction for another chain (another channel of "
+                                          "that name)")
         try:
-            msp_id, role = self.msp.validate(env.creator)
+            msp_id, role = self.msp.verify(env.creator, env.payload_bytes, env.signature,
+                                           at=block.timestamp)
             if env.type == CONFIG or env.type == CHAINCODE_DEFINITION:
                 if (msp_id, role) != (self.config.orderer_msp_id, "orderer"):
                     raise IdentityError("role mismatch",
                                         "config transactions come from the orderer")
             elif msp_id not in self.members:
                 raise IdentityError("unknown organization", f"{msp_id!r} is not a channel member")
-            self.msp.verify(env.creator, env.payload_bytes, env.signature)
         except IdentityError as exc:
             return TxCheck(V.BAD_SIGNATURE, f"creator: {exc}")
-        try:
-            nonce = bytes.fromhex(header["nonce"])
-        except ValueError:
-            return TxCheck(V.BAD_PAYLOAD, "nonce is not hex")
-        if tx_id_of(nonce, env.creator) != env.tx_id:
+        if tx_id_of(bytes.fromhex(header["nonce"]), env.creator) != env.tx_id:
             return TxCheck(V.BAD_PROPOSAL_TXID, "tx_id is not SHA-256(nonce || creator)")
         if env.tx_id in seen or env.tx_id in in_block:
             return TxCheck(V.DUPLICATE_TXID, f"tx_id {env.tx_id} already used")
+        if env.type == ENDORSER_TX:
+            if env.rwset.ns != header["chaincode"]:
+                return TxCheck(V.BAD_PAYLOAD, f"read-write set of {env.rwset.ns!r}, header says "
+                                              f"{header['chaincode']!r}")
+            if env.body["proposal_hash"] != env.proposal_hash:
+                return TxCheck(V.BAD_PAYLOAD, "response is not for this proposal header")
         return None
 
-    def _check_config(self, env: Envelope, number: int,
+    def _check_config(self, env: Envelope, block: Block,
                       definitions: dict[str, ChaincodeDefinition], result: BlockResult) -> TxCheck:
         if env.type == CONFIG:
-            if number != 0 or env.body.get("config") != self.config.to_dict():
+            if block.number != 0 or env.body.get("config") != self.config.to_dict():
                 return TxCheck(V.INVALID_CONFIG_TRANSACTION,
                                "a channel config is valid only as the genesis block's")
             return TxCheck(V.VALID)
@@ -195,7 +207,7 @@ class ChannelValidator:
         if definition.sequence != expected:
             return TxCheck(V.INVALID_CONFIG_TRANSACTION,
                            f"definition sequence {definition.sequence}, expected {expected}")
-        approvers, bad = self._signers(env)
+        approvers, bad = self._signers(env, block.timestamp)
         if not self.lifecycle_policy.satisfied_by(approvers):
             return TxCheck(V.INVALID_CONFIG_TRANSACTION,
                            f"approvals do not satisfy {self.lifecycle_policy}", bad)
@@ -203,36 +215,30 @@ class ChannelValidator:
         result.definitions.append(definition)
         return TxCheck(V.VALID)
 
-    def _signers(self, env: Envelope) -> tuple[list[tuple[str, str]], int]:
-        """(msp_id, role) of each distinct endorser whose certificate and signature verify."""
+    def _signers(self, env: Envelope, at: int) -> tuple[list[tuple[str, str]], int]:
+        """(msp_id, role) of each distinct endorser whose certificate (at time `at`) and
+        signature verify."""
         signers: dict[bytes, tuple[str, str]] = {}
         bad = 0
         for endorsement in env.endorsements:
             try:
-                msp_id, role = self.msp.validate(endorsement.endorser)
+                signed = Endorsement.signed_bytes(env.body_bytes, endorsement.endorser)
+                if self.own_signature is not None and self.own_signature(endorsement, signed):
+                    msp_id, role = self.msp.validate(endorsement.endorser, at=at)
+                else:
+                    msp_id, role = self.msp.verify(endorsement.endorser, signed,
+                                                   endorsement.signature, at=at)
                 if msp_id not in self.members:
                     raise IdentityError("unknown organization", f"{msp_id!r} not a member")
-                signed = Endorsement.signed_bytes(env.body_bytes, endorsement.endorser)
-                if self.own_signature is None or not self.own_signature(endorsement, signed):
-                    self.msp.verify(endorsement.endorser, signed, endorsement.signature)
             except IdentityError:
                 bad += 1
                 continue
             signers[endorsement.endorser] = (msp_id, role)
         return list(signers.values()), bad
 
-    def _check_endorser(self, env: Envelope, batch: UpdateBatch, version: Version,
+    def _check_endorser(self, env: Envelope, block: Block, batch: UpdateBatch, version: Version,
                         private: PrivateLookup | None) -> TxCheck:
-        body = env.body
-        try:
-            rw = env.rwset
-        except (ValueError, TypeError, AttributeError) as exc:
-            return TxCheck(V.BAD_PAYLOAD, f"read-write set: {exc}")
-        chaincode = env.header["chaincode"]
-        if rw.ns != chaincode:
-            return TxCheck(V.BAD_PAYLOAD, f"read-write set of {rw.ns!r}, header says {chaincode!r}")
-        if body["proposal_hash"] != env.proposal_hash:
-            return TxCheck(V.BAD_PAYLOAD, "response is not for this proposal header")
+        body, rw, chaincode = env.body, env.rwset, env.header["chaincode"]
         definition = self.definitions.get(chaincode)
         if definition is None:
             return TxCheck(V.INVALID_CHAINCODE, f"no chaincode {chaincode!r} is defined")
@@ -243,7 +249,7 @@ class ChannelValidator:
         unknown = sorted(touched - set(self.collections))
         if unknown:
             return TxCheck(V.INVALID_WRITESET, f"unknown collections {unknown}")
-        signers, bad = self._signers(env)
+        signers, bad = self._signers(env, block.timestamp)
         for policy in self.policies_for(rw, definition):
             if not policy.satisfied_by(signers):
                 found = sorted(f"{m}.{r}" for m, r in signers)

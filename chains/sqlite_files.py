@@ -1,0 +1,170 @@
+"""Opening ledger files without trusting them: exact schemas, read-only snapshots, bounds.
+
+Writers (`chains.store`, `chains.fabric.store`) create their schema from a script and, when they
+reopen a file, require its schema to be exactly what that script creates (`check_schema`): no
+view, no trigger, no extra or altered table can run code on their behalf.
+
+Verifiers open a file with `open_readonly`, which never writes and never follows a link: the file
+(and any `-wal` / `-journal` beside it) must be a regular file within the size bound. A file with
+no journal content is opened with SQLite's `immutable=1` (no locks, no `-shm`, nothing created).
+One with journal content (a writer is running, or crashed) is copied into a private temporary
+folder first and SQLite recovers the copy; the originals are only read. Every connection gets a
+deadline (SQLite's progress handler interrupts past it), a cap on the size of any value it
+returns, `trusted_schema=OFF` and `query_only=ON`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import sqlite3
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from chains.errors import MalformedError
+from chains.report import VerifyLimits
+
+__all__ = ["MAX_VALUE_BYTES", "UnsafeFile", "check_schema", "harden", "open_readonly",
+           "truncation"]
+
+MAX_VALUE_BYTES = 32 << 20  # no stored value is bigger: a longer one is refused by SQLite
+_JOURNALS = ("-wal", "-journal")
+
+
+class UnsafeFile(Exception):
+    """A file that verification refuses to open; `reason` is a verify reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@functools.cache
+def _expected(script: str) -> frozenset[tuple[str, str, str, str | None]]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(script)
+        return frozenset(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+    finally:
+        conn.close()
+
+
+def check_schema(conn: sqlite3.Connection, script: str) -> str | None:
+    """None when the file's schema is exactly what `script` creates, else what differs."""
+    found = frozenset(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+    expected = _expected(script)
+    if found == expected:
+        return None
+    odd = sorted(f"{t} {n!r}" for t, n, _, _ in found - expected)
+    lacking = sorted(f"{t} {n!r}" for t, n, _, _ in expected - found)
+    return (f"schema differs from the ledger format: unexpected or altered {odd}"
+            if odd else "") + (f"; missing {lacking}" if lacking else "")
+
+
+def _strict_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedError(f"a stored text value is not UTF-8 ({exc.reason} at byte "
+                             f"{exc.start})") from None
+
+
+def harden(conn: sqlite3.Connection, *, deadline: float | None = None,
+           read_only: bool = False) -> sqlite3.Connection:
+    """Bound what a connection to an untrusted file can do (see the module doc); text that is
+    not UTF-8 reads as a MalformedError."""
+    conn.text_factory = _strict_text
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    conn.execute("PRAGMA trusted_schema=OFF")
+    if read_only:
+        conn.execute("PRAGMA query_only=ON")
+    if deadline is not None:
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
+    return conn
+
+
+def truncation(path: str | Path) -> str | None:
+    """Why the file is shorter than its SQLite header says it is (a truncated copy), or None."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return None  # not SQLite at all: sqlite3 itself says so
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    declared, actual = pages * page_size, os.stat(path).st_size
+    if header[24:28] == header[92:96] and declared > actual:  # the page count is valid
+        return f"the file has {actual} bytes, its header declares {declared}"
+    return None
+
+
+def _regular(path: Path, what: str, limit: int) -> os.stat_result | None:
+    """lstat of a regular file within `limit` bytes; None if absent; UnsafeFile otherwise."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UnsafeFile("unreadable", f"{what}: {exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeFile("link", f"{what} is a symbolic link; verify does not follow links")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeFile("not-a-file", f"{what} is not a regular file")
+    if info.st_size > limit:
+        raise UnsafeFile("too-large", f"{what} has {info.st_size} bytes; the limit is {limit}")
+    return info
+
+
+def _copy(source: Path, target: Path, limit: int) -> None:
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    copied = 0
+    with os.fdopen(fd, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            copied += len(chunk)
+            if copied > limit:
+                raise UnsafeFile("too-large", f"{source.name} grew beyond {limit} bytes")
+            dst.write(chunk)
+
+
+@contextlib.contextmanager
+def open_readonly(path: Path, limits: VerifyLimits) -> Iterator[sqlite3.Connection]:
+    """A read-only, bounded connection to the ledger file `path` (see the module doc).
+
+    Raises UnsafeFile for a link, a non-regular or oversized file; sqlite3.DatabaseError for a
+    file SQLite cannot read.
+    """
+    info = _regular(path, path.name, limits.max_ledger_bytes)
+    if info is None:
+        raise UnsafeFile("missing", "no such file")
+    journals = {s: _regular(Path(f"{path}{s}"), f"{path.name}{s}", limits.max_ledger_bytes)
+                for s in _JOURNALS}
+    deadline = time.monotonic() + limits.max_seconds
+    if not any(j is not None and j.st_size > 0 for j in journals.values()):
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            yield harden(conn, deadline=deadline, read_only=True)
+        finally:
+            conn.close()
+        return
+    folder = Path(tempfile.mkdtemp(prefix="chains-verify-"))
+    try:
+        copy = folder / "ledger.db"
+        _copy(path, copy, limits.max_ledger_bytes)
+        for suffix, found in journals.items():
+            if found is not None:
+                _copy(Path(f"{path}{suffix}"), Path(f"{copy}{suffix}"), limits.max_ledger_bytes)
+        conn = sqlite3.connect(str(copy))  # SQLite recovers the private copy, never the file
+        try:
+            harden(conn, deadline=deadline)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            conn.execute("PRAGMA query_only=ON")
+            yield conn
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
