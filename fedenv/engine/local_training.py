@@ -14,6 +14,7 @@ no loss (label -100), so the loss is the same as with a mask, without building o
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,25 @@ def batch_order(
     return order[:needed].view(steps, batch_size)
 
 
+@dataclass(frozen=True)
+class TrainingJob:
+    """One participant's part of a round: ``steps`` optimizer steps on the first
+    ``num_examples`` examples of ``data``, batch order and dropout seeded with ``seed``."""
+
+    data: TokenizedDataset
+    num_examples: int
+    steps: int
+    seed: int
+
+    def batch_order(self, batch_size: int) -> torch.Tensor:
+        """``[steps, batch_size]`` example indices (:func:`batch_order`), on the CPU."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return batch_order(self.num_examples, self.steps, batch_size, generator)
+
+
+TrainedAdapter = tuple[Adapter, float, float]  # adapter, mean training loss, seconds
+
+
 class LocalTrainer:
     """Trains the live LoRA parameters of a peft model, one client at a time.
 
@@ -149,28 +169,37 @@ class LocalTrainer:
         """The live LoRA parameters as a detached, cloned adapter."""
         return {key: parameter.detach().clone() for key, parameter in self.parameters.items()}
 
+    def train_jobs(
+        self, start: Mapping[str, torch.Tensor], jobs: Sequence[TrainingJob], batch_size: int
+    ) -> list[TrainedAdapter]:
+        """:meth:`train` each job in turn from ``start``; the live parameters hold ``start``
+        again afterwards."""
+        trained = []
+        try:
+            for job in jobs:
+                begin = time.perf_counter()
+                adapter, loss = self.train(start, job, batch_size)
+                trained.append((adapter, loss, time.perf_counter() - begin))
+        finally:
+            self.load(start)
+        return trained
+
     def train(
-        self,
-        start: Mapping[str, torch.Tensor],
-        data: TokenizedDataset,
-        *,
-        num_examples: int,
-        steps: int,
-        batch_size: int,
-        seed: int,
+        self, start: Mapping[str, torch.Tensor], job: TrainingJob, batch_size: int
     ) -> tuple[Adapter, float]:
-        """Train from ``start`` for ``steps`` AdamW steps on the first ``num_examples`` examples.
+        """Train from ``start`` for ``job.steps`` AdamW steps on the job's examples.
 
         Batch order comes from a CPU generator and dropout from the global RNG, both seeded with
-        ``seed`` (the global RNG state is restored afterwards). Returns the trained adapter and
-        the mean training loss over the steps.
+        ``job.seed`` (the global RNG state is restored afterwards). Returns the trained adapter
+        and the mean training loss over the steps.
         """
         self.load(start)
         # peft's adapter toggles (e.g. ``disable_adapter()``) reset requires_grad: set it each time
         for key, parameter in self.parameters.items():
             parameter.requires_grad_(key in self.trainable_keys)
         self.optimizer.state.clear()
-        order = batch_order(num_examples, steps, batch_size, torch.Generator().manual_seed(seed))
+        data, steps = job.data, job.steps
+        order = job.batch_order(batch_size)
         max_lengths = data.lengths[order].amax(dim=1).tolist()
         order = order.to(self.device)
         losses = torch.zeros(steps, device=self.device)
@@ -178,7 +207,7 @@ class LocalTrainer:
         self.model.train()
         try:
             with torch.random.fork_rng(devices=fork_devices):
-                torch.manual_seed(seed)
+                torch.manual_seed(job.seed)
                 for step in range(steps):
                     rows, width = order[step], max_lengths[step]
                     input_ids = data.input_ids.index_select(0, rows)[:, :width]

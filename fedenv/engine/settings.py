@@ -29,8 +29,9 @@ def _known_aggregator(name: str) -> str:
     from fedenv.engine.aggregators import AGGREGATORS  # imports torch: only when a file names one
 
     if name not in AGGREGATORS:
-        raise ConfigError("aggregator", f"must be one of {', '.join(map(repr, AGGREGATORS))}, "
-                          f"got {name!r}")
+        raise ConfigError(
+            "aggregator", f"must be one of {', '.join(map(repr, AGGREGATORS))}, got {name!r}"
+        )
     return name
 
 
@@ -40,7 +41,9 @@ class ModelSettings(Settings):
     preset: str = Field(
         "tiny", min_length=1, description="fedenv preset name, or a Hugging Face model name/path"
     )
-    dtype: DtypeName = Field("auto", description="parameter dtype: auto, float32, bfloat16, float16")
+    dtype: DtypeName = Field(
+        "auto", description="parameter dtype: auto, float32, bfloat16, float16"
+    )
 
 
 class LoraSettings(Settings):
@@ -90,9 +93,9 @@ class TrainingSettings(Settings):
     cpu_threads: int = Field(
         0,
         ge=0,
-        description="torch CPU threads for training and scoring; 0: one thread for models under "
-        "50M parameters, torch's default otherwise. Update hashes reproduce for a given thread "
-        "count",
+        description="torch CPU threads for training and scoring; 0: this process's share of the "
+        "CPUs it may use (its affinity mask divided by $FEDENV_PROCESSES). Update hashes "
+        "reproduce for a given thread count: set it to get the same hashes on other machines",
     )
 
 
