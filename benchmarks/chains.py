@@ -36,10 +36,10 @@ from chains.verify import verify_ledger_file
 
 @dataclass
 class Args:
-    txs: int = 100_000  # transactions to append (plus the genesis)
-    block_size: int = 250  # transactions per block
-    orgs: int = 8  # organizations, one client identity each
-    synchronous: str = "FULL"  # SQLite fsync level
+    txs: int = 100_000          # transactions to append (plus the genesis)
+    block_size: int = 250       # transactions per block
+    orgs: int = 8               # organizations, one client identity each
+    synchronous: str = "FULL"   # SQLite fsync level
     seed: int = 0
 
 
@@ -78,19 +78,11 @@ def run_public_benchmark(args: Args, folder: Path) -> dict[str, float]:
     report = verify_ledger_file(path)
     verify_s, verify_cpu_s = time.perf_counter() - start, time.process_time() - cpu
     assert report.ok, report.summary()
-    return {
-        "transactions": size,
-        "blocks": report.blocks,
-        "append_s": append_s,
-        "append_tx_per_s": args.txs / append_s,
-        "append_cpu_s": append_cpu_s,
-        "verify_s": verify_s,
-        "verify_cpu_s": verify_cpu_s,
-        "verify_tx_per_s": size / verify_s,
-        "inclusion_ms": inclusion_ms,
-        "consistency_ms": consistency_ms,
-        "file_mb": path.stat().st_size / 2**20,
-    }
+    return {"transactions": size, "blocks": report.blocks, "append_s": append_s,
+            "append_tx_per_s": args.txs / append_s, "append_cpu_s": append_cpu_s,
+            "verify_s": verify_s, "verify_cpu_s": verify_cpu_s,
+            "verify_tx_per_s": size / verify_s, "inclusion_ms": inclusion_ms,
+            "consistency_ms": consistency_ms, "file_mb": path.stat().st_size / 2**20}
 
 
 def run_channel_figures() -> tuple[dict, str] | None:
@@ -114,19 +106,13 @@ def main() -> None:
     args = Args(**vars(parser.parse_args()))
     with tempfile.TemporaryDirectory() as tmp:
         r = run_public_benchmark(args, Path(tmp))
-    print(
-        f"public ledger: {r['transactions']:,} transactions in {r['blocks']:,} blocks "
-        f"of {args.block_size}, {args.orgs} orgs, synchronous={args.synchronous}, "
-        f"file {r['file_mb']:.1f} MiB"
-    )
-    print(
-        f"  append (sign + validate + commit): {r['append_tx_per_s']:,.0f} tx/s "
-        f"({r['append_s']:.1f} s wall, {r['append_cpu_s']:.1f} s CPU)"
-    )
-    print(
-        f"  full verification:                 {r['verify_s']:.1f} s wall, "
-        f"{r['verify_cpu_s']:.1f} s CPU ({r['verify_tx_per_s']:,.0f} tx/s)"
-    )
+    print(f"public ledger: {r['transactions']:,} transactions in {r['blocks']:,} blocks "
+          f"of {args.block_size}, {args.orgs} orgs, synchronous={args.synchronous}, "
+          f"file {r['file_mb']:.1f} MiB")
+    print(f"  append (sign + validate + commit): {r['append_tx_per_s']:,.0f} tx/s "
+          f"({r['append_s']:.1f} s wall, {r['append_cpu_s']:.1f} s CPU)")
+    print(f"  full verification:                 {r['verify_s']:.1f} s wall, "
+          f"{r['verify_cpu_s']:.1f} s CPU ({r['verify_tx_per_s']:,.0f} tx/s)")
     print(f"  inclusion proof + check:           {r['inclusion_ms']:.2f} ms")
     print(f"  consistency proof + check:         {r['consistency_ms']:.2f} ms")
     channel = run_channel_figures()

@@ -46,9 +46,8 @@ def _ed25519_verify_us(rounds: int = 500) -> float:
     return 1e6 * (time.perf_counter() - t) / rounds
 
 
-def run_channel_benchmark(
-    n_tx: int = 2000, *, batch_size: int = 100, in_memory: bool = False, seed: int = 0
-) -> dict[str, float]:
+def run_channel_benchmark(n_tx: int = 2000, *, batch_size: int = 100, in_memory: bool = False,
+                          seed: int = 0) -> dict[str, float]:
     """Submit `n_tx` transactions, commit them all, and return the measured figures."""
     with tempfile.TemporaryDirectory(prefix="channel-bench-") as folder:
         net = Network.create(ORGS, seed=seed, path=None if in_memory else Path(folder))
@@ -92,22 +91,16 @@ def run_channel_benchmark(
         "order_validate_commit_ms_per_tx": 1000 * (total_s - endorse_s) / n_tx,
         "verify_file_tx_per_s": n_tx / verify_s if verify_s else 0.0,
     }
-    print(
-        f"channel benchmark: {n_tx} txs, policy 2 of 3 orgs, {len(ORGS)} committing peers, "
-        f"batch {batch_size}, {'in memory' if in_memory else 'SQLite files'}"
-    )
+    print(f"channel benchmark: {n_tx} txs, policy 2 of 3 orgs, {len(ORGS)} committing peers, "
+          f"batch {batch_size}, {'in memory' if in_memory else 'SQLite files'}")
     print(f"  committed VALID          {valid}/{n_tx} in {blocks} blocks")
     print(f"  end to end               {figures['tx_per_s']:.0f} tx/s ({total_s:.2f} s wall)")
-    print(
-        f"  per CPU second           {figures['tx_per_cpu_s']:.0f} tx/s (this process got "
-        f"{100 * figures['cpu_share']:.0f}% of a core; one Ed25519 verify took "
-        f"{verify_us:.0f} us)"
-    )
+    print(f"  per CPU second           {figures['tx_per_cpu_s']:.0f} tx/s (this process got "
+          f"{100 * figures['cpu_share']:.0f}% of a core; one Ed25519 verify took "
+          f"{verify_us:.0f} us)")
     print(f"  endorse (client+2 peers) {figures['endorse_ms_per_tx']:.3f} ms/tx")
-    print(
-        f"  order+validate+commit    {figures['order_validate_commit_ms_per_tx']:.3f} ms/tx "
-        f"(all {len(ORGS)} peers)"
-    )
+    print(f"  order+validate+commit    {figures['order_validate_commit_ms_per_tx']:.3f} ms/tx "
+          f"(all {len(ORGS)} peers)")
     if not in_memory:
         print(f"  offline verify (1 file)  {figures['verify_file_tx_per_s']:.0f} tx/s")
     return figures

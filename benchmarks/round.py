@@ -69,12 +69,7 @@ class TrainerPattern:
         self.config = config
         self.examples = {
             org: [
-                dict(
-                    zip(
-                        ("input_ids", "labels"),
-                        encode_dialogue(tokenizer, d, config.training.max_len),
-                    )
-                )
+                dict(zip(("input_ids", "labels"), encode_dialogue(tokenizer, d, config.training.max_len)))
                 for d in dialogues
             ]
             for org, dialogues in datasets.items()

@@ -29,9 +29,8 @@ def _known_aggregator(name: str) -> str:
     from fedenv.engine.aggregators import AGGREGATORS  # imports torch: only when a file names one
 
     if name not in AGGREGATORS:
-        raise ConfigError(
-            "aggregator", f"must be one of {', '.join(map(repr, AGGREGATORS))}, got {name!r}"
-        )
+        raise ConfigError("aggregator", f"must be one of {', '.join(map(repr, AGGREGATORS))}, "
+                          f"got {name!r}")
     return name
 
 
@@ -41,9 +40,7 @@ class ModelSettings(Settings):
     preset: str = Field(
         "tiny", min_length=1, description="fedenv preset name, or a Hugging Face model name/path"
     )
-    dtype: DtypeName = Field(
-        "auto", description="parameter dtype: auto, float32, bfloat16, float16"
-    )
+    dtype: DtypeName = Field("auto", description="parameter dtype: auto, float32, bfloat16, float16")
 
 
 class LoraSettings(Settings):

@@ -323,8 +323,8 @@ def compare(
     """Play every run of ``plan``; ``workers > 1`` runs them in a process pool (``spawn``;
     ``policy`` must then be picklable, and each worker gets its share of the CPUs as torch
     threads, see :func:`fedenv.device.cpu_threads`).  ``env_root``: keep each run's env folder
-    there (default: temporary folders); ``store_adapters=False`` keeps only the hashes.  ``progress(result, done, total)`` is
-    called as runs finish."""
+    there (default: temporary folders); ``store_adapters=False`` keeps only the hashes.
+    ``progress(result, done, total)`` is called as runs finish."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
     specs = plan.runs(env_root, store_adapters=store_adapters)
