@@ -75,3 +75,16 @@ def test_grouped_training_refuses_dropout(world):
     with pytest.raises(ConfigError, match="dropout") as info:
         engine.train_updates([Participant("bank-0", 1)], round_seed=0, grouped=True)
     assert info.value.field == "grouped"
+
+
+def test_the_grouped_setting_decides_the_default(world):
+    assert not make_engine(world).grouped_default  # auto: CUDA only
+    model, tokenizer, datasets, benchmark = world
+    for setting, expected in (("on", True), ("off", False)):
+        config = EngineConfig(training=TrainingSettings(grouped=setting, max_len=64))
+        engine = FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)
+        assert engine.grouped_default is expected
+    config = EngineConfig(lora=LoraSettings(dropout=0.1), training=TrainingSettings(grouped="on"))
+    with pytest.raises(ConfigError, match="dropout") as info:
+        FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)
+    assert info.value.field == "training.grouped"

@@ -58,7 +58,7 @@ from fedenv.engine.lora import (
     lora_modules,
     validate_adapter,
 )
-from fedenv.engine.multi_lora import has_dropout, lora_layers
+from fedenv.engine.multi_lora import lora_layers, use_grouped
 from fedenv.engine.rounds import ClientUpdate, Participant, RoundResult
 from fedenv.engine.settings import EngineConfig
 from fedenv.engine.verified import VerifiedUpdates
@@ -119,9 +119,7 @@ class FederatedEngine:
         self._evaluator = CoalitionEvaluator(
             self.model, layers, benchmark, scale=config.lora.scale, threads=self._threads
         )
-        self.grouped_default = self.device.type == "cuda" and not has_dropout(
-            self.model, config.lora
-        )
+        self.grouped_default = use_grouped(training.grouped, self.model, config.lora)
         self._initial = fresh_adapter(
             {k: p.detach() for k, p in parameters.items()}, derive_seed(config.seed, "lora-init")
         )
@@ -269,7 +267,7 @@ class FederatedEngine:
         A pure function of (global state, participants, ``round_seed``, config): the same inputs
         give the same update digests. ``grouped``: train all participants in shared passes
         (:mod:`fedenv.engine.batched_training`) instead of one after another; ``None`` picks
-        :attr:`grouped_default` (CUDA, no dropout). Both give the same updates up to rounding."""
+        :attr:`grouped_default` (``training.grouped``). Both give the same updates up to rounding."""
         participants = self._check_participants(participants)
         if not isinstance(round_seed, int) or isinstance(round_seed, bool):
             raise ConfigError("round_seed", f"must be an integer, got {round_seed!r}")
@@ -295,13 +293,7 @@ class FederatedEngine:
     def _grouped(self, grouped: bool | None) -> bool:
         if grouped is None:
             return self.grouped_default
-        if grouped and has_dropout(self.model, self.config.lora):
-            raise ConfigError(
-                "grouped",
-                "grouped passes need a model and LoRA without dropout (they would "
-                "draw other random masks than one-at-a-time training)",
-            )
-        return bool(grouped)
+        return use_grouped("on" if grouped else "off", self.model, self.config.lora, "grouped")
 
     def _check_participants(self, participants: Sequence[Participant]) -> list[Participant]:
         participants = list(participants)

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 
 from fedenv.engine.lora import LORA_A_SUFFIX, LORA_B_SUFFIX
+from fedenv.errors import ConfigError
 
 Factors = Mapping[str, tuple[torch.Tensor, torch.Tensor]]  # module -> (A [G, r, in], B [G, out, r])
 
@@ -119,3 +120,20 @@ def has_dropout(model: torch.nn.Module, lora) -> bool:
         for name, value in settings.items()
         if any(part in name for part in DROPOUT_SETTINGS)
     )
+
+
+def use_grouped(
+    setting: str, model: torch.nn.Module, lora, field: str = "training.grouped"
+) -> bool:
+    """Whether to run grouped passes: ``on``, ``off``, or ``auto`` (on CUDA, without dropout).
+    ``on`` with dropout is a :class:`ConfigError` naming ``field``: grouped passes would draw
+    other random masks than one-at-a-time training, so they would no longer be equal."""
+    dropout = has_dropout(model, lora)
+    if setting == "on" and dropout:
+        raise ConfigError(
+            field,
+            "grouped passes need a model and LoRA without dropout (they would draw other "
+            "random masks than one-at-a-time training)",
+        )
+    cuda = next(model.parameters()).device.type == "cuda"
+    return setting == "on" or (setting == "auto" and cuda and not dropout)

@@ -10,7 +10,7 @@ scenario's resource levels and a round's participants.  This module imports no t
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -93,6 +93,12 @@ class TrainingSettings(Settings):
         description="torch CPU threads for training and scoring; 0: this process's share of the "
         "CPUs it may use (its affinity mask divided by $FEDENV_PROCESSES). Update hashes "
         "reproduce for a given thread count: set it to get the same hashes on other machines",
+    )
+    grouped: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="train every participant, and score every coalition, in shared passes "
+        "(one adapter per group of rows; equal to one at a time up to rounding); auto: on CUDA "
+        "for models without dropout",
     )
 
 
