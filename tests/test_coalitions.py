@@ -65,7 +65,6 @@ def test_grouped_coalitions_equal_merged_ones(world, aggregator, monkeypatch):
     monkeypatch.setattr(coalitions, "GROUPED_POSITIONS", 3 * 4 * 64)  # three per pass
     grouped = engine.evaluate_coalitions(subsets, grouped=True)
     monkeypatch.setattr(coalitions, "GROUPED_POSITIONS", 1 << 20)  # all in one pass
-    engine._cache.clear()
     in_one_pass = engine.evaluate_coalitions(subsets, grouped=True)
     for one, other, third in zip(merged, grouped, in_one_pass):
         assert_close(one, other)

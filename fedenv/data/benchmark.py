@@ -24,9 +24,10 @@ distractor's tokens, each attending only to the dialogue before its fact. One fo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -237,10 +238,13 @@ class Benchmark:
 
     # -------------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, model: torch.nn.Module) -> BenchmarkResult:
+    def evaluate(
+        self, model: torch.nn.Module, *, forward: Callable[..., Any] | None = None
+    ) -> BenchmarkResult:
         """Score ``model``: in eval mode under ``torch.inference_mode()``, on the model's device;
-        the model's train/eval mode is restored afterwards."""
-        nll_sum, cand = self._run(model, copies=1)
+        the model's train/eval mode is restored afterwards. ``forward`` calls the model in its
+        place (e.g. a compiled call of it)."""
+        nll_sum, cand = self._run(model, copies=1, forward=forward)
         return self._results(nll_sum[0], cand[0])
 
     def evaluate_copies(self, model: torch.nn.Module, copies: int) -> list[BenchmarkResult]:
@@ -259,19 +263,21 @@ class Benchmark:
         scores = self._run(model, copies=1)[1][0].view(self.num_probes, self._width).tolist()
         return [row[:n] for row, n in zip(scores, self._probe_width)]
 
-    def _run(self, model: torch.nn.Module, copies: int) -> tuple[list[list[float]], torch.Tensor]:
+    def _run(
+        self, model: torch.nn.Module, copies: int, forward: Callable[..., Any] | None = None
+    ) -> tuple[list[list[float]], torch.Tensor]:
         was_training = model.training
         if was_training:  # eval() walks every module: skip it when there is nothing to switch
             model.eval()
         try:
             with torch.inference_mode():
-                return self._forward(model, copies)
+                return self._forward(model, copies, forward or model)
         finally:
             if was_training:
                 model.train()
 
     def _forward(
-        self, model: torch.nn.Module, copies: int
+        self, model: torch.nn.Module, copies: int, forward: Callable[..., Any]
     ) -> tuple[list[list[float]], torch.Tensor]:
         param = next(model.parameters())
         nll_sum = torch.zeros(copies, len(self.domains), dtype=torch.float64)
@@ -280,7 +286,7 @@ class Benchmark:
             self._stage(param.device, param.dtype), self._groups
         ):
             repeat = (copies, 1) if copies > 1 else None
-            logits = model(
+            logits = forward(
                 input_ids=staged.input_ids.repeat(repeat) if repeat else staged.input_ids,
                 attention_mask=staged.mask.repeat(copies, 1, 1, 1) if repeat else staged.mask,
                 position_ids=staged.position_ids.repeat(repeat) if repeat else staged.position_ids,

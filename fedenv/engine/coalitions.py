@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -47,8 +47,10 @@ class CoalitionEvaluator:
         *,
         scale: float,
         threads: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        forward: Callable[..., Any] | None = None,
     ) -> None:
         self.model = model
+        self.forward = forward  # the merged path's call of model (e.g. a CompiledCall)
         self.layers = dict(layers)
         self.modules = sorted(self.layers)
         self.benchmark = benchmark
@@ -82,7 +84,7 @@ class CoalitionEvaluator:
                 for module, weight in self._weights.items():
                     weight.copy_(self.original[module].float() + deltas[module])
             with self.threads(), adapters_off(self.layers):
-                return self.benchmark.evaluate(self.model)
+                return self.benchmark.evaluate(self.model, forward=self.forward)
         finally:
             self.install_base(self._merged)
 

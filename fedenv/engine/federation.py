@@ -5,17 +5,22 @@ A round (:meth:`FederatedEngine.run_round`):
 1. every participant trains from the current global adapter on its own pre-tokenized data for its
    ``local_steps`` AdamW steps (batch order and dropout seeded from ``(seed, round_seed, org)``),
    and returns a :class:`ClientUpdate`: its adapter, its example count and the adapter's digest;
+   one participant after another, or all in shared passes (``training.grouped``,
+   :mod:`fedenv.engine.batched_training`), optionally through ``torch.compile``
+   (``training.compile``, :mod:`fedenv.engine.compiled`);
 2. the updates are validated (finite, shaped like the global, digest matches, known and distinct
-   organizations) and sorted by digest, so their order does not matter;
+   organizations), once per update and global state (:mod:`fedenv.engine.verified`), and sorted
+   by digest, so their order does not matter;
 3. the aggregator (``fedavg``, ``ffa`` or ``flora``, see :mod:`fedenv.engine.aggregators`) combines them,
    weighted by example count, into the new global state.
 
 Any subset of a round's updates can be scored without committing it
 (:meth:`FederatedEngine.evaluate_coalition`): the subset's aggregate is applied as dense weight
 changes ``W + scale * B @ A`` on the adapted modules, the benchmark runs with the LoRA layers
-switched off, and the base weights are copied back from a snapshot, bit for bit. Results are cached
-per (global state, multiset of update digests), so leave-one-out and Shapley values need no
-retraining and no repeated evaluation.
+switched off, and the base weights are copied back from a snapshot, bit for bit, so leave-one-out
+and Shapley values need no retraining; the round keeps its coalitions' values (one cache, in the
+round). :meth:`FederatedEngine.evaluate_coalitions` scores many coalitions at once, in grouped
+passes where that pays (GPUs, :mod:`fedenv.engine.coalitions`).
 
 The global state is the global adapter and, for aggregators that fold their aggregate into the
 base weights (``flora``), the accumulated dense change of every adapted module. Its canonical
@@ -39,6 +44,7 @@ from fedenv.device import cpu_threads, place_model
 from fedenv.engine.aggregators import get_aggregator, normalized_weights
 from fedenv.engine.batched_training import BatchedTrainer
 from fedenv.engine.coalitions import CoalitionEvaluator
+from fedenv.engine.compiled import CompiledCall
 from fedenv.engine.local_training import (
     LocalTrainer,
     TokenizedDataset,
@@ -116,8 +122,14 @@ class FederatedEngine:
         self.model, parameters = attach_lora(model, config.lora)
         self._modules = lora_modules(parameters)
         layers = lora_layers(self.model, self._modules)
+        self._compiled = CompiledCall(self.model, enabled=training.compile)
         self._evaluator = CoalitionEvaluator(
-            self.model, layers, benchmark, scale=config.lora.scale, threads=self._threads
+            self.model,
+            layers,
+            benchmark,
+            scale=config.lora.scale,
+            threads=self._threads,
+            forward=self._compiled,
         )
         self.grouped_default = use_grouped(training.grouped, self.model, config.lora)
         self._initial = fresh_adapter(
@@ -135,6 +147,7 @@ class FederatedEngine:
             lr=training.learning_rate,
             weight_decay=training.weight_decay,
             max_grad_norm=training.max_grad_norm or None,
+            forward=self._compiled,
         )
         self._batched_trainer = BatchedTrainer(
             self.model,
@@ -157,7 +170,7 @@ class FederatedEngine:
             for org, dialogues in datasets.items()
         }
         self.orgs: tuple[str, ...] = tuple(self._data)
-        self._cache: dict[tuple, BenchmarkResult] = {}
+        self._global_result: BenchmarkResult | None = None
         self._verified = VerifiedUpdates(
             self._initial, self.orgs, self.aggregator, lambda: self._global
         )
@@ -232,7 +245,7 @@ class FederatedEngine:
         self._trainer.load(self._global)
         self._evaluator.install_base(self._base_delta)
         self._global_digest = adapter_digest(self.global_state())
-        self._cache.clear()
+        self._global_result = None
         self._verified.forget()
 
     # ----------------------------------------------------------------- training
@@ -344,15 +357,17 @@ class FederatedEngine:
     # ----------------------------------------------------------------- evaluation
 
     def evaluate_global(self) -> BenchmarkResult:
-        """Benchmark of the current global model (cached until the global state changes)."""
-        return self.evaluate_coalition(())
+        """Benchmark of the current global model (kept until the global state changes, so a
+        round's "after" is the next round's "before")."""
+        if self._global_result is None:
+            self._global_result = self.evaluate_coalition(())
+        return self._global_result
 
     def evaluate_coalition(self, updates: Sequence[ClientUpdate]) -> BenchmarkResult:
         """Benchmark of the aggregate of ``updates`` (the global model if empty), not committed.
 
         Exactly what :meth:`evaluate_global` returns after ``commit(updates)``; the model is left
-        bit-identical. Results are cached per (global digest, update digests); the result is
-        shared, read-only."""
+        bit-identical. Every call evaluates: a round keeps its coalitions' values itself."""
         return self.evaluate_coalitions([updates], grouped=False)[0]
 
     def evaluate_coalitions(
@@ -363,18 +378,10 @@ class FederatedEngine:
         :attr:`grouped_default`. Every update is validated before anything is evaluated."""
         grouped = self._grouped(grouped)
         checked = [self._verified.check(updates) for updates in coalitions]
-        keys = [
-            (self._global_digest, grouped, tuple((u.digest, u.num_examples) for u, _ in c))
-            for c in checked
-        ]
-        missing = {key: c for key, c in zip(keys, checked) if key not in self._cache}
-        adapters = [self._aggregate(c) if c else self._global for c in missing.values()]
+        adapters = [self._aggregate(c) if c else self._global for c in checked]
         if grouped:
-            results = self._evaluator.grouped(adapters)
-        else:
-            results = [self._evaluator.merged(adapter) for adapter in adapters]
-        self._cache.update(zip(missing, results))
-        return [self._cache[key] for key in keys]
+            return self._evaluator.grouped(adapters)
+        return [self._evaluator.merged(adapter) for adapter in adapters]
 
     # ----------------------------------------------------------------- rounds
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -147,8 +148,10 @@ class LocalTrainer:
         lr: float,
         weight_decay: float,
         max_grad_norm: float | None,
+        forward: Callable[..., Any] | None = None,
     ) -> None:
         self.model = model
+        self.forward = model if forward is None else forward  # e.g. a CompiledCall of model
         self.parameters = dict(parameters)
         self.trainable = [self.parameters[key] for key in trainable]
         self.trainable_keys = frozenset(trainable)
@@ -210,9 +213,12 @@ class LocalTrainer:
                 torch.manual_seed(job.seed)
                 for step in range(steps):
                     rows, width = order[step], max_lengths[step]
-                    input_ids = data.input_ids.index_select(0, rows)[:, :width]
-                    labels = data.labels.index_select(0, rows)[:, :width]
-                    loss = self.model(input_ids=input_ids, labels=labels, use_cache=False).loss
+                    # contiguous: one memory layout whatever the width (one compiled graph)
+                    input_ids = data.input_ids.index_select(0, rows)[:, :width].contiguous()
+                    labels = data.labels.index_select(0, rows)[:, :width].contiguous()
+                    for batch in (input_ids, labels):  # compiled: one graph for every width
+                        torch._dynamo.mark_dynamic(batch, 1)
+                    loss = self.forward(input_ids=input_ids, labels=labels, use_cache=False).loss
                     loss.backward()
                     if self.max_grad_norm is not None:
                         torch.nn.utils.clip_grad_norm_(
