@@ -19,9 +19,9 @@ Sections:
 - ``scale``: 16 organizations, everyone at level 1 (the ledgers' share at scale).
 - ``orgs``: 2, 4, 8, 16 organizations (domains cycled, everyone at level 1, leave-one-out).
 - ``methods``: ``loo``, ``shapley``, ``tmc_shapley`` with 4 and 6 organizations.
-- ``processes``: env steps per second with 1 and with 2 env processes side by side, on the
-  ``tiny`` and ``default`` scenarios, one torch thread each (``FEDENV_PROCESSES`` tells each how
-  many share the machine).
+- ``processes``: env steps per second of one env process on 1 thread and on its share of the
+  CPUs, and of two env processes side by side on theirs (``FEDENV_PROCESSES=2``: one thread each
+  on 2 cores), on the ``tiny`` and ``default`` scenarios.
 - ``episode``: one random-policy episode of the default scenario, rendered, then
   ``python -m chains verify`` on its run folder.
 """
@@ -224,35 +224,39 @@ def print_comparison(title: str, results: dict[str, dict]) -> None:
         )
 
 
+def steps_per_second(tree: Path, scenario: str, processes: int, threads: int, steps: int) -> float:
+    """Env steps per second of ``processes`` env processes side by side (``FEDENV_PROCESSES``
+    tells each how many there are; ``threads`` 0 lets each take its share of the CPUs)."""
+    workers = [Worker(tree, processes=processes) for _ in range(processes)]
+    try:
+        for w in workers:
+            overrides = {"training.cpu_threads": threads}
+            w.ask(cmd="env", scenario=scenario, policy="random", seed=0, overrides=overrides)
+            w.ask(cmd="steps", n=2)
+        start = time.perf_counter()
+        for w in workers:
+            w.send(cmd="steps", n=steps)
+        for w in workers:
+            w.receive()
+        return processes * steps / (time.perf_counter() - start)
+    finally:
+        for w in workers:
+            w.close()
+
+
 def section_processes(trees: dict[str, Path], steps: int) -> None:
-    print(f"## env processes side by side, 1 torch thread each, {steps} steps per process")
+    cpus = len(os.sched_getaffinity(0))
+    print(f"## env processes side by side on {cpus} CPUs, {steps} steps per process (steps/s)")
     tree = trees["this tree"]
     for scenario in ("tiny", "default"):
-        rates = {}
-        for processes in (1, 2):
-            workers = [Worker(tree, processes=processes) for _ in range(processes)]
-            try:
-                for w in workers:
-                    w.ask(
-                        cmd="env",
-                        scenario=scenario,
-                        policy="random",
-                        seed=0,
-                        overrides={"training.cpu_threads": 1},
-                    )
-                    w.ask(cmd="steps", n=2)
-                start = time.perf_counter()
-                for w in workers:
-                    w.send(cmd="steps", n=steps)
-                for w in workers:
-                    w.receive()
-                rates[processes] = processes * steps / (time.perf_counter() - start)
-            finally:
-                for w in workers:
-                    w.close()
+        one_thread = steps_per_second(tree, scenario, 1, 1, steps)
+        alone = steps_per_second(tree, scenario, 1, 0, steps)
+        pair = steps_per_second(tree, scenario, 2, 0, steps)
         print(
-            f"{scenario:<8} 1 process {rates[1]:5.2f} steps/s   2 processes {rates[2]:5.2f} "
-            f"steps/s (x{rates[2] / rates[1]:.2f})"
+            f"{scenario:<8} 1 process, 1 thread {one_thread:5.2f}   1 process, its share "
+            f"({cpus} threads) {alone:5.2f}   2 processes, their share ({max(1, cpus // 2)} "
+            f"each) {pair:5.2f} (x{pair / alone:.2f} of one, x{pair / one_thread:.2f} of one "
+            "on 1 thread)"
         )
 
 
