@@ -347,7 +347,7 @@ def main() -> None:
                     m = compare_method(scenario, max(2, steps // 6))
                     print(row(f"{n} orgs {method}", m))
         if "processes" in args.sections:
-            section_processes(trees, max(4, steps // 2))
+            section_processes(trees, steps)
         if "episode" in args.sections:
             section_episode()
 

@@ -65,14 +65,13 @@ from fedenv.engine.lora import (
     validate_adapter,
 )
 from fedenv.engine.multi_lora import lora_layers, use_grouped
-from fedenv.engine.rounds import ClientUpdate, Participant, RoundResult
+from fedenv.engine.rounds import ClientUpdate, Participant, RoundResult, check_participants
 from fedenv.engine.settings import EngineConfig
 from fedenv.engine.verified import VerifiedUpdates
 from fedenv.errors import (
     ConfigError,
     InvalidUpdateError,
     NoParticipantsError,
-    UnknownOrganizationError,
 )
 
 if TYPE_CHECKING:
@@ -140,24 +139,21 @@ class FederatedEngine:
             for k in sorted(parameters)
             if self.aggregator.trains_lora_a or k.endswith(LORA_B_SUFFIX)
         ]
+        adamw = {
+            "lr": training.learning_rate,
+            "weight_decay": training.weight_decay,
+            "max_grad_norm": training.max_grad_norm or None,
+        }
         self._trainer = LocalTrainer(
-            self.model,
-            parameters,
-            trainable,
-            lr=training.learning_rate,
-            weight_decay=training.weight_decay,
-            max_grad_norm=training.max_grad_norm or None,
-            forward=self._compiled,
+            self.model, parameters, trainable, forward=self._compiled, **adamw
         )
         self._batched_trainer = BatchedTrainer(
             self.model,
             layers,
             trainable,
             scale=config.lora.scale,
-            lr=training.learning_rate,
-            weight_decay=training.weight_decay,
-            max_grad_norm=training.max_grad_norm or None,
             pad_id=tokenizer.pad_token_id or 0,
+            **adamw,
         )
         self._data = {
             org: TokenizedDataset.build(
@@ -281,7 +277,7 @@ class FederatedEngine:
         give the same update digests. ``grouped``: train all participants in shared passes
         (:mod:`fedenv.engine.batched_training`) instead of one after another; ``None`` picks
         :attr:`grouped_default` (``training.grouped``). Both give the same updates up to rounding."""
-        participants = self._check_participants(participants)
+        participants = check_participants(participants, self.orgs)
         if not isinstance(round_seed, int) or isinstance(round_seed, bool):
             raise ConfigError("round_seed", f"must be an integer, got {round_seed!r}")
         trainer = self._batched_trainer if self._grouped(grouped) else self._trainer
@@ -307,24 +303,6 @@ class FederatedEngine:
         if grouped is None:
             return self.grouped_default
         return use_grouped("on" if grouped else "off", self.model, self.config.lora, "grouped")
-
-    def _check_participants(self, participants: Sequence[Participant]) -> list[Participant]:
-        participants = list(participants)
-        if not participants:
-            raise NoParticipantsError("a round needs at least one participant")
-        seen = set()
-        for participant in participants:
-            if not isinstance(participant, Participant):
-                raise ConfigError(
-                    "participants", f"expected Participant, got {type(participant).__name__}"
-                )
-            participant.check()
-            if participant.org not in self._data:
-                raise UnknownOrganizationError(participant.org, self.orgs)
-            if participant.org in seen:
-                raise ConfigError("participants", f"organization {participant.org!r} appears twice")
-            seen.add(participant.org)
-        return participants
 
     # ----------------------------------------------------------------- aggregation
 
@@ -396,7 +374,7 @@ class FederatedEngine:
 
         ``round_seed`` defaults to the round index."""
         index = self.round
-        self._check_participants(participants)
+        check_participants(participants, self.orgs)
         clock = [time.perf_counter()]
         before = self.evaluate_global() if evaluate else None
         clock.append(time.perf_counter())
