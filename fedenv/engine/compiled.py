@@ -34,6 +34,13 @@ class CompiledCall:
         """Whether calls go through the compiled code (it turns off after a failed compile)."""
         return self._compiled is not None
 
+    def dynamic(self, *tensors: torch.Tensor, dim: int) -> None:
+        """Tell the compiler that ``dim`` of these inputs varies from call to call (one graph
+        for every size); nothing when not compiling."""
+        if self._compiled is not None:
+            for tensor in tensors:
+                torch._dynamo.mark_dynamic(tensor, dim)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._compiled is None:
             return self.model(*args, **kwargs)

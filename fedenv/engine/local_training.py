@@ -16,14 +16,14 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from fedenv.data import Dialogue
 from fedenv.data.encoding import IGNORE_INDEX, encode_dialogue
+from fedenv.engine.compiled import CompiledCall
 from fedenv.engine.lora import Adapter
 from fedenv.engine.settings import LoraSettings
 from fedenv.errors import ConfigError
@@ -148,10 +148,10 @@ class LocalTrainer:
         lr: float,
         weight_decay: float,
         max_grad_norm: float | None,
-        forward: Callable[..., Any] | None = None,
+        forward: CompiledCall | None = None,
     ) -> None:
         self.model = model
-        self.forward = model if forward is None else forward  # e.g. a CompiledCall of model
+        self.forward = CompiledCall(model, enabled=False) if forward is None else forward
         self.parameters = dict(parameters)
         self.trainable = [self.parameters[key] for key in trainable]
         self.trainable_keys = frozenset(trainable)
@@ -216,8 +216,7 @@ class LocalTrainer:
                     # contiguous: one memory layout whatever the width (one compiled graph)
                     input_ids = data.input_ids.index_select(0, rows)[:, :width].contiguous()
                     labels = data.labels.index_select(0, rows)[:, :width].contiguous()
-                    for batch in (input_ids, labels):  # compiled: one graph for every width
-                        torch._dynamo.mark_dynamic(batch, 1)
+                    self.forward.dynamic(input_ids, labels, dim=1)  # one graph, every width
                     loss = self.forward(input_ids=input_ids, labels=labels, use_cache=False).loss
                     loss.backward()
                     if self.max_grad_norm is not None:
