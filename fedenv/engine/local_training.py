@@ -175,15 +175,18 @@ class LocalTrainer:
     def train_jobs(
         self, start: Mapping[str, torch.Tensor], jobs: Sequence[TrainingJob], batch_size: int
     ) -> list[TrainedAdapter]:
-        """:meth:`train` each job in turn from ``start``; the live parameters hold ``start``
-        again afterwards."""
+        """:meth:`train` each job in turn from ``start``; the model is in training mode for all
+        of them (switching walks every module: once, not per job) and in eval mode afterwards,
+        and the live parameters hold ``start`` again."""
         trained = []
+        self.model.train()
         try:
             for job in jobs:
                 begin = time.perf_counter()
                 adapter, loss = self.train(start, job, batch_size)
                 trained.append((adapter, loss, time.perf_counter() - begin))
         finally:
+            self.model.eval()
             self.load(start)
         return trained
 
@@ -194,7 +197,8 @@ class LocalTrainer:
 
         Batch order comes from a CPU generator and dropout from the global RNG, both seeded with
         ``job.seed`` (the global RNG state is restored afterwards). Returns the trained adapter
-        and the mean training loss over the steps.
+        and the mean training loss over the steps. The caller puts the model in training mode
+        (:meth:`train_jobs` does).
         """
         self.load(start)
         # peft's adapter toggles (e.g. ``disable_adapter()``) reset requires_grad: set it each time
@@ -207,25 +211,19 @@ class LocalTrainer:
         order = order.to(self.device)
         losses = torch.zeros(steps, device=self.device)
         fork_devices = [self.device] if self.device.type == "cuda" else []  # CPU is always forked
-        self.model.train()
-        try:
-            with torch.random.fork_rng(devices=fork_devices):
-                torch.manual_seed(job.seed)
-                for step in range(steps):
-                    rows, width = order[step], max_lengths[step]
-                    # contiguous: one memory layout whatever the width (one compiled graph)
-                    input_ids = data.input_ids.index_select(0, rows)[:, :width].contiguous()
-                    labels = data.labels.index_select(0, rows)[:, :width].contiguous()
-                    self.forward.dynamic(input_ids, labels, dim=1)  # one graph, every width
-                    loss = self.forward(input_ids=input_ids, labels=labels, use_cache=False).loss
-                    loss.backward()
-                    if self.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(
-                            self.trainable, self.max_grad_norm, foreach=True
-                        )
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    losses[step] = loss.detach()
-        finally:
-            self.model.eval()
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(job.seed)
+            for step in range(steps):
+                rows, width = order[step], max_lengths[step]
+                # contiguous: one memory layout whatever the width (one compiled graph)
+                input_ids = data.input_ids.index_select(0, rows)[:, :width].contiguous()
+                labels = data.labels.index_select(0, rows)[:, :width].contiguous()
+                self.forward.dynamic(input_ids, labels, dim=1)  # one graph, every width
+                loss = self.forward(input_ids=input_ids, labels=labels, use_cache=False).loss
+                loss.backward()
+                if self.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.trainable, self.max_grad_norm, foreach=True)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                losses[step] = loss.detach()
         return self.snapshot(), float(losses.mean())
