@@ -55,3 +55,38 @@ def test_an_evaluator_that_loses_coalitions_is_an_error():
     values = CoalitionValues(lambda coalitions: coalitions[:1])
     with pytest.raises(RuntimeError, match="2 coalitions evaluated into 1"):
         values.prefetch([frozenset("a"), frozenset("b")])
+
+
+def test_a_rounds_values_come_from_the_engine_in_one_call(test_base, monkeypatch):
+    import copy
+
+    from fedenv.data.benchmark import Benchmark
+    from fedenv.engine.demo import org_datasets
+    from fedenv.engine.federation import FederatedEngine, Participant
+    from fedenv.engine.settings import EngineConfig, TrainingSettings
+    from fedenv.scoring.coalition_values import RoundCoalitionValues
+
+    model, tokenizer = test_base
+    benchmark = Benchmark.generated(tokenizer, ["bank", "clinic"], 1, 0, device="cpu")
+    config = EngineConfig(training=TrainingSettings(max_len=64))
+    datasets = org_datasets(3, 8, seed=0)
+    engine = FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)
+    updates = {
+        u.org: u
+        for u in engine.train_updates([Participant(o, 1) for o in engine.orgs], round_seed=0)
+    }
+    empty = engine.evaluate_global()
+    calls = []
+    evaluate = engine.evaluate_coalitions
+    monkeypatch.setattr(
+        engine, "evaluate_coalitions", lambda cs, **kw: calls.append(len(cs)) or evaluate(cs, **kw)
+    )
+    values = RoundCoalitionValues(engine, updates, empty)
+    loo = contributions("loo", sorted(updates), values)
+    assert calls == [len(updates) + 1]
+    everyone = frozenset(updates)
+    for org in updates:
+        alone_out = engine.evaluate_coalition([updates[o] for o in sorted(everyone - {org})])
+        assert loo[org] == pytest.approx(values(everyone) - alone_out.score)
+    assert values.result(everyone) is values.result(everyone)  # kept, shared
+    assert values.evaluations == len(updates) + 1

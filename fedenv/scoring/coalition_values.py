@@ -16,7 +16,11 @@ them in grouped passes where that pays (``training.grouped``, GPUs). Results may
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedenv.data.benchmark import BenchmarkResult
+    from fedenv.engine.federation import ClientUpdate, FederatedEngine
 
 Coalition = frozenset[str]
 
@@ -64,3 +68,23 @@ class CoalitionValues:
     def evaluations(self) -> int:
         """Coalitions evaluated here (the ones given as ``known`` do not count)."""
         return len(self._results) - self._known
+
+
+class RoundCoalitionValues(CoalitionValues):
+    """The coalition values of one round's ``updates`` (organization -> ``ClientUpdate``) on the
+    engine: ``value(S)`` is the score of the aggregate of ``S``'s updates, the empty coalition's
+    result is ``empty`` (the current global's), and prefetched coalitions reach
+    ``engine.evaluate_coalitions`` together (grouped passes where the engine uses them)."""
+
+    def __init__(self, engine: FederatedEngine, updates: Mapping[str, ClientUpdate], empty) -> None:
+        self.engine = engine
+        self.updates = dict(updates)
+        super().__init__(self._evaluate, known={frozenset(): empty}, score=_score)
+
+    def _evaluate(self, coalitions: list[Coalition]) -> list[BenchmarkResult]:
+        members = [[self.updates[org] for org in sorted(c)] for c in coalitions]
+        return self.engine.evaluate_coalitions(members)
+
+
+def _score(result: BenchmarkResult) -> float:
+    return result.score
