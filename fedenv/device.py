@@ -6,10 +6,18 @@ scenario, evaluate.py, the engine): the benchmark scores in float64, which MPS d
 :data:`DeviceName` and :data:`DtypeName` are the pydantic field types every config uses, so a
 scenario file, a command-line option and a direct call fail with the same message; torch is
 imported only to resolve a name into a ``torch.device`` / ``torch.dtype``.
+
+CPU threads: :func:`cpu_threads` divides the CPUs this process is allowed on
+(``os.sched_getaffinity``, which honours ``taskset``, cgroup cpusets and container limits, unlike
+``os.cpu_count``) among the env processes that share them, so N processes on N cores run one
+thread each and never oversubscribe.  Whoever starts env processes says how many share the
+machine in the ``FEDENV_PROCESSES`` environment variable (inherited by child processes;
+:func:`fedenv.evaluation.play.compare` sets it for its workers); unset means one.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Annotated
 
@@ -95,3 +103,46 @@ def resolve_dtype(
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return named[dtype]
+
+
+def place_model(model: torch.nn.Module, device: str, dtype: str) -> torch.nn.Module:
+    """Move ``model`` to ``device`` and ``dtype`` (``"auto"`` keeps what it has)."""
+    target = next(model.parameters()).device if device == "auto" else resolve_device(device)
+    if dtype == "auto":
+        return model.to(device=target)
+    return model.to(device=target, dtype=resolve_dtype(dtype, target))
+
+
+PROCESSES_VARIABLE = "FEDENV_PROCESSES"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count`` where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def sharing_processes() -> int:
+    """How many env processes share this process's CPUs (``$FEDENV_PROCESSES``, default 1)."""
+    value = os.environ.get(PROCESSES_VARIABLE, "").strip()
+    if not value:
+        return 1
+    try:
+        processes = int(value)
+    except ValueError:
+        processes = 0
+    if processes < 1:
+        raise ConfigError(
+            PROCESSES_VARIABLE, f"must be a positive integer (environment), got {value!r}"
+        )
+    return processes
+
+
+def cpu_threads(processes: int | None = None) -> int:
+    """Torch threads for one of ``processes`` processes (default :func:`sharing_processes`)
+    sharing :func:`available_cpus`: at least one, never more than its share."""
+    processes = sharing_processes() if processes is None else processes
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ConfigError("processes", f"must be a positive integer, got {processes!r}")
+    return max(1, available_cpus() // processes)

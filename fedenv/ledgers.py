@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chains.canonical import canonical_json
 from chains.fabric import ChaincodeError, ChaincodeStub, CollectionConfig, Gateway, Network
 from chains.public_ledger import LedgerConfig, PublicLedger
 
@@ -53,16 +54,6 @@ PUBLIC_FILE = "public.db"
 FABRIC_DIR = "fabric"
 MAX_PAYLOAD_BYTES = 65536  # a round summary names every organization
 EPISODE_START = "episode-start"
-
-
-def ledger_json(value: Any) -> str:
-    """The canonical JSON text of what fedenv itself writes to a ledger (the scoring record):
-    sorted keys, compact separators, non-ASCII characters as themselves (UTF-8 on the wire),
-    finite numbers only.  fedenv's one JSON encoder for ledger-bound data; the public ledger's
-    payloads are encoded by ``chains`` itself."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
 
 
 def round_key(episode: int, round: int) -> str:
@@ -253,9 +244,10 @@ class Ledgers:
         ``pool`` is the round's reward pool.  Endorsed under the channel's policy; raises if any
         transaction is not valid."""
         self._commit_private()
-        record = ledger_json(
-            {"participants": {o: dict(r) for o, r in participants.items()}, "pool": pool}
-        )
+        record = canonical_json(
+            {"participants": {o: dict(r) for o, r in participants.items()}, "pool": pool},
+            what="scoring record",
+        ).decode()
         scorer = self.clients[self.orgs[0]]
         result = Gateway(self.channel, scorer).submit(
             CHAINCODE, "record", round_key(episode, round), record

@@ -7,6 +7,9 @@ import os
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
+# One engine thread (as if one env process ran per CPU): on a machine shared with other jobs, two
+# OpenMP threads wait on each other whenever a neighbour holds a core, and the suite slowed 4x.
+os.environ.setdefault("FEDENV_PROCESSES", str(len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(scope="session")

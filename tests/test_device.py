@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -32,7 +34,9 @@ def test_unknown_devices_are_rejected(bad):
 
 
 def test_mps_is_refused_with_the_reason():
-    with pytest.raises(ConfigError, match=r"'mps' is not supported \(MPS has no float64\); use auto"):
+    with pytest.raises(
+        ConfigError, match=r"'mps' is not supported \(MPS has no float64\); use auto"
+    ):
         check_device("mps")
 
 
@@ -51,3 +55,48 @@ def test_dtypes():
     for bad in ("fp8", "int8", torch.int64):
         with pytest.raises(ConfigError, match="dtype"):
             resolve_dtype(bad)
+
+
+def test_threads_are_this_processs_share_of_its_cpus(monkeypatch):
+    from fedenv.device import PROCESSES_VARIABLE, available_cpus, cpu_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4}, raising=False)
+    assert available_cpus() == 5
+    monkeypatch.delenv(PROCESSES_VARIABLE, raising=False)
+    assert cpu_threads() == 5
+    assert [cpu_threads(n) for n in (1, 2, 3, 5, 8)] == [5, 2, 1, 1, 1]  # never oversubscribed
+    monkeypatch.setenv(PROCESSES_VARIABLE, "2")
+    assert cpu_threads() == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two", "1.5"])
+def test_a_bad_process_count_names_the_variable(monkeypatch, bad):
+    from fedenv.device import PROCESSES_VARIABLE, cpu_threads
+
+    monkeypatch.setenv(PROCESSES_VARIABLE, bad)
+    with pytest.raises(ConfigError, match=bad) as info:
+        cpu_threads()
+    assert info.value.field == PROCESSES_VARIABLE
+
+
+def test_the_engine_takes_its_share_unless_told(monkeypatch, test_base):
+    import copy
+
+    from fedenv.data.benchmark import Benchmark
+    from fedenv.device import PROCESSES_VARIABLE
+    from fedenv.engine.demo import org_datasets
+    from fedenv.engine.federation import FederatedEngine
+    from fedenv.engine.settings import EngineConfig, TrainingSettings
+
+    model, tokenizer = test_base
+    benchmark = Benchmark.generated(tokenizer, ["bank"], 1, 0, device="cpu")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    monkeypatch.setenv(PROCESSES_VARIABLE, "3")
+
+    def engine(threads: int):
+        config = EngineConfig(training=TrainingSettings(cpu_threads=threads))
+        datasets = org_datasets(1, 4, seed=0)
+        return FederatedEngine(copy.deepcopy(model), tokenizer, datasets, benchmark, config)
+
+    assert engine(0).num_threads == 2
+    assert engine(5).num_threads == 5

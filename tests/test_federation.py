@@ -154,20 +154,21 @@ def test_coalition_evaluation_leaves_the_model_bit_identical(make_engine, aggreg
     assert engine.global_digest == digest
 
 
-def test_coalition_results_are_cached_per_set_of_digests(make_engine, monkeypatch):
+def test_the_global_result_is_kept_until_the_global_state_changes(make_engine, monkeypatch):
     engine = make_engine()
     calls = []
     evaluate = engine.benchmark.evaluate
-    monkeypatch.setattr(engine.benchmark, "evaluate", lambda m: calls.append(1) or evaluate(m))
+    monkeypatch.setattr(
+        engine.benchmark, "evaluate", lambda m, **kw: calls.append(1) or evaluate(m, **kw)
+    )
+    first = engine.evaluate_global()
+    assert engine.evaluate_global() is first and len(calls) == 1
     updates = engine.train_updates(participants(engine), round_seed=0)
-    first = engine.evaluate_coalition(updates[:2])
-    assert engine.evaluate_coalition(list(reversed(updates[:2]))) == first
-    assert len(calls) == 1
-    engine.evaluate_coalition(updates[1:])
-    assert len(calls) == 2
-    engine.commit(updates)  # a new global: old values no longer apply
     engine.evaluate_coalition(updates[:2])
+    engine.evaluate_coalition(list(reversed(updates[:2])))  # the round keeps coalition values
     assert len(calls) == 3
+    engine.commit(updates)  # a new global: the old result no longer applies
+    assert engine.evaluate_global() is not first and len(calls) == 4
 
 
 # ----------------------------------------------------------------------------- aggregators

@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from chains.canonical import canonical_json
 from chains.fabric import ChaincodeError
 from chains.verify import verify_path
 from fedenv.ledgers import (
@@ -15,7 +16,6 @@ from fedenv.ledgers import (
     Ledgers,
     collection_name,
     endorsement_policy,
-    ledger_json,
     round_key,
 )
 
@@ -110,14 +110,8 @@ def test_the_scoring_record_is_stored_as_canonical_json(tmp_path):
         org: {**row, "digest": hashlib.sha256(f"{org}/0/0".encode() * 50).hexdigest()}
         for org in ORGS
     }
-    assert stored == ledger_json({"pool": 5.0, "participants": participants}).encode()
+    assert stored == canonical_json({"pool": 5.0, "participants": participants})
     assert stored.startswith(b'{"participants":{"citycare":{"accepted":true,"contribution":0.25,')
-
-
-def test_ledger_json_is_sorted_compact_utf8_and_finite():
-    assert ledger_json({"b": [1, 2.5], "a": "zürich"}) == '{"a":"zürich","b":[1,2.5]}'
-    with pytest.raises(ValueError, match="not JSON compliant"):
-        ledger_json({"payout": float("nan")})
 
 
 def test_scoring_a_digest_the_owner_did_not_store_is_refused(tmp_path):

@@ -24,9 +24,10 @@ distractor's tokens, each attending only to the dialogue before its fact. One fo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -42,7 +43,7 @@ DEFAULT_DIALOGUES_PER_DOMAIN = 4
 FACT_WEIGHT = 0.5
 
 
-@dataclass
+@dataclass(frozen=True)
 class DomainResult:
     nll: float
     perplexity: float
@@ -52,8 +53,10 @@ class DomainResult:
     num_probes: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchmarkResult:
+    """Read-only: the engine hands the same cached result to every caller."""
+
     score: float  # mean of the domain scores
     domains: dict[str, DomainResult] = field(default_factory=dict)
 
@@ -65,6 +68,18 @@ def domain_score(nll: float, fact_accuracy: float, chance: float) -> float:
         return 10.0 * fluency
     knowledge = min(1.0, max(0.0, (fact_accuracy - chance) / (1.0 - chance)))
     return 10.0 * (FACT_WEIGHT * knowledge + (1.0 - FACT_WEIGHT) * fluency)
+
+
+@dataclass(frozen=True)
+class ForwardWork:
+    """One packed forward pass: ``rows x width`` positions, of which ``tokens`` are real; they
+    attend to ``pairs`` (query, key) pairs in all; ``scored`` positions need logits."""
+
+    rows: int
+    width: int
+    tokens: int
+    pairs: int
+    scored: int
 
 
 @dataclass
@@ -151,6 +166,17 @@ class Benchmark:
         """``(rows, tokens)`` of each forward pass one evaluation makes."""
         return [tuple(b.input_ids.shape) for b in self._batches]
 
+    @property
+    def workload(self) -> list[ForwardWork]:
+        """What each forward pass of one evaluation computes (for FLOP counts)."""
+        work = []
+        for b in self._batches:
+            rows, width = b.input_ids.shape
+            real = sum(b.lengths)
+            pairs = int(b.allowed.sum()) - (rows * width - real)  # padding attends to itself
+            work.append(ForwardWork(rows, width, real, pairs, int(b.where.numel())))
+        return work
+
     # ------------------------------------------------------------------------------ construction
 
     def _row(self, tokenizer: PreTrainedTokenizerBase, d_idx: int, dialogue: Dialogue) -> PackedRow:
@@ -212,44 +238,67 @@ class Benchmark:
 
     # -------------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, model: torch.nn.Module) -> BenchmarkResult:
+    def evaluate(
+        self, model: torch.nn.Module, *, forward: Callable[..., Any] | None = None
+    ) -> BenchmarkResult:
         """Score ``model``: in eval mode under ``torch.inference_mode()``, on the model's device;
-        the model's train/eval mode is restored afterwards."""
-        nll_sum, cand = self._run(model)
-        return self._results(nll_sum, cand)
+        the model's train/eval mode is restored afterwards. ``forward`` calls the model in its
+        place (e.g. a compiled call of it)."""
+        nll_sum, cand = self._run(model, copies=1, forward=forward)
+        return self._results(nll_sum[0], cand[0])
+
+    def evaluate_copies(self, model: torch.nn.Module, copies: int) -> list[BenchmarkResult]:
+        """Score ``copies`` variants of a model in the same forward passes: every batch is
+        repeated ``copies`` times along its rows, and copy ``c`` (rows ``c * R`` to
+        ``(c + 1) * R - 1`` of a batch of ``R`` rows) is scored on its own. ``model`` decides what
+        each copy computes (e.g. :func:`fedenv.engine.multi_lora.grouped_lora`, one adapter per
+        copy); a plain model gives ``copies`` equal results."""
+        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+            raise ConfigError("copies", f"must be a positive integer, got {copies!r}")
+        nll_sum, cand = self._run(model, copies=copies)
+        return [self._results(nll_sum[c], cand[c]) for c in range(copies)]
 
     def probe_loglikelihoods(self, model: torch.nn.Module) -> list[list[float]]:
         """Per fact probe (construction order), each candidate's log-likelihood, true one first."""
-        scores = self._run(model)[1].view(self.num_probes, self._width).tolist()
+        scores = self._run(model, copies=1)[1][0].view(self.num_probes, self._width).tolist()
         return [row[:n] for row, n in zip(scores, self._probe_width)]
 
-    def _run(self, model: torch.nn.Module) -> tuple[list[float], torch.Tensor]:
+    def _run(
+        self, model: torch.nn.Module, copies: int, forward: Callable[..., Any] | None = None
+    ) -> tuple[list[list[float]], torch.Tensor]:
         was_training = model.training
-        model.eval()
+        if was_training:  # eval() walks every module: skip it when there is nothing to switch
+            model.eval()
         try:
             with torch.inference_mode():
-                return self._forward(model)
+                return self._forward(model, copies, forward or model)
         finally:
-            model.train(was_training)
+            if was_training:
+                model.train()
 
-    def _forward(self, model: torch.nn.Module) -> tuple[list[float], torch.Tensor]:
+    def _forward(
+        self, model: torch.nn.Module, copies: int, forward: Callable[..., Any]
+    ) -> tuple[list[list[float]], torch.Tensor]:
         param = next(model.parameters())
-        nll_sum = torch.zeros(len(self.domains), dtype=torch.float64)
-        cand = torch.zeros(self.num_probes * self._width, dtype=torch.float64)
+        nll_sum = torch.zeros(copies, len(self.domains), dtype=torch.float64)
+        cand = torch.zeros(copies, self.num_probes * self._width, dtype=torch.float64)
         for staged, (nll_sel, nll_group, cand_sel, cand_group) in zip(
             self._stage(param.device, param.dtype), self._groups
         ):
-            logits = model(
-                input_ids=staged.input_ids,
-                attention_mask=staged.mask,
-                position_ids=staged.position_ids,
+            repeat = (copies, 1) if copies > 1 else None
+            logits = forward(
+                input_ids=staged.input_ids.repeat(repeat) if repeat else staged.input_ids,
+                attention_mask=staged.mask.repeat(copies, 1, 1, 1) if repeat else staged.mask,
+                position_ids=staged.position_ids.repeat(repeat) if repeat else staged.position_ids,
                 use_cache=False,
             ).logits
-            picked = logits.reshape(-1, logits.shape[-1]).index_select(0, staged.where).float()
-            target_logit = picked.gather(1, staged.target[:, None]).squeeze(1)
+            vocab = logits.shape[-1]
+            picked = logits.reshape(copies, -1, vocab).index_select(1, staged.where).float()
+            target = staged.target[None, :, None].expand(copies, -1, 1)
+            target_logit = picked.gather(2, target).squeeze(2)
             logp = (target_logit - picked.logsumexp(-1)).double().cpu()
-            nll_sum.index_add_(0, nll_group, -logp[nll_sel])
-            cand.index_add_(0, cand_group, logp[cand_sel])
+            nll_sum.index_add_(1, nll_group, -logp[:, nll_sel])
+            cand.index_add_(1, cand_group, logp[:, cand_sel])
         return nll_sum.tolist(), cand
 
     def _results(self, nll_sum: list[float], cand: torch.Tensor) -> BenchmarkResult:

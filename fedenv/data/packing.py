@@ -117,6 +117,7 @@ class PackedBatch:
     where: torch.Tensor  # [N] row * T + logit position
     target: torch.Tensor  # [N]
     keys: list[object]  # [N]
+    lengths: list[int]  # real tokens of each row (the rest is padding)
 
 
 def pack_batches(rows: list[PackedRow], batch_size: int, pad_id: int) -> list[PackedBatch]:
@@ -142,6 +143,7 @@ def pack_batches(rows: list[PackedRow], batch_size: int, pad_id: int) -> list[Pa
                 torch.tensor(where, dtype=torch.long),
                 torch.tensor(target, dtype=torch.long),
                 keys,
+                [len(row.ids) for row in chunk],
             )
         )
     return batches

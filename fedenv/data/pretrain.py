@@ -55,6 +55,7 @@ class ModelPreset:
     pretrain_lr: float = 3e-3
     pretrain_dialogues_per_domain: int = 400
     warmup_fraction: float = 0.1
+    build_on: str = "cpu"  # "cpu": one CPU thread, bit-reproducible; "auto": CUDA when present
 
     def __post_init__(self) -> None:
         for name in (
@@ -83,6 +84,8 @@ class ModelPreset:
             raise ConfigError("pretrain_lr", f"must be > 0, got {self.pretrain_lr!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise ConfigError("warmup_fraction", f"must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.build_on not in ("cpu", "auto"):
+            raise ConfigError("build_on", f"must be 'cpu' or 'auto', got {self.build_on!r}")
 
     def llama_config(self, tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
         return LlamaConfig(
@@ -146,6 +149,7 @@ def pretrain(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=preset.pretrain_lr, betas=(0.9, 0.95), weight_decay=0.01
     )
+    device = next(model.parameters()).device
     model.train()
     losses = []
     for step in tqdm(range(preset.pretrain_steps), desc=desc, disable=not progress, unit="step"):
@@ -155,6 +159,7 @@ def pretrain(
             [examples[order.pop()] for _ in range(preset.pretrain_batch_size)],
             tokenizer.pad_token_id,
         )
+        batch = {key: tensor.to(device) for key, tensor in batch.items()}
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, preset)
         loss = model(**batch).loss
@@ -168,12 +173,18 @@ def pretrain(
 
 
 def build_base(
-    preset: ModelPreset, seed: int, *, progress: bool = True, name: str = ""
+    preset: ModelPreset,
+    seed: int,
+    *,
+    progress: bool = True,
+    name: str = "",
+    device: str = "cpu",
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, dict]:
-    """Tokenizer, pretrained model, and a record of the build (sizes, losses, timings)."""
+    """Tokenizer, pretrained model (returned on the CPU), and a record of the build (sizes,
+    losses, timings). ``device``: where to pretrain (``cpu``: on :data:`BUILD_THREADS`)."""
     start = time.perf_counter()
     tokenizer = build_tokenizer(preset, seed)
-    model = init_model(preset, tokenizer, seed)
+    model = init_model(preset, tokenizer, seed).to(device)
     tokenizer_s = time.perf_counter() - start
     with torch_threads(BUILD_THREADS):
         losses = pretrain(
@@ -184,6 +195,7 @@ def build_base(
             progress=progress,
             desc=f"pretraining fedenv base {name!r}",
         )
+    model = model.to("cpu")
     info = {
         "preset": name,
         "preset_config": asdict(preset),
@@ -196,5 +208,6 @@ def build_base(
         "tokenizer_seconds": round(tokenizer_s, 3),
         "build_seconds": round(time.perf_counter() - start, 3),
         "torch_threads": BUILD_THREADS,
+        "device": device,
     }
     return model, tokenizer, info

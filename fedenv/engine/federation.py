@@ -5,17 +5,22 @@ A round (:meth:`FederatedEngine.run_round`):
 1. every participant trains from the current global adapter on its own pre-tokenized data for its
    ``local_steps`` AdamW steps (batch order and dropout seeded from ``(seed, round_seed, org)``),
    and returns a :class:`ClientUpdate`: its adapter, its example count and the adapter's digest;
+   one participant after another, or all in shared passes (``training.grouped``,
+   :mod:`fedenv.engine.batched_training`), optionally through ``torch.compile``
+   (``training.compile``, :mod:`fedenv.engine.compiled`);
 2. the updates are validated (finite, shaped like the global, digest matches, known and distinct
-   organizations) and sorted by digest, so their order does not matter;
+   organizations), once per update and global state (:mod:`fedenv.engine.verified`), and sorted
+   by digest, so their order does not matter;
 3. the aggregator (``fedavg``, ``ffa`` or ``flora``, see :mod:`fedenv.engine.aggregators`) combines them,
    weighted by example count, into the new global state.
 
 Any subset of a round's updates can be scored without committing it
 (:meth:`FederatedEngine.evaluate_coalition`): the subset's aggregate is applied as dense weight
 changes ``W + scale * B @ A`` on the adapted modules, the benchmark runs with the LoRA layers
-switched off, and the base weights are copied back from a snapshot, bit for bit. Results are cached
-per (global state, multiset of update digests), so leave-one-out and Shapley values need no
-retraining and no repeated evaluation.
+switched off, and the base weights are copied back from a snapshot, bit for bit, so leave-one-out
+and Shapley values need no retraining; the round keeps its coalitions' values (one cache, in the
+round). :meth:`FederatedEngine.evaluate_coalitions` scores many coalitions at once, in grouped
+passes where that pays (GPUs, :mod:`fedenv.engine.coalitions`).
 
 The global state is the global adapter and, for aggregators that fold their aggregate into the
 base weights (``flora``), the accumulated dense change of every adapted module. Its canonical
@@ -27,7 +32,6 @@ Run ``python -m fedenv.engine --orgs 4 --rounds 5`` for a demo (:mod:`fedenv.eng
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,9 +40,17 @@ from typing import TYPE_CHECKING
 import torch
 
 from fedenv.data import Dialogue
-from fedenv.device import resolve_device, resolve_dtype
-from fedenv.engine.aggregators import get_aggregator
-from fedenv.engine.local_training import LocalTrainer, TokenizedDataset, attach_lora
+from fedenv.device import cpu_threads, place_model
+from fedenv.engine.aggregators import get_aggregator, normalized_weights
+from fedenv.engine.batched_training import BatchedTrainer
+from fedenv.engine.coalitions import CoalitionEvaluator
+from fedenv.engine.compiled import CompiledCall
+from fedenv.engine.local_training import (
+    LocalTrainer,
+    TokenizedDataset,
+    TrainingJob,
+    attach_lora,
+)
 from fedenv.engine.lora import (
     LORA_B_SUFFIX,
     Adapter,
@@ -48,15 +60,15 @@ from fedenv.engine.lora import (
     dense_deltas,
     fresh_adapter,
     lora_modules,
-    validate_adapter,
 )
-from fedenv.engine.rounds import ClientUpdate, Participant, RoundResult, positive_int
+from fedenv.engine.multi_lora import lora_layers, use_grouped
+from fedenv.engine.rounds import ClientUpdate, Participant, RoundResult, check_participants
 from fedenv.engine.settings import EngineConfig
+from fedenv.engine.verified import VerifiedUpdates
 from fedenv.errors import (
     ConfigError,
     InvalidUpdateError,
     NoParticipantsError,
-    UnknownOrganizationError,
 )
 from fedenv.seeding import derive_seed
 
@@ -66,11 +78,6 @@ if TYPE_CHECKING:
 __all__ = ["ClientUpdate", "EngineConfig", "FederatedEngine", "Participant", "RoundResult"]
 
 BASE_DELTA_SUFFIX = ".base_layer.weight_delta"  # global-state key of a module's merged change
-# Parameters: below this, a CPU engine whose training.cpu_threads is 0 runs on one thread, so its
-# update hashes do not depend on the machine's core count (hashes reproduce per thread count).
-# One thread is not the fastest: on the default scenario (2 cores) 2 threads took 0.94 s a step
-# and 1 thread 1.19 s, which is why scenarios/default.toml sets cpu_threads = 2.
-SINGLE_THREAD_BELOW = 50_000_000
 
 
 class FederatedEngine:
@@ -104,18 +111,24 @@ class FederatedEngine:
         self.aggregator = get_aggregator(training.aggregator)
         self.benchmark = benchmark
         self.tokenizer = tokenizer
-        model = _place(model, config.device, config.dtype)
+        model = place_model(model, config.device, config.dtype)
         self.device = next(model.parameters()).device
         self.num_threads = training.cpu_threads or None
-        small = sum(p.numel() for p in model.parameters()) < SINGLE_THREAD_BELOW
-        if self.num_threads is None and self.device.type == "cpu" and small:
-            self.num_threads = 1
+        if self.num_threads is None and self.device.type == "cpu":
+            self.num_threads = cpu_threads()
         self.model, parameters = attach_lora(model, config.lora)
         self._modules = lora_modules(parameters)
-        self._base_weights = {
-            m: self.model.get_submodule(m).base_layer.weight for m in self._modules
-        }
-        self._base_original = {m: w.detach().clone() for m, w in self._base_weights.items()}
+        layers = lora_layers(self.model, self._modules)
+        self._compiled = CompiledCall(self.model, enabled=training.compile)
+        self._evaluator = CoalitionEvaluator(
+            self.model,
+            layers,
+            benchmark,
+            scale=config.lora.scale,
+            threads=self._threads,
+            forward=self._compiled,
+        )
+        self.grouped_default = use_grouped(training.grouped, self.model, config.lora)
         self._initial = fresh_adapter(
             {k: p.detach() for k, p in parameters.items()}, derive_seed(config.seed, "lora-init")
         )
@@ -124,13 +137,21 @@ class FederatedEngine:
             for k in sorted(parameters)
             if self.aggregator.trains_lora_a or k.endswith(LORA_B_SUFFIX)
         ]
+        adamw = {
+            "lr": training.learning_rate,
+            "weight_decay": training.weight_decay,
+            "max_grad_norm": training.max_grad_norm or None,
+        }
         self._trainer = LocalTrainer(
+            self.model, parameters, trainable, forward=self._compiled, **adamw
+        )
+        self._batched_trainer = BatchedTrainer(
             self.model,
-            parameters,
+            layers,
             trainable,
-            lr=training.learning_rate,
-            weight_decay=training.weight_decay,
-            max_grad_norm=training.max_grad_norm or None,
+            scale=config.lora.scale,
+            pad_id=tokenizer.pad_token_id or 0,
+            **adamw,
         )
         self._data = {
             org: TokenizedDataset.build(
@@ -143,7 +164,10 @@ class FederatedEngine:
             for org, dialogues in datasets.items()
         }
         self.orgs: tuple[str, ...] = tuple(self._data)
-        self._cache: dict[tuple, BenchmarkResult] = {}
+        self._global_result: BenchmarkResult | None = None
+        self._verified = VerifiedUpdates(
+            self._initial, self.orgs, self.aggregator, lambda: self._global
+        )
         self.reset()
 
     @contextlib.contextmanager
@@ -167,7 +191,8 @@ class FederatedEngine:
         self._base_delta: dict[str, torch.Tensor] = {}
         if self.aggregator.folds_into_base:
             self._base_delta = {
-                m: torch.zeros_like(w, dtype=torch.float32) for m, w in self._base_original.items()
+                m: torch.zeros_like(w, dtype=torch.float32)
+                for m, w in self._evaluator.original.items()
             }
         self.round = 0
         self._install()
@@ -195,17 +220,10 @@ class FederatedEngine:
     def _install(self) -> None:
         """Make the live model the global model; refresh the digest; drop stale evaluations."""
         self._trainer.load(self._global)
-        self._restore_base_weights()
+        self._evaluator.install_base(self._base_delta)
         self._global_digest = adapter_digest(self.global_state())
-        self._cache.clear()
-
-    def _restore_base_weights(self) -> None:
-        with torch.no_grad():
-            for module, weight in self._base_weights.items():
-                if module in self._base_delta:
-                    weight.copy_(self._base_original[module].float() + self._base_delta[module])
-                else:
-                    weight.copy_(self._base_original[module])
+        self._global_result = None
+        self._verified.forget()
 
     # ----------------------------------------------------------------- training
 
@@ -213,106 +231,67 @@ class FederatedEngine:
         """How many of its examples ``participant`` trains on: ``ceil(data_share * n)``."""
         return max(1, math.ceil(participant.data_share * len(self._data[participant.org])))
 
+    def _job(self, participant: Participant, round_seed: int) -> TrainingJob:
+        return TrainingJob(
+            self._data[participant.org],
+            self.num_examples(participant),
+            participant.local_steps,
+            derive_seed(self.config.seed, "client", round_seed, participant.org),
+        )
+
+    def batch_lengths(self, participant: Participant, *, round_seed: int) -> list[list[int]]:
+        """Real tokens of each row of each of ``participant``'s local steps in the round that
+        ``train_updates`` would run with ``round_seed`` (for FLOP counts)."""
+        job = self._job(participant, round_seed)
+        return job.data.lengths[job.batch_order(self.config.training.batch_size)].tolist()
+
     def train_updates(
-        self, participants: Sequence[Participant], *, round_seed: int
+        self,
+        participants: Sequence[Participant],
+        *,
+        round_seed: int,
+        grouped: bool | None = None,
     ) -> list[ClientUpdate]:
         """Train every participant from the current global adapter; nothing is committed.
 
         A pure function of (global state, participants, ``round_seed``, config): the same inputs
-        give the same update digests."""
-        participants = self._check_participants(participants)
+        give the same update digests. ``grouped``: train all participants in shared passes
+        (:mod:`fedenv.engine.batched_training`) instead of one after another; ``None`` picks
+        :attr:`grouped_default` (``training.grouped``). Both give the same updates up to rounding."""
+        participants = check_participants(participants, self.orgs)
         if not isinstance(round_seed, int) or isinstance(round_seed, bool) or round_seed < 0:
             raise ConfigError("round_seed", f"must be an integer >= 0, got {round_seed!r}")
-        updates = []
+        trainer = self._batched_trainer if self._grouped(grouped) else self._trainer
+        jobs = [self._job(p, round_seed) for p in participants]
         with self._threads():
-            try:
-                for participant in participants:
-                    start = time.perf_counter()
-                    num_examples = self.num_examples(participant)
-                    adapter, loss = self._trainer.train(
-                        self._global,
-                        self._data[participant.org],
-                        num_examples=num_examples,
-                        steps=participant.local_steps,
-                        batch_size=self.config.training.batch_size,
-                        seed=derive_seed(self.config.seed, "client", round_seed, participant.org),
-                    )
-                    updates.append(
-                        ClientUpdate.create(
-                            participant.org,
-                            adapter,
-                            num_examples=num_examples,
-                            local_steps=participant.local_steps,
-                            train_loss=loss,
-                            seconds=time.perf_counter() - start,
-                        )
-                    )
-            finally:
-                self._trainer.load(self._global)
+            trained = trainer.train_jobs(self._global, jobs, self.config.training.batch_size)
+        updates = []
+        for participant, (adapter, loss, spent) in zip(participants, trained):
+            update = ClientUpdate.create(
+                participant.org,
+                adapter,
+                num_examples=self.num_examples(participant),
+                local_steps=participant.local_steps,
+                train_loss=loss,
+                seconds=spent,
+            )
+            with contextlib.suppress(InvalidUpdateError):  # diverged: fails when used
+                self._verified.trust(update)
+            updates.append(update)
         return updates
 
-    def _check_participants(self, participants: Sequence[Participant]) -> list[Participant]:
-        participants = list(participants)
-        if not participants:
-            raise NoParticipantsError("a round needs at least one participant")
-        seen = set()
-        for participant in participants:
-            if not isinstance(participant, Participant):
-                raise ConfigError(
-                    "participants", f"expected Participant, got {type(participant).__name__}"
-                )
-            participant.check()
-            if participant.org not in self._data:
-                raise UnknownOrganizationError(participant.org, self.orgs)
-            if participant.org in seen:
-                raise ConfigError("participants", f"organization {participant.org!r} appears twice")
-            seen.add(participant.org)
-        return participants
+    def _grouped(self, grouped: bool | None) -> bool:
+        if grouped is None:
+            return self.grouped_default
+        return use_grouped("on" if grouped else "off", self.model, self.config.lora, "grouped")
 
     # ----------------------------------------------------------------- aggregation
 
-    def _check_updates(self, updates: Sequence[ClientUpdate]) -> list[ClientUpdate]:
-        """Validate every update before anything is touched; sort them by digest."""
-        seen = set()
-        for update in updates:
-            if not isinstance(update, ClientUpdate):
-                raise InvalidUpdateError(f"expected ClientUpdate, got {type(update).__name__}")
-            if update.org not in self._data:
-                raise UnknownOrganizationError(update.org, self.orgs)
-            source = f"update from {update.org!r}"
-            if update.org in seen:
-                raise InvalidUpdateError(f"{source}: more than one update from this organization")
-            seen.add(update.org)
-            if not positive_int(update.num_examples):
-                raise InvalidUpdateError(
-                    f"{source}: num_examples must be a positive integer, got {update.num_examples!r}"
-                )
-            validate_adapter(update.adapter, self._initial, source=source)
-            if adapter_digest(update.adapter) != update.digest:
-                raise InvalidUpdateError(
-                    f"{source}: digest does not match the adapter's canonical bytes"
-                )
-            self.aggregator.check_update(
-                self._global, self._on_device(update.adapter), source=source
-            )
-        return sorted(updates, key=lambda u: (u.digest, u.num_examples, u.org))
-
-    def _on_device(self, adapter: Adapter) -> Adapter:
-        return {
-            k: adapter[k].to(device=self.device, dtype=self._initial[k].dtype)
-            for k in self._initial
-        }
-
-    def _aggregate(self, updates: list[ClientUpdate]) -> Adapter:
-        adapters = [self._on_device(update.adapter) for update in updates]
-        return self.aggregator.aggregate(self._global, adapters, [u.num_examples for u in updates])
-
-    def _total_deltas(self, adapter: Adapter) -> dict[str, torch.Tensor]:
-        """Dense change of every adapted module: merged changes plus ``scale * B @ A``."""
-        deltas = dense_deltas(adapter, self.config.lora.scale)
-        return {
-            m: self._base_delta[m] + d if m in self._base_delta else d for m, d in deltas.items()
-        }
+    def _aggregate(self, checked: list[tuple[ClientUpdate, Adapter]]) -> Adapter:
+        """The aggregate of checked updates (see :class:`VerifiedUpdates`)."""
+        weights = normalized_weights([update.num_examples for update, _ in checked])
+        with torch.no_grad():
+            return self.aggregator.combine(self._global, [a for _, a in checked], weights)
 
     def commit(self, updates: Sequence[ClientUpdate]) -> str:
         """Aggregate ``updates`` into the new global state; returns its digest.
@@ -320,7 +299,7 @@ class FederatedEngine:
         Every update is validated first: a rejected commit leaves the global state unchanged."""
         if not updates:
             raise NoParticipantsError("commit needs at least one update")
-        aggregate = self._aggregate(self._check_updates(updates))
+        aggregate = self._aggregate(self._verified.check(updates))
         base_delta = self._base_delta
         if self.aggregator.folds_into_base:  # merge B @ A into the base; restart from fresh LoRA
             deltas = dense_deltas(aggregate, self.config.lora.scale)
@@ -337,30 +316,31 @@ class FederatedEngine:
     # ----------------------------------------------------------------- evaluation
 
     def evaluate_global(self) -> BenchmarkResult:
-        """Benchmark of the current global model (cached until the global state changes)."""
-        return self.evaluate_coalition(())
+        """Benchmark of the current global model (kept until the global state changes, so a
+        round's "after" is the next round's "before")."""
+        if self._global_result is None:
+            self._global_result = self.evaluate_coalition(())
+        return self._global_result
 
     def evaluate_coalition(self, updates: Sequence[ClientUpdate]) -> BenchmarkResult:
         """Benchmark of the aggregate of ``updates`` (the global model if empty), not committed.
 
-        The model is left bit-identical. Results are cached per (global digest, update digests)."""
-        checked = self._check_updates(updates)
-        key = (self._global_digest, tuple((u.digest, u.num_examples) for u in checked))
-        if key not in self._cache:
-            adapter = self._aggregate(checked) if checked else self._global
-            self._cache[key] = self._evaluate_deltas(self._total_deltas(adapter))
-        return copy.deepcopy(self._cache[key])
+        Exactly what :meth:`evaluate_global` returns after ``commit(updates)``; the model is left
+        bit-identical. Every call evaluates: a round keeps its coalitions' values itself."""
+        return self.evaluate_coalitions([updates], grouped=False)[0]
 
-    def _evaluate_deltas(self, deltas: Mapping[str, torch.Tensor]) -> BenchmarkResult:
-        try:
-            with torch.no_grad():
-                for module, weight in self._base_weights.items():
-                    weight.copy_(self._base_original[module].float() + deltas[module])
-            self.model.eval()
-            with self._threads(), self.model.disable_adapter():
-                return self.benchmark.evaluate(self.model)
-        finally:
-            self._restore_base_weights()
+    def evaluate_coalitions(
+        self, coalitions: Sequence[Sequence[ClientUpdate]], *, grouped: bool | None = None
+    ) -> list[BenchmarkResult]:
+        """:meth:`evaluate_coalition` of each coalition. ``grouped``: all of them in shared
+        passes (:meth:`CoalitionEvaluator.grouped`), equal up to rounding; ``None`` picks
+        :attr:`grouped_default`. Every update is validated before anything is evaluated."""
+        grouped = self._grouped(grouped)
+        checked = [self._verified.check(updates) for updates in coalitions]
+        adapters = [self._aggregate(c) if c else self._global for c in checked]
+        if grouped:
+            return self._evaluator.grouped(adapters)
+        return [self._evaluator.merged(adapter) for adapter in adapters]
 
     # ----------------------------------------------------------------- rounds
 
@@ -375,7 +355,7 @@ class FederatedEngine:
 
         ``round_seed`` defaults to the round index."""
         index = self.round
-        self._check_participants(participants)
+        check_participants(participants, self.orgs)
         clock = [time.perf_counter()]
         before = self.evaluate_global() if evaluate else None
         clock.append(time.perf_counter())
@@ -391,11 +371,3 @@ class FederatedEngine:
         timings = {stage: clock[i + 1] - clock[i] for i, stage in enumerate(stages)}
         timings["round"] = clock[-1] - clock[0]
         return RoundResult(index, updates, digest, before, after, timings)
-
-
-def _place(model: torch.nn.Module, device: str, dtype: str) -> torch.nn.Module:
-    """Move ``model`` to the configured device and dtype ("auto" keeps what it has)."""
-    target = next(model.parameters()).device if device == "auto" else resolve_device(device)
-    if dtype == "auto":
-        return model.to(device=target)
-    return model.to(device=target, dtype=resolve_dtype(dtype, target))

@@ -14,6 +14,7 @@ no loss (label -100), so the loss is the same as with a mask, without building o
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 
 from fedenv.data import Dialogue
 from fedenv.data.encoding import IGNORE_INDEX, encode_dialogue
+from fedenv.engine.compiled import CompiledCall
 from fedenv.engine.lora import Adapter
 from fedenv.engine.settings import LoraSettings
 from fedenv.errors import ConfigError
@@ -111,6 +113,25 @@ def batch_order(
     return order[:needed].view(steps, batch_size)
 
 
+@dataclass(frozen=True)
+class TrainingJob:
+    """One participant's part of a round: ``steps`` optimizer steps on the first
+    ``num_examples`` examples of ``data``, batch order and dropout seeded with ``seed``."""
+
+    data: TokenizedDataset
+    num_examples: int
+    steps: int
+    seed: int
+
+    def batch_order(self, batch_size: int) -> torch.Tensor:
+        """``[steps, batch_size]`` example indices (:func:`batch_order`), on the CPU."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return batch_order(self.num_examples, self.steps, batch_size, generator)
+
+
+TrainedAdapter = tuple[Adapter, float, float]  # adapter, mean training loss, seconds
+
+
 class LocalTrainer:
     """Trains the live LoRA parameters of a peft model, one client at a time.
 
@@ -127,8 +148,10 @@ class LocalTrainer:
         lr: float,
         weight_decay: float,
         max_grad_norm: float | None,
+        forward: CompiledCall | None = None,
     ) -> None:
         self.model = model
+        self.forward = CompiledCall(model, enabled=False) if forward is None else forward
         self.parameters = dict(parameters)
         self.trainable = [self.parameters[key] for key in trainable]
         self.trainable_keys = frozenset(trainable)
@@ -149,49 +172,58 @@ class LocalTrainer:
         """The live LoRA parameters as a detached, cloned adapter."""
         return {key: parameter.detach().clone() for key, parameter in self.parameters.items()}
 
+    def train_jobs(
+        self, start: Mapping[str, torch.Tensor], jobs: Sequence[TrainingJob], batch_size: int
+    ) -> list[TrainedAdapter]:
+        """:meth:`train` each job in turn from ``start``; the model is in training mode for all
+        of them (switching walks every module: once, not per job) and in eval mode afterwards,
+        and the live parameters hold ``start`` again."""
+        trained = []
+        self.model.train()
+        try:
+            for job in jobs:
+                begin = time.perf_counter()
+                adapter, loss = self.train(start, job, batch_size)
+                trained.append((adapter, loss, time.perf_counter() - begin))
+        finally:
+            self.model.eval()
+            self.load(start)
+        return trained
+
     def train(
-        self,
-        start: Mapping[str, torch.Tensor],
-        data: TokenizedDataset,
-        *,
-        num_examples: int,
-        steps: int,
-        batch_size: int,
-        seed: int,
+        self, start: Mapping[str, torch.Tensor], job: TrainingJob, batch_size: int
     ) -> tuple[Adapter, float]:
-        """Train from ``start`` for ``steps`` AdamW steps on the first ``num_examples`` examples.
+        """Train from ``start`` for ``job.steps`` AdamW steps on the job's examples.
 
         Batch order comes from a CPU generator and dropout from the global RNG, both seeded with
-        ``seed`` (the global RNG state is restored afterwards). Returns the trained adapter and
-        the mean training loss over the steps.
+        ``job.seed`` (the global RNG state is restored afterwards). Returns the trained adapter
+        and the mean training loss over the steps. The caller puts the model in training mode
+        (:meth:`train_jobs` does).
         """
         self.load(start)
         # peft's adapter toggles (e.g. ``disable_adapter()``) reset requires_grad: set it each time
         for key, parameter in self.parameters.items():
             parameter.requires_grad_(key in self.trainable_keys)
         self.optimizer.state.clear()
-        order = batch_order(num_examples, steps, batch_size, torch.Generator().manual_seed(seed))
+        data, steps = job.data, job.steps
+        order = job.batch_order(batch_size)
         max_lengths = data.lengths[order].amax(dim=1).tolist()
         order = order.to(self.device)
         losses = torch.zeros(steps, device=self.device)
         fork_devices = [self.device] if self.device.type == "cuda" else []  # CPU is always forked
-        self.model.train()
-        try:
-            with torch.random.fork_rng(devices=fork_devices):
-                torch.manual_seed(seed)
-                for step in range(steps):
-                    rows, width = order[step], max_lengths[step]
-                    input_ids = data.input_ids.index_select(0, rows)[:, :width]
-                    labels = data.labels.index_select(0, rows)[:, :width]
-                    loss = self.model(input_ids=input_ids, labels=labels, use_cache=False).loss
-                    loss.backward()
-                    if self.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(
-                            self.trainable, self.max_grad_norm, foreach=True
-                        )
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    losses[step] = loss.detach()
-        finally:
-            self.model.eval()
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(job.seed)
+            for step in range(steps):
+                rows, width = order[step], max_lengths[step]
+                # contiguous: one memory layout whatever the width (one compiled graph)
+                input_ids = data.input_ids.index_select(0, rows)[:, :width].contiguous()
+                labels = data.labels.index_select(0, rows)[:, :width].contiguous()
+                self.forward.dynamic(input_ids, labels, dim=1)  # one graph, every width
+                loss = self.forward(input_ids=input_ids, labels=labels, use_cache=False).loss
+                loss.backward()
+                if self.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.trainable, self.max_grad_norm, foreach=True)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                losses[step] = loss.detach()
         return self.snapshot(), float(losses.mean())

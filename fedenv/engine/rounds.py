@@ -8,6 +8,7 @@ scenario's resource levels), :class:`ClientUpdate` (its trained adapter and dige
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from fedenv.engine.lora import Adapter, adapter_digest
 from fedenv.engine.settings import DataShare, LocalSteps
+from fedenv.errors import ConfigError, NoParticipantsError, UnknownOrganizationError
 from fedenv.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,6 +42,28 @@ class Participant(Settings):
     def check(self) -> None:
         """Check the fields again (the engine re-checks every round)."""
         type(self).from_dict(self.model_dump(), source=f"participant {self.org!r}")
+
+
+def check_participants(
+    participants: Sequence[Participant], orgs: Sequence[str]
+) -> list[Participant]:
+    """``participants`` as a list, each checked again and known among ``orgs``, none twice."""
+    participants = list(participants)
+    if not participants:
+        raise NoParticipantsError("a round needs at least one participant")
+    seen = set()
+    for participant in participants:
+        if not isinstance(participant, Participant):
+            raise ConfigError(
+                "participants", f"expected Participant, got {type(participant).__name__}"
+            )
+        participant.check()
+        if participant.org not in orgs:
+            raise UnknownOrganizationError(participant.org, tuple(orgs))
+        if participant.org in seen:
+            raise ConfigError("participants", f"organization {participant.org!r} appears twice")
+        seen.add(participant.org)
+    return participants
 
 
 @dataclass

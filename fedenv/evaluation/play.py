@@ -332,10 +332,10 @@ def compare(
     progress: Callable[[RunResult, int, int], None] | None = None,
 ) -> Comparison:
     """Play every run of ``plan``; ``workers > 1`` runs them in a process pool (``spawn``;
-    ``policy`` must then be picklable, and each worker gets ``cpu_count // workers`` torch
-    threads).  ``env_root``: keep each run's env folder there (default: temporary folders);
-    ``store_adapters=False`` keeps only the hashes.  ``progress(result, done, total)`` is
-    called as runs finish."""
+    ``policy`` must then be picklable, and each worker gets its share of the CPUs as torch
+    threads, see :func:`fedenv.device.cpu_threads`).  ``env_root``: keep each run's env folder
+    there (default: temporary folders); ``store_adapters=False`` keeps only the hashes.
+    ``progress(result, done, total)`` is called as runs finish."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
     specs = plan.runs(env_root, store_adapters=store_adapters)
@@ -350,12 +350,12 @@ def compare(
         for index, spec in enumerate(specs):
             finished(index, run_one(spec, policy))
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        processes = min(workers, len(specs))
         with ProcessPoolExecutor(
-            min(workers, len(specs)),
+            processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_limit_torch_threads,
-            initargs=(threads,),
+            initializer=_share_cpus,
+            initargs=(processes,),
         ) as pool:
             futures = {pool.submit(run_one, spec, policy): i for i, spec in enumerate(specs)}
             try:
@@ -367,7 +367,11 @@ def compare(
     return Comparison(plan, [results[i] for i in range(len(specs))])
 
 
-def _limit_torch_threads(threads: int) -> None:
+def _share_cpus(processes: int) -> None:
+    """Worker start: ``processes`` workers share this machine's CPUs (see fedenv.device)."""
     import torch
 
-    torch.set_num_threads(threads)
+    from fedenv.device import PROCESSES_VARIABLE, cpu_threads
+
+    os.environ[PROCESSES_VARIABLE] = str(processes)
+    torch.set_num_threads(cpu_threads(processes))

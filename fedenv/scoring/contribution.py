@@ -18,7 +18,10 @@ often, and a permutation is truncated once ``|v(N) - v(prefix)| < tolerance`` (t
 players get marginal 0).  With ``tolerance=0`` nothing is truncated: the estimate is unbiased
 (exactly so when ``permutations`` is a multiple of ``n``) and converges to the exact value.
 
-``value`` is called at most once per coalition (cached here).
+``value`` is evaluated at most once per coalition: :func:`contributions` works on a
+:class:`~fedenv.scoring.coalition_values.CoalitionValues` (the round's own, or one made from a
+plain function), which keeps every value, and asks it first for every coalition the method is
+known to need (:func:`needed_coalitions`), so that they can be evaluated together.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fedenv.errors import ConfigError
+from fedenv.scoring.coalition_values import CoalitionValues
 
 Value = Callable[[frozenset[str]], float]
 METHODS = ("loo", "shapley", "tmc_shapley")
@@ -53,20 +57,51 @@ def contributions(
     players = list(players)
     if len(set(players)) != len(players):
         raise ValueError(f"players must be distinct, got {players}")
-    cached = _Cached(value)
     if not players:
         return {}
+    cached = value if isinstance(value, CoalitionValues) else CoalitionValues.of(value)
+    if method == "tmc_shapley" and rng is None:
+        raise ValueError("tmc_shapley needs a seeded rng (numpy Generator)")
+    cached.prefetch(needed_coalitions(method, players))
     if method == "loo":
         return leave_one_out(players, cached)
     if method == "shapley":
         return exact_shapley(players, cached)
     if method == "tmc_shapley":
-        if rng is None:
-            raise ValueError("tmc_shapley needs a seeded rng (numpy Generator)")
         return tmc_shapley(players, cached, rng=rng, permutations=permutations, tolerance=tolerance)
     raise ConfigError(
         "scoring.contribution", f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
     )
+
+
+def needed_coalitions(method: str, players: Sequence[str]) -> list[frozenset[str]]:
+    """The coalitions ``method`` evaluates whatever their values: leave-one-out ``N`` and every
+    ``N - {i}``; exact Shapley every subset; truncated Monte-Carlo ``{}`` and ``N`` (the rest
+    depends on the values and the sampled permutations)."""
+    everyone = frozenset(players)
+    if method == "loo":
+        return [everyone, *(everyone - {p} for p in players)]
+    if method == "shapley":
+        _check_exact(len(players))
+        return [
+            frozenset(c)
+            for k in range(len(players) + 1)
+            for c in itertools.combinations(players, k)
+        ]
+    if method == "tmc_shapley":
+        return [frozenset(), everyone]
+    raise ConfigError(
+        "scoring.contribution", f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
+    )
+
+
+def _check_exact(n: int) -> None:
+    if n > MAX_EXACT_PLAYERS:
+        raise ConfigError(
+            "scoring.contribution",
+            f"exact 'shapley' supports at most {MAX_EXACT_PLAYERS} players, got {n}; "
+            f"use 'tmc_shapley'",
+        )
 
 
 def leave_one_out(players: Sequence[str], value: Value) -> dict[str, float]:
@@ -78,12 +113,7 @@ def leave_one_out(players: Sequence[str], value: Value) -> dict[str, float]:
 def exact_shapley(players: Sequence[str], value: Value) -> dict[str, float]:
     """``phi_i = sum_{S ⊆ N-{i}} |S|! (n-|S|-1)! / n! * (v(S+i) - v(S))``."""
     n = len(players)
-    if n > MAX_EXACT_PLAYERS:
-        raise ConfigError(
-            "scoring.contribution",
-            f"exact 'shapley' supports at most {MAX_EXACT_PLAYERS} players, got {n}; "
-            f"use 'tmc_shapley'",
-        )
+    _check_exact(n)
     weight = [math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)]
     phi = dict.fromkeys(players, 0.0)
     for p in players:
@@ -128,16 +158,3 @@ def tmc_shapley(
             totals[players[index]] += after - before
             before = after
     return {p: totals[p] / permutations for p in players}
-
-
-class _Cached:
-    """``value`` memoized by coalition (benchmark evaluations are the expensive part)."""
-
-    def __init__(self, value: Value) -> None:
-        self._value = value
-        self._cache: dict[frozenset[str], float] = {}
-
-    def __call__(self, coalition: frozenset[str]) -> float:
-        if coalition not in self._cache:
-            self._cache[coalition] = float(self._value(frozenset(coalition)))
-        return self._cache[coalition]
