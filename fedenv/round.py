@@ -8,7 +8,7 @@ The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
 1. participants train from the current global adapter (``engine.train_updates``);
 2. each update's canonical bytes are written to the run folder, its hash is signed onto the
    public ledger by the organization, the bytes go to its private data collection;
-3. contributions are scored (coalition values from ``engine.evaluate_coalition``, each
+3. contributions are scored (coalition values from ``engine.evaluate_coalitions``, each
    coalition evaluated once); with ``scoring.reject_negative``, updates with a negative
    contribution are rejected, and all are if the rest would lower the global's score; the
    mechanism pays the accepted ones; the scoring transaction is endorsed and committed on the
@@ -34,6 +34,7 @@ from fedenv.run_folder import RunFolder
 from fedenv.scenario import Scenario
 from fedenv.scenario.engine import scenario_engine
 from fedenv.scoring.behaviours import TRAINS, craft_update
+from fedenv.scoring.coalition_values import RoundCoalitionValues
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS, contributions
 from fedenv.scoring.costs import RoundCosts, round_costs
 from fedenv.scoring.incentives import get_mechanism, payout_method
@@ -109,7 +110,7 @@ class RoundPlayer:
                 ]
 
         before = self.global_result
-        values = _CoalitionValues(self.engine, by_org, before)
+        values = RoundCoalitionValues(self.engine, by_org, before)
         with watch("scoring"):
             contribution = self._contributions(values, index)
             accepted = self._accept(contribution, values)
@@ -258,7 +259,7 @@ class RoundPlayer:
         ]
 
     def _payout_contributions(
-        self, values: _CoalitionValues, index: int, scored: dict[str, float]
+        self, values: RoundCoalitionValues, index: int, scored: dict[str, float]
     ) -> dict[str, float]:
         """The contributions the mechanism pays on: its own measure (``shapley`` or ``loo``) over
         the same cached coalition values when the scoring method is of another kind."""
@@ -271,7 +272,7 @@ class RoundPlayer:
         return scored if method is None else self._contributions(values, index, method)
 
     def _contributions(
-        self, values: _CoalitionValues, index: int, method: str | None = None
+        self, values: RoundCoalitionValues, index: int, method: str | None = None
     ) -> dict[str, float]:
         scoring = self.scenario.scoring
         rng = np.random.default_rng(derive_seed(self.episode_seed, "scoring", index))
@@ -284,7 +285,7 @@ class RoundPlayer:
             tolerance=scoring.tmc_tolerance,
         )
 
-    def _accept(self, contribution: Mapping[str, float], values: _CoalitionValues) -> list[str]:
+    def _accept(self, contribution: Mapping[str, float], values: RoundCoalitionValues) -> list[str]:
         """The rejection rule (``scoring.reject_negative``): updates with a negative contribution
         stay out, and nothing is committed if the rest would lower the global's score."""
         if not self.scenario.scoring.reject_negative:
@@ -293,30 +294,6 @@ class RoundPlayer:
         if accepted and values(frozenset(accepted)) < values(frozenset()):
             return []
         return accepted
-
-
-class _CoalitionValues:
-    """``value(S)``: the benchmark score of the aggregate of coalition S's updates (the current
-    global's for the empty coalition); each coalition is evaluated once."""
-
-    def __init__(self, engine, updates: Mapping[str, ClientUpdate], empty: BenchmarkResult) -> None:
-        self.engine = engine
-        self.updates = dict(updates)
-        self._results: dict[frozenset[str], BenchmarkResult] = {frozenset(): empty}
-
-    def result(self, coalition: frozenset[str]) -> BenchmarkResult:
-        if coalition not in self._results:
-            self._results[coalition] = self.engine.evaluate_coalition(
-                [self.updates[o] for o in sorted(coalition)]
-            )
-        return self._results[coalition]
-
-    def __call__(self, coalition: frozenset[str]) -> float:
-        return self.result(coalition).score
-
-    @property
-    def evaluations(self) -> int:
-        return len(self._results) - 1
 
 
 def _rounded(value: float) -> float:
