@@ -303,10 +303,15 @@ def test_payouts_to_a_free_rider_count_as_paid_to_attackers(tmp_path):
     plan = plan_comparison(
         [tmp_path / "attacked.toml"],
         ["equal", "none"],
-        overrides={"max_rounds": 1, "scoring.reject_negative": False},
+        overrides={
+            "max_rounds": 1,
+            "scoring.reject_negative": False,
+            "defence.near_global": 0.0,
+        },
     )
     equal, none = compare(plan, EveryoneAtTheTop).runs
-    # all three take part and are accepted: the equal split pays the free rider a third
+    # all three take part and are accepted (the free-rider screen is off): the equal split pays
+    # the free rider a third
     assert equal.metrics["attack/payout_share_malicious"] == pytest.approx(1 / 3)
     assert equal.episodes[0].malicious == frozenset({"skyway"})
     assert none.metrics["attack/payout_share_malicious"] == 0.0

@@ -21,6 +21,7 @@ from fedenv.data.dialogues import (
     benchmark_dialogues,
     generate_org_dialogues,
     public_corpus,
+    root_dialogues,
 )
 from fedenv.data.domains import DOMAINS, PRIVATE_DOMAINS, PUBLIC_DOMAINS, World, make_world
 from fedenv.data.jsonl import load_jsonl, save_jsonl
@@ -39,5 +40,6 @@ __all__ = [
     "load_jsonl",
     "make_world",
     "public_corpus",
+    "root_dialogues",
     "save_jsonl",
 ]

@@ -158,3 +158,11 @@ def benchmark_dialogues(domain: str, n: int, seed: int) -> list[Dialogue]:
     _check_count(n)
     world, rng = D.make_world(domain, seed), D.stream("benchmark", seed, domain)
     return [_dialogue(world, rng, corrupt=False, held_out=True) for _ in range(n)]
+
+
+def root_dialogues(domain: str, n: int, seed: int) -> list[Dialogue]:
+    """``n`` dialogues of ``domain`` held by the consortium as a small trusted root set (FLTrust):
+    the true facts, training phrasings, from a stream of their own."""
+    _check_count(n)
+    world, rng = D.make_world(domain, seed), D.stream("root", seed, domain)
+    return [_dialogue(world, rng, corrupt=False, held_out=False) for _ in range(n)]

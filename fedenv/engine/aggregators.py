@@ -16,12 +16,27 @@ seeded rank-``r`` adapter (``folds_into_base``), so the rank does not grow from 
 
 An aggregator sees adapters in the order given; the engine sorts updates by digest first, so the
 aggregate does not depend on the order in which clients report.
+
+An :class:`AggregationRule` changes how a coalition's updates combine (the round's defences and
+dilution-proof accounting, :mod:`fedenv.scoring.defence`):
+
+- ``shares``: each organization's fixed share of the round, *not* renormalized over a coalition.
+  The aggregate of a coalition ``S`` is the global adapter moved by its members' shares of their
+  changes, ``g + sum_{i in S} s_i (a_i - g)`` (``flora``: ``sum_{i in S} s_i B_i A_i``), so an
+  update equal to the global adds nothing and takes no weight from the others. When the shares
+  of ``S`` sum to 1 it is the weighted average above.
+- ``statistic``: ``median`` or ``trimmed_mean`` (Yin et al., ICML 2018) take that statistic of
+  every coordinate over the coalition's adapters instead of their mean (unweighted). Only
+  aggregators that average parameters (``fedavg``, ``ffa``; ``coordinatewise``) can: ``flora``
+  stacks its clients' factors, and a coordinate-wise statistic of stacked factors is no
+  aggregate of theirs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -40,6 +55,53 @@ def normalized_weights(weights: Sequence[float]) -> list[float]:
     return [float(weight) / total for weight in weights]
 
 
+STATISTICS = ("mean", "median", "trimmed_mean")
+
+
+@dataclass(frozen=True)
+class AggregationRule:
+    """How a coalition's updates combine (see the module docstring); the default is FedAvg's
+    data-size weights, normalized over the coalition."""
+
+    shares: Mapping[str, float] | None = None  # organization -> fixed share of the round
+    statistic: str = "mean"  # mean | median | trimmed_mean
+    trim: float = 0.0  # trimmed_mean: share of the values cut at each end of every coordinate
+
+    def __post_init__(self) -> None:
+        if self.statistic not in STATISTICS:
+            raise ConfigError("statistic", f"must be one of {STATISTICS}, got {self.statistic!r}")
+        if not 0.0 <= self.trim < 0.5:
+            raise ConfigError("trim", f"must be in [0, 0.5), got {self.trim!r}")
+        if self.shares is not None:
+            for org, share in self.shares.items():
+                if not (isinstance(share, float | int) and math.isfinite(share) and share > 0):
+                    raise InvalidUpdateError(f"{org}: share must be positive, got {share!r}")
+            if sum(self.shares.values()) > 1.0 + 1e-9:
+                raise InvalidUpdateError(f"shares sum to {sum(self.shares.values())} > 1")
+
+
+def trimmed_count(n: int, trim: float) -> int:
+    """Values cut at each end of a coordinate by ``trimmed_mean``: ``ceil(trim * n)``, at most
+    ``(n - 1) // 2`` so that one value (two for an even ``n``) always remains."""
+    return min(math.ceil(trim * n - 1e-9), (n - 1) // 2)
+
+
+def coordinatewise(tensors: Sequence[torch.Tensor], statistic: str, trim: float) -> torch.Tensor:
+    """``statistic`` of every coordinate over ``tensors`` (float32; the median of an even number
+    of values is the mean of the two middle ones)."""
+    stacked = torch.stack([t.float() for t in tensors]).sort(dim=0).values
+    n = stacked.shape[0]
+    if statistic == "median":
+        low, high = (n - 1) // 2, n // 2
+        result = (stacked[low] + stacked[high]) / 2
+    elif statistic == "trimmed_mean":
+        cut = trimmed_count(n, trim)
+        result = stacked[cut : n - cut].mean(dim=0)
+    else:
+        result = stacked.mean(dim=0)
+    return result.to(tensors[0].dtype)
+
+
 def _weighted_sum(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
     total = torch.zeros_like(tensors[0], dtype=torch.float32)
     for tensor, weight in zip(tensors, weights):
@@ -54,6 +116,7 @@ class Aggregator:
     summary: str = ""
     trains_lora_a: bool = True  # False: clients keep every lora_A fixed at the global value
     folds_into_base: bool = False  # True: the aggregate is merged into the base weights
+    coordinatewise: bool = True  # False: no coordinate-wise median / trimmed mean (see above)
 
     def check_update(
         self, global_adapter: Mapping[str, torch.Tensor], adapter: Adapter, *, source: str
@@ -68,6 +131,48 @@ class Aggregator:
     ) -> Adapter:
         """The aggregate of validated ``adapters`` with normalized ``weights``."""
         raise NotImplementedError
+
+    def combine_shares(
+        self,
+        global_adapter: Mapping[str, torch.Tensor],
+        adapters: Sequence[Adapter],
+        shares: Sequence[float],
+    ) -> Adapter:
+        """``g + sum_i s_i (a_i - g)`` for every key this method trains (the others stay ``g``)."""
+        combined = {}
+        for key, start in global_adapter.items():
+            if not self._trains(key):
+                combined[key] = start.clone()
+                continue
+            total = start.float().clone()
+            for adapter, share in zip(adapters, shares):
+                total.add_(adapter[key].float() - start.float(), alpha=share)
+            combined[key] = total.to(start.dtype)
+        return combined
+
+    def combine_statistic(
+        self,
+        global_adapter: Mapping[str, torch.Tensor],
+        adapters: Sequence[Adapter],
+        statistic: str,
+        trim: float,
+    ) -> Adapter:
+        """The coordinate-wise ``statistic`` of ``adapters`` on every key this method trains."""
+        if not self.coordinatewise:
+            raise ConfigError(
+                "defence.aggregation",
+                f"{statistic} needs an aggregator that averages parameters (fedavg, ffa); "
+                f"{self.name} stacks its clients' factors",
+            )
+        return {
+            key: coordinatewise([a[key] for a in adapters], statistic, trim)
+            if self._trains(key)
+            else start.clone()
+            for key, start in global_adapter.items()
+        }
+
+    def _trains(self, key: str) -> bool:
+        return self.trains_lora_a or key.endswith(LORA_B_SUFFIX)
 
     def aggregate(
         self,
@@ -126,6 +231,11 @@ class FLoRA(Aggregator):
         "FLoRA: weighted A and B stacked along the rank dimension (exact), merged into the base"
     )
     folds_into_base = True
+    coordinatewise = False
+
+    def combine_shares(self, global_adapter, adapters, shares):
+        # the global B is zero (a fresh adapter every round): the stack is the members' change
+        return self.combine(global_adapter, adapters, shares)
 
     def combine(self, global_adapter, adapters, weights):
         stacked: Adapter = {}

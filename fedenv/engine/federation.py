@@ -41,7 +41,7 @@ import torch
 
 from fedenv.data import Dialogue
 from fedenv.device import cpu_threads, place_model
-from fedenv.engine.aggregators import get_aggregator, normalized_weights
+from fedenv.engine.aggregators import AggregationRule, get_aggregator, normalized_weights
 from fedenv.engine.batched_training import BatchedTrainer
 from fedenv.engine.coalitions import CoalitionEvaluator
 from fedenv.engine.compiled import CompiledCall
@@ -287,19 +287,32 @@ class FederatedEngine:
 
     # ----------------------------------------------------------------- aggregation
 
-    def _aggregate(self, checked: list[tuple[ClientUpdate, Adapter]]) -> Adapter:
-        """The aggregate of checked updates (see :class:`VerifiedUpdates`)."""
-        weights = normalized_weights([update.num_examples for update, _ in checked])
+    def _aggregate(
+        self, checked: list[tuple[ClientUpdate, Adapter]], rule: AggregationRule | None = None
+    ) -> Adapter:
+        """The aggregate of checked updates (see :class:`VerifiedUpdates`) under ``rule``
+        (default: data-size weights normalized over them)."""
+        adapters = [a for _, a in checked]
         with torch.no_grad():
-            return self.aggregator.combine(self._global, [a for _, a in checked], weights)
+            if rule is not None and rule.statistic != "mean":
+                return self.aggregator.combine_statistic(
+                    self._global, adapters, rule.statistic, rule.trim
+                )
+            if rule is not None and rule.shares is not None:
+                shares = [rule.shares[update.org] for update, _ in checked]
+                return self.aggregator.combine_shares(self._global, adapters, shares)
+            weights = normalized_weights([update.num_examples for update, _ in checked])
+            return self.aggregator.combine(self._global, adapters, weights)
 
-    def commit(self, updates: Sequence[ClientUpdate]) -> str:
-        """Aggregate ``updates`` into the new global state; returns its digest.
+    def commit(
+        self, updates: Sequence[ClientUpdate], *, rule: AggregationRule | None = None
+    ) -> str:
+        """Aggregate ``updates`` under ``rule`` into the new global state; returns its digest.
 
         Every update is validated first: a rejected commit leaves the global state unchanged."""
         if not updates:
             raise NoParticipantsError("commit needs at least one update")
-        aggregate = self._aggregate(self._verified.check(updates))
+        aggregate = self._aggregate(self._verified.check(updates), rule)
         base_delta = self._base_delta
         if self.aggregator.folds_into_base:  # merge B @ A into the base; restart from fresh LoRA
             deltas = dense_deltas(aggregate, self.config.lora.scale)
@@ -330,17 +343,48 @@ class FederatedEngine:
         return self.evaluate_coalitions([updates], grouped=False)[0]
 
     def evaluate_coalitions(
-        self, coalitions: Sequence[Sequence[ClientUpdate]], *, grouped: bool | None = None
+        self,
+        coalitions: Sequence[Sequence[ClientUpdate]],
+        *,
+        grouped: bool | None = None,
+        rule: AggregationRule | None = None,
     ) -> list[BenchmarkResult]:
-        """:meth:`evaluate_coalition` of each coalition. ``grouped``: all of them in shared
-        passes (:meth:`CoalitionEvaluator.grouped`), equal up to rounding; ``None`` picks
+        """:meth:`evaluate_coalition` of each coalition, aggregated under ``rule`` (as
+        :meth:`commit` would). ``grouped``: all of them in shared passes
+        (:meth:`CoalitionEvaluator.grouped`), equal up to rounding; ``None`` picks
         :attr:`grouped_default`. Every update is validated before anything is evaluated."""
         grouped = self._grouped(grouped)
         checked = [self._verified.check(updates) for updates in coalitions]
-        adapters = [self._aggregate(c) if c else self._global for c in checked]
+        adapters = [self._aggregate(c, rule) if c else self._global for c in checked]
         if grouped:
             return self._evaluator.grouped(adapters)
         return [self._evaluator.merged(adapter) for adapter in adapters]
+
+    def evaluate_global_on(self, benchmark: Benchmark) -> BenchmarkResult:
+        """``benchmark`` (another held-out set than the engine's) on the current global model."""
+        with self._threads():
+            return benchmark.evaluate(self.model, forward=self._compiled)
+
+    def tokenize(self, dialogues: Sequence[Dialogue], *, source: str) -> TokenizedDataset:
+        """``dialogues`` tokenized as an organization's are (for :meth:`train_reference`)."""
+        return TokenizedDataset.build(
+            self.tokenizer,
+            dialogues,
+            max_len=self.config.training.max_len,
+            device=self.device,
+            source=source,
+        )
+
+    def train_reference(self, data: TokenizedDataset, local_steps: int, *, seed: int) -> Adapter:
+        """An adapter trained from the current global one on ``data`` (the consortium's own
+        dialogues, e.g. FLTrust's root set) for ``local_steps`` steps, as a participant trains;
+        nothing is committed."""
+        job = TrainingJob(data, len(data), local_steps, derive_seed(self.config.seed, "ref", seed))
+        with self._threads():
+            [(adapter, _, _)] = self._trainer.train_jobs(
+                self._global, [job], self.config.training.batch_size
+            )
+        return adapter
 
     # ----------------------------------------------------------------- rounds
 
