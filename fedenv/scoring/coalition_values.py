@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fedenv.data.benchmark import BenchmarkResult
+    from fedenv.engine.aggregators import AggregationRule
     from fedenv.engine.federation import ClientUpdate, FederatedEngine
 
 Coalition = frozenset[str]
@@ -72,18 +73,27 @@ class CoalitionValues:
 
 class RoundCoalitionValues(CoalitionValues):
     """The coalition values of one round's ``updates`` (organization -> ``ClientUpdate``) on the
-    engine: ``value(S)`` is the score of the aggregate of ``S``'s updates, the empty coalition's
-    result is ``empty`` (the current global's), and prefetched coalitions reach
+    engine: ``value(S)`` is the score of the aggregate of ``S``'s updates under ``rule`` (the
+    engine's default: data-size weights normalized over ``S``), the empty coalition's result is
+    ``empty`` (the current global's), and prefetched coalitions reach
     ``engine.evaluate_coalitions`` together (grouped passes where the engine uses them)."""
 
-    def __init__(self, engine: FederatedEngine, updates: Mapping[str, ClientUpdate], empty) -> None:
+    def __init__(
+        self,
+        engine: FederatedEngine,
+        updates: Mapping[str, ClientUpdate],
+        empty,
+        *,
+        rule: AggregationRule | None = None,
+    ) -> None:
         self.engine = engine
         self.updates = dict(updates)
+        self.rule = rule
         super().__init__(self._evaluate, known={frozenset(): empty}, score=_score)
 
     def _evaluate(self, coalitions: list[Coalition]) -> list[BenchmarkResult]:
         members = [[self.updates[org] for org in sorted(c)] for c in coalitions]
-        return self.engine.evaluate_coalitions(members)
+        return self.engine.evaluate_coalitions(members, rule=self.rule)
 
 
 def _score(result: BenchmarkResult) -> float:

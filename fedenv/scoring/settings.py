@@ -1,7 +1,8 @@
-"""The scoring layer's settings: contribution scoring, payouts and costs.
+"""The scoring layer's settings: contribution scoring, payouts, costs and defences.
 
-A scenario embeds them as its ``[scoring]``, ``[incentives]`` and ``[costs]`` sections
-(:class:`~fedenv.settings.Settings` models: one declaration, bounds and help text per field).
+A scenario embeds them as its ``[scoring]``, ``[incentives]``, ``[costs]`` and ``[defence]``
+sections (:class:`~fedenv.settings.Settings` models: one declaration, bounds and help text per
+field).
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from fedenv.errors import ConfigError
 from fedenv.scoring.contribution import METHODS
 from fedenv.scoring.incentives import MECHANISMS
 from fedenv.settings import Settings, one_of
+
+NORM_RULES = ("normalize", "clip", "none")
+AGGREGATIONS = ("mean", "median", "trimmed_mean")
+FILTERS = ("krum", "fltrust", "foolsgold")
+WEIGHING_FILTERS = ("fltrust", "foolsgold")  # they weigh a mean: no median or trimmed mean
 
 
 class ScoringSettings(Settings):
@@ -53,4 +60,68 @@ class CostSettings(Settings):
     communication_per_update: float = Field(0.1, ge=0.0, description="cost of sending one update")
     ledger_fee_per_tx: float = Field(
         0.01, ge=0.0, description="fee per transaction an org submits"
+    )
+
+
+def _filters(names: tuple[str, ...]) -> tuple[str, ...]:
+    for name in names:
+        one_of(FILTERS)(name)
+    if len(set(names)) != len(names):
+        raise ConfigError("", f"names a filter twice: {list(names)}")
+    return names
+
+
+class DefenceSettings(Settings):
+    """What stands between the updates and the aggregate (see fedenv.scoring.defence and
+    docs/incentives.md); contribution rejection is ``scoring.reject_negative``."""
+
+    norm: Annotated[str, AfterValidator(one_of(NORM_RULES))] = Field(
+        "normalize",
+        description="normalize: every update is rescaled to its resource level's norm budget "
+        "(a boosted update counts as its unboosted self); clip: only shrunk to it (Sun et al.); "
+        "none: as sent",
+    )
+    norm_bound: float = Field(
+        1.0, gt=0.0, description="the norm budget's multiple that updates are rescaled to"
+    )
+    near_global: float = Field(
+        0.25,
+        ge=0.0,
+        lt=1.0,
+        description="reject an update that moves the model less than this share of its norm "
+        "budget (a free rider, exact or noisy); 0: off",
+    )
+    aggregation: Annotated[str, AfterValidator(one_of(AGGREGATIONS))] = Field(
+        "mean",
+        description="mean (weighted), or the coordinate-wise median or trimmed_mean (Yin et "
+        "al.) of the accepted updates: fedavg and ffa only",
+    )
+    trim: float = Field(
+        0.2, gt=0.0, lt=0.5, description="trimmed_mean: share of values cut at each end"
+    )
+    filters: Annotated[tuple[str, ...], AfterValidator(_filters)] = Field(
+        (),
+        strict=False,
+        description="screens applied in order: krum (multi-Krum), fltrust (trust = cosine to "
+        "the consortium's root update), foolsgold (down-weights updates similar to another's)",
+    )
+    krum_byzantine: int = Field(
+        1, ge=0, description="krum: updates assumed Byzantine (f); multi-Krum keeps n - f"
+    )
+    root_dialogues: int = Field(
+        2, ge=1, description="fltrust: the consortium's root set, dialogues per domain"
+    )
+    root_steps: int = Field(
+        0, ge=0, description="fltrust: local steps of the root update; 0: the top level's"
+    )
+    foolsgold_confidence: float = Field(
+        1.0, gt=0.0, description="foolsgold: kappa, the confidence of its logit weighting"
+    )
+    reputation: bool = Field(
+        False,
+        description="keep a reputation per organization on the consortium channel: weight and "
+        "pay are multiplied by it; it decays towards 0 when rejected, 1 when accepted",
+    )
+    reputation_decay: float = Field(
+        0.7, ge=0.0, lt=1.0, description="reputation <- decay x reputation + (1 - decay) x accepted"
     )
