@@ -14,12 +14,18 @@ Per round (see :class:`Ledgers` for the calls):
   endorsement policy is the owner's peer alone, so the bytes never leave the organization; the
   channel ledger gets the salted hash, and the peer publishes the update's SHA-256 in world state
   (``digest/<key>/<org>``);
-- ``federation.record`` records the round's contributions, accepted updates and payouts in
-  world state and in the consortium-wide ``scores`` collection, whose endorsement policy is the
-  channel's rule (``OutOf(majority)`` of the organizations' peers by default): a scoring
-  transaction is valid only when that many peers endorsed it, and every endorsing peer checks
-  that each scored update's digest is the one its owner's peer published, that payouts are
-  finite, non-negative, paid to accepted updates only and within the round's pool;
+- ``federation.record`` records the round's decisions (each update's contribution, acceptance,
+  share of the aggregate, payout, the defences' reasons for every rejection or down-weighting,
+  and its organization's new reputation when the reputation defence is on) in world state and
+  in the consortium-wide ``scores`` collection, whose endorsement policy is the channel's rule
+  (``OutOf(majority)`` of the organizations' peers by default): a scoring transaction is valid
+  only when that many peers endorsed it, and every endorsing peer checks that each scored
+  update's digest is the one its owner's peer published, that payouts are finite, non-negative,
+  paid to accepted updates only and within the round's pool, that every rejection names its
+  reason, that shares are in [0, 1], positive exactly for accepted updates and sum to at most 1,
+  and that each reputation follows :func:`fedenv.scoring.reputation.next_reputation` from the
+  value the channel holds for the organization in that episode (the decay is fixed on the channel
+  by the first record that carries one);
 - the consortium's orderer anchors the new global state's digest (``global-model-hash``) and the
   round's summary (``round-summary``) on the public ledger and seals the round's block.
 
@@ -46,6 +52,7 @@ from typing import Any
 from chains.canonical import canonical_json
 from chains.fabric import ChaincodeError, ChaincodeStub, CollectionConfig, Gateway, Network
 from chains.public_ledger import LedgerConfig, PublicLedger
+from fedenv.scoring.reputation import INITIAL, TOLERANCE, next_reputation
 
 CHANNEL = "consortium"
 CHAINCODE = "federation"
@@ -109,12 +116,56 @@ def _record_scores(stub: ChaincodeStub, key: str, record: str) -> dict[str, Any]
             raise ChaincodeError(f"{org}: payout must be finite and >= 0, got {payout!r}")
         if payout > 0 and not row["accepted"]:
             raise ChaincodeError(f"{org}: a rejected update cannot be paid")
-    paid = sum(row["payout"] for row in scores["participants"].values())
-    if paid > scores["pool"] + 1e-6 * len(scores["participants"]):  # payouts carry 6 decimals
+        _check_decision(org, row)
+    rows = scores["participants"].values()
+    paid = sum(row["payout"] for row in rows)
+    if paid > scores["pool"] + 1e-6 * len(rows):  # payouts carry 6 decimals
         raise ChaincodeError(f"payouts {paid:g} exceed the round's pool {scores['pool']:g}")
+    if sum(row["weight"] for row in rows) > 1.0 + 1e-6 * len(rows):
+        raise ChaincodeError("the accepted updates' shares sum to more than 1")
+    _check_reputations(stub, key, scores)
     stub.put_state(f"scores/{key}", record)
     stub.put_private_data(SCORES, key, record)  # brings in the collection's endorsement policy
     return {"round": key, "scored": len(scores["participants"])}
+
+
+def _check_decision(org: str, row: Mapping[str, Any]) -> None:
+    """One participant's decision: a share exactly when accepted, a reason for a rejection."""
+    if "weight" not in row or "reasons" not in row:
+        raise ChaincodeError(f"{org}: a decision needs its weight and reasons")
+    weight, reasons = row["weight"], row["reasons"]
+    if not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+        raise ChaincodeError(f"{org}: share {weight!r} is not in [0, 1]")
+    if (weight > 0) != bool(row["accepted"]):
+        raise ChaincodeError(f"{org}: an accepted update has a share, a rejected one none")
+    if not isinstance(reasons, list) or not all(isinstance(r, str) and r for r in reasons):
+        raise ChaincodeError(f"{org}: reasons must be a list of texts")
+    if not row["accepted"] and not reasons:
+        raise ChaincodeError(f"{org}: a rejection must name its reason")
+
+
+def _check_reputations(stub: ChaincodeStub, key: str, scores: Mapping[str, Any]) -> None:
+    """Each reputation in the record follows the decay rule from the value the channel holds."""
+    decay = scores.get("reputation_decay")
+    if decay is None:
+        return
+    fixed = stub.get_state("policy/reputation_decay")
+    if fixed is None:
+        stub.put_state("policy/reputation_decay", json.dumps(decay))
+    elif json.loads(fixed) != decay:
+        raise ChaincodeError(f"reputation decay {decay} is not the channel's {json.loads(fixed)}")
+    episode = key.split("-")[0]
+    for org, row in sorted(scores["participants"].items()):
+        state = f"reputation/{episode}/{org}"
+        held = stub.get_state(state)
+        previous = INITIAL if held is None else float(json.loads(held))
+        expected = next_reputation(previous, bool(row["accepted"]), decay)
+        if abs(row.get("reputation", math.nan) - expected) > TOLERANCE:
+            raise ChaincodeError(
+                f"{org}: reputation {row.get('reputation')} does not follow from "
+                f"{previous} (expected {expected:.6f})"
+            )
+        stub.put_state(state, json.dumps(row["reputation"]))
 
 
 @dataclass
@@ -237,17 +288,23 @@ class Ledgers:
         participants: Mapping[str, Mapping[str, Any]],
         *,
         pool: float,
+        reputation_decay: float | None = None,
     ) -> str:
         """Commit the round's private updates, then the scoring transaction; returns its tx id.
 
-        ``participants[org]`` holds ``digest``, ``contribution``, ``accepted``, ``payout``;
-        ``pool`` is the round's reward pool.  Endorsed under the channel's policy; raises if any
-        transaction is not valid."""
+        ``participants[org]`` holds ``digest``, ``level``, ``contribution``, ``accepted``,
+        ``payout``, ``weight`` (its share of the aggregate), ``reasons`` (the defences' texts)
+        and, with ``reputation_decay``, ``reputation`` (the new one); ``pool`` is the round's
+        reward pool.  Endorsed under the channel's policy; raises if any transaction is not
+        valid."""
         self._commit_private()
-        record = canonical_json(
-            {"participants": {o: dict(r) for o, r in participants.items()}, "pool": pool},
-            what="scoring record",
-        ).decode()
+        content: dict[str, Any] = {
+            "participants": {o: dict(r) for o, r in participants.items()},
+            "pool": pool,
+        }
+        if reputation_decay is not None:
+            content["reputation_decay"] = reputation_decay
+        record = canonical_json(content, what="scoring record").decode()
         scorer = self.clients[self.orgs[0]]
         result = Gateway(self.channel, scorer).submit(
             CHAINCODE, "record", round_key(episode, round), record

@@ -13,7 +13,7 @@ infos are the same for the same seed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fedenv.scoring.costs import RoundCosts
@@ -36,6 +36,11 @@ INFO_KEYS = (
     "global_score",
     "domain_scores",
     "round",
+    "weight",
+    "reasons",
+    "reputation",
+    "backdoor_asr",
+    "false_fact_acceptance",
 )
 """The keys of ``infos[org]`` after a step, in this order (documented in :mod:`fedenv.fedorg`)."""
 
@@ -54,6 +59,9 @@ class OrgOutcome:
     reward: float  # payout + model_value - costs.total
     accepted: bool  # its update went into the new global model
     tx_ids: tuple[str, ...]  # its public update-hash and private-collection transactions
+    weight: float = 0.0  # its share of the aggregate (0: rejected or sat out)
+    reasons: tuple[str, ...] = ()  # why the defences rejected or down-weighted it
+    reputation: float = 1.0  # its reputation on the channel after the round (1: defence off)
 
     @property
     def participated(self) -> bool:
@@ -76,6 +84,7 @@ class RoundOutcome:
     evaluations: int  # benchmark evaluations of coalitions the round's scoring needed
     orgs: Mapping[str, OrgOutcome]  # the organizations live in the round, in the env's order
     timings: Mapping[str, float]  # wall-clock seconds per stage (train, scoring, ledgers, ...)
+    attack_measures: Mapping[str, float] = field(default_factory=dict)  # backdoor_asr, ...
 
     def domain_score(self, org: str) -> float:
         """The global model's score on ``org``'s own domain after the round."""
@@ -102,4 +111,9 @@ class RoundOutcome:
             "global_score": self.global_score,
             "domain_scores": dict(self.domain_scores),
             "round": self.round,
+            "weight": row.weight,
+            "reasons": list(row.reasons),
+            "reputation": row.reputation,
+            "backdoor_asr": self.attack_measures.get("backdoor_asr"),
+            "false_fact_acceptance": self.attack_measures.get("false_fact_acceptance"),
         }

@@ -1,31 +1,36 @@
-"""One federated round, as the env plays it: train, publish, score, pay, aggregate, anchor.
+"""One federated round, as the env plays it: train, publish, defend, score, pay, aggregate, anchor.
 
-:class:`RoundPlayer` holds the engine (:mod:`fedenv.scenario.engine`) and the run folder's ledgers
-(:mod:`fedenv.ledgers`) and turns the round's resource levels into a typed
-:class:`~fedenv.records.RoundOutcome` (one :class:`~fedenv.records.OrgOutcome` per organization).
-The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
+:class:`RoundPlayer` holds the engine (:mod:`fedenv.scenario.engine`), the run folder's ledgers
+(:mod:`fedenv.ledgers`) and the scenario's defences (:mod:`fedenv.scoring.defence`), and turns the
+round's resource levels into a typed :class:`~fedenv.records.RoundOutcome` (one
+:class:`~fedenv.records.OrgOutcome` per organization). The order of :meth:`RoundPlayer.play` is
+the design's "one step, as data flows":
 
-1. participants train from the current global adapter (``engine.train_updates``);
+1. participants train from the current global adapter (``engine.train_updates``); attackers send
+   what their behaviour crafts instead (:mod:`fedenv.scoring.attacks`);
 2. each update's canonical bytes are written to the run folder, its hash is signed onto the
    public ledger by the organization, the bytes go to its private data collection;
-3. contributions are scored (coalition values from ``engine.evaluate_coalitions``, each
-   coalition evaluated once); with ``scoring.reject_negative``, updates with a negative
-   contribution are rejected, and all are if the rest would lower the global's score; the
-   mechanism pays the accepted ones; the scoring transaction is endorsed and committed on the
-   consortium channel;
-4. the accepted updates are committed as the new global state, whose hash and the round's
-   summary are anchored on the public ledger, and the round's block is sealed;
+3. the defences screen the updates (integrity, free riders, the norm rule, the scenario's
+   filters and reputation), and the round's game is played on the candidates to its fixed point
+   (:mod:`fedenv.scoring.accounting`): contributions are measured on the set that is aggregated,
+   negative ones rejected (``scoring.reject_negative``), and the mechanism pays the accepted
+   updates on that set; every decision, with its reasons, goes into the scoring transaction,
+   endorsed and committed on the consortium channel;
+4. the accepted updates are committed as the new global state under the round's rule, whose hash
+   and the round's summary are anchored on the public ledger, and the round's block is sealed;
+   the data-poisoning attacks' measures are taken on it (:mod:`fedenv.scoring.attack_measures`);
 5. rewards = payout + model value - costs (:mod:`fedenv.scoring.costs`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
 
+from fedenv.data import root_dialogues
 from fedenv.data.benchmark import BenchmarkResult
 from fedenv.engine.federation import ClientUpdate, Participant
 from fedenv.engine.lora import canonical_bytes
@@ -33,11 +38,12 @@ from fedenv.records import OrgOutcome, RoundOutcome
 from fedenv.run_folder import RunFolder
 from fedenv.scenario import Scenario
 from fedenv.scenario.engine import scenario_engine
-from fedenv.scoring.behaviours import TRAINS, craft_update
-from fedenv.scoring.coalition_values import RoundCoalitionValues
-from fedenv.scoring.contribution import MAX_EXACT_PLAYERS, contributions
-from fedenv.scoring.costs import RoundCosts, round_costs
-from fedenv.scoring.incentives import get_mechanism, payout_method
+from fedenv.scoring.accounting import settle
+from fedenv.scoring.attack_measures import AttackMeasures
+from fedenv.scoring.attacks import ATTACKS, craft_update, strength_of
+from fedenv.scoring.costs import round_costs
+from fedenv.scoring.defence import Decision, RoundDefence
+from fedenv.scoring.incentives import get_mechanism
 from fedenv.seeding import derive_seed
 
 DIGITS = 6  # floats written to the ledgers are rounded to this many decimals
@@ -68,17 +74,46 @@ class RoundPlayer:
         self.engine = scenario_engine(scenario)
         self.mechanism = get_mechanism(scenario.incentives.mechanism)
         self.orgs = {o.name: o for o in scenario.organizations}
+        domains = list(dict.fromkeys(o.domain for o in scenario.organizations))
+        defence = scenario.defence
+        self.defence = RoundDefence(
+            defence,
+            self.engine,
+            level_steps=[level.local_steps for level in scenario.resource_levels],
+            root=[
+                d
+                for domain in domains
+                for d in root_dialogues(domain, defence.root_dialogues, scenario.seed)
+            ]
+            if "fltrust" in defence.filters
+            else (),
+        )
+        self.measures = AttackMeasures(
+            self.engine,
+            [
+                (o.behaviour, o.domain, strength_of(o.behaviour, o.strength))
+                for o in scenario.organizations
+            ],
+            seed=scenario.seed,
+            max_len=scenario.training.max_len,
+            batch_size=scenario.benchmark.batch_size,
+        )
         self.episode = -1
         self.episode_seed = 0
         self._base_result: BenchmarkResult | None = None
+        self._base_measures: dict[str, float] = {}
+        self._measures: dict[str, float] = {}  # of the current global model
         self.global_result: BenchmarkResult | None = None
 
     def start_episode(self, seed: int, index: int) -> None:
         """Back to the base global state; anchor it; seed the episode's randomness."""
         self.engine.reset()
+        self.defence.start_episode()
         if self._base_result is None:
             self._base_result = self.engine.evaluate_global()
+            self._base_measures = self.measures.measure()
         self.global_result = self._base_result
+        self._measures = self._base_measures
         self.episode_seed = derive_seed(seed, "episode", index)
         artifact = self.run.save_adapter(None, None, "base", self.engine.global_state_bytes())
         self.episode, _ = self.ledgers.start_episode(self.engine.global_digest, artifact)
@@ -95,8 +130,9 @@ class RoundPlayer:
             for org, k in levels.items()
             if k
         }
+        round_seed = derive_seed(self.episode_seed, "round", index)
         with watch("train"):
-            updates = self._updates(participants, index)
+            updates, trained = self._updates(participants, round_seed)
         by_org = {u.org: u for u in updates}
         tx_ids: dict[str, list[str]] = {org: [] for org in levels}
         for update in updates:
@@ -110,16 +146,32 @@ class RoundPlayer:
                 ]
 
         before = self.global_result
-        values = RoundCoalitionValues(self.engine, by_org, before)
         with watch("scoring"):
-            contribution = self._contributions(values, index)
-            accepted = self._accept(contribution, values)
-            paid_on = self._payout_contributions(values, index, contribution)
+            steps = {org: p.local_steps for org, p in participants.items()}
+            screened = self.defence.screen(by_org, steps, seed=round_seed)
+            settlement = settle(
+                self.engine,
+                screened.candidates,
+                {o: screened.base_weight(o) for o in screened.candidates},
+                screened.decisions,
+                before,
+                scoring=sc.scoring,
+                mechanism=self.mechanism,
+                make_rule=self.defence.rule,
+                rng=lambda i: np.random.default_rng(
+                    derive_seed(self.episode_seed, "scoring", index, *((i,) if i else ()))
+                ),
+            )
+            decisions = screened.decisions
+            reputations = self.defence.conclude(decisions)
+        accepted = settlement.accepted
         payouts = self.mechanism.payouts(
-            {o: paid_on[o] for o in accepted},
+            settlement.paid_on,
             {o: by_org[o].num_examples for o in accepted},
             sc.incentives.reward_pool,
         )
+        if sc.defence.reputation:
+            payouts = {o: p * screened.reputation[o] for o, p in payouts.items()}
         scoring_tx = None
         if updates:
             with watch("ledgers"):
@@ -127,22 +179,23 @@ class RoundPlayer:
                     self.episode,
                     index,
                     {
-                        o: {
-                            "digest": u.digest,
-                            "level": levels[o],
-                            "accepted": o in accepted,
-                            "contribution": _rounded(contribution[o]),
-                            "payout": _rounded(payouts.get(o, 0.0)),
-                        }
+                        o: _scoring_row(u.digest, levels[o], decisions[o], payouts.get(o, 0.0))
+                        | ({"reputation": reputations[o]} if reputations else {})
                         for o, u in by_org.items()
                     },
                     pool=sc.incentives.reward_pool,
+                    reputation_decay=sc.defence.reputation_decay if reputations else None,
                 )
         with watch("aggregate"):
             if accepted:
-                self.engine.commit([by_org[o] for o in accepted])
-                self.global_result = values.result(frozenset(accepted))
+                self.engine.commit(
+                    [screened.candidates[o] for o in accepted], rule=settlement.rule
+                )
+                self.global_result = settlement.result
         after = self.global_result
+        with watch("measures"):
+            if accepted:
+                self._measures = self.measures.measure()
         with watch("files"):
             artifact = self.run.save_adapter(
                 self.episode, index, "global", self.engine.global_state_bytes()
@@ -150,7 +203,7 @@ class RoundPlayer:
         summary = {
             "participants": sorted(by_org),
             "accepted": sorted(accepted),
-            "contributions": {o: _rounded(c) for o, c in sorted(contribution.items())},
+            "contributions": {o: _rounded(d.contribution) for o, d in sorted(decisions.items())},
             "payouts": {o: _rounded(p) for o, p in sorted(payouts.items())},
             "global_score": _rounded(after.score),
             "scoring_tx": scoring_tx or "",
@@ -162,7 +215,17 @@ class RoundPlayer:
             height = ledgers.seal()
 
         orgs = {
-            org: self._org_outcome(org, k, before, after, contribution, payouts, accepted, tx_ids)
+            org: self._org_outcome(
+                org,
+                k,
+                before,
+                after,
+                decisions.get(org),
+                payouts.get(org, 0.0),
+                reputations.get(org, screened.reputation.get(org, 1.0)),
+                tx_ids[org],
+                trains=org in trained,
+            )
             for org, k in levels.items()
         }
         return RoundOutcome(
@@ -175,9 +238,10 @@ class RoundPlayer:
             public_height=height,
             scoring_tx=scoring_tx,
             anchor_txs=tuple(anchor_txs),
-            evaluations=values.evaluations,
+            evaluations=settlement.evaluations,
             orgs=orgs,
             timings=watch.seconds,
+            attack_measures=dict(self._measures),
         )
 
     def _org_outcome(
@@ -186,114 +250,115 @@ class RoundPlayer:
         level: int,
         before: BenchmarkResult,
         after: BenchmarkResult,
-        contribution: Mapping[str, float],
-        payouts: Mapping[str, float],
-        accepted: Sequence[str],
-        tx_ids: Mapping[str, Sequence[str]],
+        decision: Decision | None,
+        payout: float,
+        reputation: float,
+        tx_ids: list[str],
+        *,
+        trains: bool,
     ) -> OrgOutcome:
         """``org``'s costs, model value and reward (nothing of them when it sat out)."""
         sc, spec = self.scenario, self.orgs[org]
-        if not level:  # sat out: no update, no transaction, nothing paid, owed or gained
+        if not level or decision is None:  # sat out: no update, nothing paid, owed or gained
             return OrgOutcome(
                 domain=spec.domain,
                 level=0,
                 local_steps=0,
                 contribution=0.0,
                 payout=0.0,
-                costs=RoundCosts(),
+                costs=round_costs(spec.unit_cost, None, sc.costs),
                 model_value=0.0,
                 reward=0.0,
                 accepted=False,
                 tx_ids=(),
+                reputation=reputation,
             )
         costs = round_costs(
             spec.unit_cost,
             sc.level(level).compute,
             sc.costs,
-            transactions=len(tx_ids[org]),
-            trains=TRAINS[spec.behaviour],
+            transactions=len(tx_ids),
+            trains=trains,
         )
         gain = after.domains[spec.domain].score - before.domains[spec.domain].score
         model_value = sc.incentives.model_value_weight * gain
-        payout = float(payouts.get(org, 0.0))
         return OrgOutcome(
             domain=spec.domain,
             level=level,
             local_steps=sc.level(level).local_steps,
-            contribution=float(contribution.get(org, 0.0)),
-            payout=payout,
+            contribution=decision.contribution,
+            payout=float(payout),
             costs=costs,
             model_value=model_value,
             reward=payout + model_value - costs.total,
-            accepted=org in accepted,
-            tx_ids=tuple(tx_ids[org]),
+            accepted=decision.accepted,
+            tx_ids=tuple(tx_ids),
+            weight=decision.weight,
+            reasons=tuple(decision.reasons),
+            reputation=reputation,
         )
 
-    def _updates(self, participants: Mapping[str, Participant], index: int) -> list[ClientUpdate]:
-        """Honest training for the organizations that train; crafted updates for the others."""
+    def _updates(
+        self, participants: Mapping[str, Participant], round_seed: int
+    ) -> tuple[list[ClientUpdate], set[str]]:
+        """What every participant sends, and which of them trained (and pays compute): honest
+        training for the organizations that train, crafted updates for the others, one training
+        per sybil group (see :mod:`fedenv.scoring.attacks`)."""
         if not participants:
-            return []
+            return [], set()
         behaviour = {org: self.orgs[org].behaviour for org in participants}
-        trainers = [p for org, p in participants.items() if TRAINS[behaviour[org]]]
-        round_seed = derive_seed(self.episode_seed, "round", index)
+        trainers: dict[str, Participant] = {}  # whose data trains -> the participant
+        source: dict[str, str] = {}  # org -> whose training it sends
+        trained_by: set[str] = set()
+        for org, p in participants.items():
+            if behaviour[org] == "sybil":
+                owner = self.scenario.sybil_group(org)[0]
+                if owner not in trainers:
+                    trainers[owner] = Participant(owner, p.local_steps, p.data_share)
+                    trained_by.add(org)
+                source[org] = owner
+            elif ATTACKS[behaviour[org]].trains:
+                trainers[org], source[org] = p, org
+                trained_by.add(org)
         trained = (
-            {u.org: u for u in self.engine.train_updates(trainers, round_seed=round_seed)}
+            {
+                u.org: u
+                for u in self.engine.train_updates(list(trainers.values()), round_seed=round_seed)
+            }
             if trainers
             else {}
         )
         if all(b == "honest" for b in behaviour.values()):
-            return list(trained.values())
+            return list(trained.values()), trained_by
         global_adapter = self.engine.global_adapter
         return [
             craft_update(
                 behaviour[org],
                 org,
                 global_adapter,
-                trained.get(org),
+                trained.get(source.get(org, "")),
+                strength=self.orgs[org].strength,
                 num_examples=self.engine.num_examples(p),
                 local_steps=p.local_steps,
                 seed=derive_seed(round_seed, "behaviour", org),
+                learning_rate=self.scenario.training.learning_rate,
                 trains_lora_a=self.engine.aggregator.trains_lora_a,
             )
             for org, p in participants.items()
-        ]
+        ], trained_by
 
-    def _payout_contributions(
-        self, values: RoundCoalitionValues, index: int, scored: dict[str, float]
-    ) -> dict[str, float]:
-        """The contributions the mechanism pays on: its own measure (``shapley`` or ``loo``) over
-        the same cached coalition values when the scoring method is of another kind."""
-        method = payout_method(
-            self.mechanism,
-            self.scenario.scoring.contribution,
-            len(values.updates),
-            MAX_EXACT_PLAYERS,
-        )
-        return scored if method is None else self._contributions(values, index, method)
 
-    def _contributions(
-        self, values: RoundCoalitionValues, index: int, method: str | None = None
-    ) -> dict[str, float]:
-        scoring = self.scenario.scoring
-        rng = np.random.default_rng(derive_seed(self.episode_seed, "scoring", index))
-        return contributions(
-            method or scoring.contribution,
-            sorted(values.updates),
-            values,
-            rng=rng,
-            permutations=scoring.tmc_permutations,
-            tolerance=scoring.tmc_tolerance,
-        )
-
-    def _accept(self, contribution: Mapping[str, float], values: RoundCoalitionValues) -> list[str]:
-        """The rejection rule (``scoring.reject_negative``): updates with a negative contribution
-        stay out, and nothing is committed if the rest would lower the global's score."""
-        if not self.scenario.scoring.reject_negative:
-            return list(values.updates)
-        accepted = [o for o in values.updates if contribution[o] >= 0]
-        if accepted and values(frozenset(accepted)) < values(frozenset()):
-            return []
-        return accepted
+def _scoring_row(digest: str, level: int, decision: Decision, payout: float) -> dict:
+    """One participant's row of the round's scoring record on the channel."""
+    return {
+        "digest": digest,
+        "level": level,
+        "accepted": decision.accepted,
+        "contribution": _rounded(decision.contribution),
+        "payout": _rounded(payout),
+        "weight": _rounded(decision.weight),
+        "reasons": list(decision.reasons),
+    }
 
 
 def _rounded(value: float) -> float:

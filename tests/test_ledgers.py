@@ -23,9 +23,17 @@ ORGS = ("northbank", "citycare", "skyway")
 
 
 def play_round(
-    ledgers: Ledgers, episode: int, index: int, *, wrong_digest_for: str = "", pool: float = 5.0
+    ledgers: Ledgers,
+    episode: int,
+    index: int,
+    *,
+    wrong_digest_for: str = "",
+    pool: float = 5.0,
+    changes: dict | None = None,
+    reputation_decay: float | None = None,
 ):
-    """One round as the env plays it, with every org taking part; returns the raw updates."""
+    """One round as the env plays it, with every org taking part; returns the raw updates.
+    ``changes[org]`` updates that org's row of the scoring record."""
     ledgers.tick()
     updates = {org: f"{org}/{episode}/{index}".encode() * 50 for org in ORGS}
     rows = {}
@@ -38,8 +46,11 @@ def play_round(
             "contribution": 0.25,
             "accepted": True,
             "payout": 1.5,
+            "weight": 0.25,
+            "reasons": [],
+            **(changes or {}).get(org, {}),
         }
-    ledgers.record_scoring(episode, index, rows, pool=pool)
+    ledgers.record_scoring(episode, index, rows, pool=pool, reputation_decay=reputation_decay)
     ledgers.anchor_global(episode, index, "ab" * 32, {"participants": sorted(ORGS)})
     ledgers.seal()
     return updates
@@ -105,7 +116,14 @@ def test_the_scoring_record_is_stored_as_canonical_json(tmp_path):
     ledgers = Ledgers(tmp_path, ORGS, seed=1)
     play_round(ledgers, 0, 0)
     stored, _version = ledgers.channel.peers[0].state.get(CHAINCODE, f"scores/{round_key(0, 0)}")
-    row = {"accepted": True, "contribution": 0.25, "digest": None, "payout": 1.5}
+    row = {
+        "accepted": True,
+        "contribution": 0.25,
+        "digest": None,
+        "payout": 1.5,
+        "weight": 0.25,
+        "reasons": [],
+    }
     participants = {
         org: {**row, "digest": hashlib.sha256(f"{org}/0/0".encode() * 50).hexdigest()}
         for org in ORGS
@@ -130,6 +148,43 @@ def test_payouts_beyond_the_pool_are_refused(tmp_path):
     ledgers = Ledgers(tmp_path, ORGS, seed=1)
     with pytest.raises(ChaincodeError, match="payouts 4.5 exceed the round's pool 4"):
         play_round(ledgers, 0, 0, pool=4.0)
+
+
+REJECTED = {"accepted": False, "payout": 0.0, "weight": 0.0, "reasons": ["krum: not kept"]}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"skyway": {**REJECTED, "reasons": []}}, "skyway: a rejection must name its reason"),
+        ({"skyway": {**REJECTED, "weight": 0.25}}, "skyway: an accepted update has a share"),
+        ({"skyway": {"weight": 0.0}}, "skyway: an accepted update has a share"),
+        ({"skyway": {"weight": 1.5}}, r"skyway: share 1.5 is not in \[0, 1\]"),
+        ({o: {"weight": 0.4} for o in ORGS}, "shares sum to more than 1"),
+        ({"skyway": {"reasons": "krum"}}, "skyway: reasons must be a list of texts"),
+    ],
+)
+def test_decisions_without_reasons_or_with_impossible_shares_are_refused(
+    tmp_path, changes, message
+):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1)
+    with pytest.raises(ChaincodeError, match=message):
+        play_round(ledgers, 0, 0, changes=changes)
+
+
+def test_reputations_follow_the_decay_rule_from_what_the_channel_holds(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1)
+    honest = {o: {"reputation": 1.0} for o in ORGS}
+    rejected = {**honest, "skyway": {**REJECTED, "reputation": 0.5}}  # 0.5 * 1 + 0.5 * 0
+    play_round(ledgers, 0, 0, changes=rejected, reputation_decay=0.5)
+    again = {**honest, "skyway": {**REJECTED, "reputation": 0.25}}  # from the 0.5 held
+    play_round(ledgers, 0, 1, changes=again, reputation_decay=0.5)
+    forgiven = {**honest, "skyway": {"reputation": 0.25}}  # accepted: 0.5 * 0.25 + 0.5 = 0.625
+    with pytest.raises(ChaincodeError, match=r"skyway: reputation 0.25 does not follow from 0.25"):
+        play_round(ledgers, 0, 2, changes=forgiven, reputation_decay=0.5)
+    with pytest.raises(ChaincodeError, match="reputation decay 0.7 is not the channel's 0.5"):
+        play_round(ledgers, 0, 3, changes=honest, reputation_decay=0.7)
+    play_round(ledgers, 1, 0, changes=honest, reputation_decay=0.5)  # a new episode starts at 1
 
 
 def test_same_seed_same_bytes(tmp_path):

@@ -26,6 +26,9 @@ def test_info_flattens_the_org_and_round_into_the_documented_keys():
                 reward=0.625,
                 accepted=True,
                 tx_ids=("tx-public", "tx-private"),
+                weight=0.75,
+                reasons=("norm: change x0.9",),
+                reputation=0.9,
             ),
             "skyway": org_outcome(participated=False, domain="airline"),
         },
@@ -33,6 +36,7 @@ def test_info_flattens_the_org_and_round_into_the_documented_keys():
         domain_scores={"bank": 4.0, "airline": 2.0},
         round=1,
         public_height=7,
+        attack_measures={"backdoor_asr": 0.25},
     )
     info = outcome.info("northbank")
     assert tuple(info) == INFO_KEYS
@@ -54,6 +58,11 @@ def test_info_flattens_the_org_and_round_into_the_documented_keys():
         "global_score": 3.0,
         "domain_scores": {"bank": 4.0, "airline": 2.0},
         "round": 1,
+        "weight": 0.75,
+        "reasons": ["norm: change x0.9"],
+        "reputation": 0.9,
+        "backdoor_asr": 0.25,
+        "false_fact_acceptance": None,
     }
     out = outcome.info("skyway")
     assert (out["participated"], out["resource"], out["cost_total"]) == (False, 0, 0.0)

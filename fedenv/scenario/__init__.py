@@ -25,6 +25,7 @@ from fedenv.scenario.models import (
     Organization,
     ResourceLevel,
     Scenario,
+    SybilGroup,
 )
 from fedenv.scenario.overrides import OVERRIDE_ALIASES
 
@@ -37,6 +38,7 @@ __all__ = [
     "Organization",
     "ResourceLevel",
     "Scenario",
+    "SybilGroup",
     "load_scenario",
     "scenario_from_dict",
 ]

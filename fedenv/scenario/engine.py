@@ -2,7 +2,8 @@
 
 The one place where a scenario becomes engine inputs (the engine layer knows no scenario): the
 engine settings the scenario embeds (:meth:`~fedenv.scenario.models.Scenario.engine_config`,
-``model``, ``benchmark``) and each organization's training dialogues.
+``model``, ``benchmark``) and each organization's training dialogues, poisoned for the
+``false_facts`` and ``backdoor`` attackers (:mod:`fedenv.scoring.poisoned_data`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,27 @@ from fedenv.data import Dialogue, generate_org_dialogues, load_jsonl
 from fedenv.engine.build import build_engine
 from fedenv.engine.federation import FederatedEngine
 from fedenv.scenario.models import Organization, Scenario
+from fedenv.scoring.attacks import ATTACKS, strength_of
+from fedenv.scoring.poisoned_data import poison_dialogues
 
 
 def organization_data(org: Organization, seed: int) -> list[Dialogue]:
-    """``org``'s training dialogues: its JSONL file (first ``data_size``), or generated ones."""
+    """``org``'s training dialogues: its JSONL file (first ``data_size``), or generated ones;
+    poisoned when its behaviour poisons data."""
     if org.data_path:
-        return load_jsonl(org.data_path)[: org.data_size]
-    return generate_org_dialogues(
-        org.domain, org.data_size, seed, org=org.name, quality=org.quality
+        dialogues = load_jsonl(org.data_path)[: org.data_size]
+    else:
+        dialogues = generate_org_dialogues(
+            org.domain, org.data_size, seed, org=org.name, quality=org.quality
+        )
+    if not ATTACKS[org.behaviour].poisons_data:
+        return dialogues
+    return poison_dialogues(
+        org.behaviour,
+        dialogues,
+        domain=org.domain,
+        seed=seed,
+        strength=strength_of(org.behaviour, org.strength),
     )
 
 

@@ -2,8 +2,14 @@
 
 ``load_scenario("default")`` reads ``scenarios/default.toml`` (a bare name) or any TOML path,
 resolves each organization's ``data_path`` next to the file, validates it, and applies the
-overrides (:mod:`fedenv.scenario.overrides`), which are validated like the file's keys.  Every problem is a
-:class:`~fedenv.errors.ConfigError` naming the file and the key, e.g.
+overrides (:mod:`fedenv.scenario.overrides`), which are validated like the file's keys.
+
+A file may start from another: ``extends = "default"`` (a bundled name, or a TOML path relative to
+the file) loads that scenario's keys first; the file's tables then update them key by key, its
+``[[organizations]]`` update the base's organization of the same ``name`` (or add one), and any
+other list replaces the base's. ``name`` is the file's own (its stem unless it sets one).
+
+Every problem is a :class:`~fedenv.errors.ConfigError` naming the file and the key, e.g.
 ``scenarios/x.toml: organizations[2].unit_cost: must be >= 0, got -1``.
 """
 
@@ -27,10 +33,26 @@ SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
 
 def load_scenario(path_or_name: str | Path, **overrides: Any) -> Scenario:
     """Load ``scenarios/<name>.toml`` (a bare name) or a TOML file, apply overrides, validate."""
-    path = Path(path_or_name)
-    if path.suffix != ".toml" and not path.exists():
-        path = SCENARIO_DIR / f"{path_or_name}.toml"
+    path = _scenario_path(path_or_name)
     source = _display(path)
+    raw = _read(path, source, seen=())
+    scenario = scenario_from_dict(raw, source=source)
+    return scenario.with_overrides(**overrides) if overrides else scenario
+
+
+def _scenario_path(path_or_name: str | Path, relative_to: Path | None = None) -> Path:
+    """A bundled scenario's file for a bare name; a path as given (``extends``: relative to the
+    extending file's folder)."""
+    path = Path(path_or_name)
+    if path.suffix != ".toml" and (relative_to is not None or not path.exists()):
+        return SCENARIO_DIR / f"{path_or_name}.toml"
+    if relative_to is not None and not path.is_absolute():
+        return relative_to / path
+    return path
+
+
+def _read(path: Path, source: str, *, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The plain data of ``path``, with its ``extends`` chain merged in."""
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
         raise ConfigError("scenario", f"no such file (bundled scenarios: {known})", source)
@@ -47,8 +69,46 @@ def load_scenario(path_or_name: str | Path, **overrides: Any) -> Scenario:
                     f"organizations[{i}].data_path", f"no such file: {data_path}", source
                 )
             org["data_path"] = str(data_path)
-    scenario = scenario_from_dict(raw, source=source)
-    return scenario.with_overrides(**overrides) if overrides else scenario
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise ConfigError("extends", f"must name a scenario, got {base!r}", source)
+    base_path = _scenario_path(base, relative_to=path.parent).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ConfigError("extends", f"{base!r} extends this file again (a cycle)", source)
+    if not base_path.is_file():
+        raise ConfigError("extends", f"no such scenario: {base!r} ({base_path})", source)
+    return _merged(_read(base_path, source, seen=(*seen, path.resolve())), raw, source)
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any], source: str) -> dict[str, Any]:
+    """``top``'s keys over ``base``'s (see the module docstring)."""
+    merged = dict(base)
+    for key, value in top.items():
+        if key == "organizations" and isinstance(value, list):
+            merged[key] = _merged_organizations(base.get(key) or [], value, source)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged(base[key], value, source)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merged_organizations(base: list[Any], top: list[Any], source: str) -> list[Any]:
+    organizations = [dict(o) if isinstance(o, dict) else o for o in base]
+    names = [o.get("name") if isinstance(o, dict) else None for o in organizations]
+    for i, org in enumerate(top):
+        if not isinstance(org, dict) or not isinstance(org.get("name"), str):
+            raise ConfigError(
+                f"organizations[{i}]", "an extending file names each organization it sets", source
+            )
+        if org["name"] in names:
+            organizations[names.index(org["name"])].update(org)
+        else:
+            organizations.append(org)
+            names.append(org["name"])
+    return organizations
 
 
 def scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Scenario:

@@ -2,9 +2,11 @@
 
 Every field's ``description`` is its help text; ``scenarios/default.toml`` shows them in use.
 The ``[model]``, ``[lora]``, ``[training]`` and ``[benchmark]`` sections are the engine's own
-settings (:mod:`fedenv.engine.settings`), and ``[scoring]``, ``[incentives]`` and ``[costs]``
-the scoring layer's (:mod:`fedenv.scoring.settings`): the scenario declares only what is its own
-(the organizations, the resource levels, the run-wide keys and the ledger).
+settings (:mod:`fedenv.engine.settings`), and ``[scoring]``, ``[incentives]``, ``[costs]`` and
+``[defence]`` the scoring layer's (:mod:`fedenv.scoring.settings`): the scenario declares only what
+is its own (the organizations and their attacks, sybil groups, the resource levels, the run-wide
+keys and the ledger), and checks what only the whole scenario can: sybil groups name known
+organizations, and the defences fit the aggregator.
 """
 
 from __future__ import annotations
@@ -28,11 +30,27 @@ from fedenv.engine.settings import (
 from fedenv.errors import ConfigError
 from fedenv.scenario.overrides import apply_overrides
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS
-from fedenv.scoring.settings import CostSettings, IncentiveSettings, ScoringSettings
+from fedenv.scoring.settings import (
+    WEIGHING_FILTERS,
+    CostSettings,
+    DefenceSettings,
+    IncentiveSettings,
+    ScoringSettings,
+)
 from fedenv.settings import Settings, field_problem, one_of
 
-BEHAVIOURS = ("honest", "free_rider", "noise", "scaled")
-"""What an organization sends when it takes part (see :mod:`fedenv.scoring.behaviours`)."""
+BEHAVIOURS = (
+    "honest",
+    "free_rider",
+    "noisy_free_rider",
+    "noise",
+    "sign_flip",
+    "scaled",
+    "false_facts",
+    "backdoor",
+    "sybil",
+)
+"""What an organization sends when it takes part (see :mod:`fedenv.scoring.attacks`)."""
 ENDORSEMENT = ("majority", "all", "any")
 ORG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")  # also a Fabric MSP ID
 
@@ -65,7 +83,10 @@ class Organization(Settings):
         100.0, gt=0.0, description="money for costs over the episode; terminated when spent"
     )
     behaviour: Annotated[str, AfterValidator(one_of(BEHAVIOURS))] = Field(
-        "honest", description="honest, free_rider, noise or scaled (see fedenv.scoring.behaviours)"
+        "honest", description="honest, or an attack (see fedenv.scoring.attacks)"
+    )
+    strength: float = Field(
+        0.0, ge=0.0, description="attack strength (see fedenv.scoring.attacks); 0: its default"
     )
     data_path: str = Field(
         "",
@@ -80,6 +101,15 @@ class ResourceLevel(Settings):
     local_steps: LocalSteps = Field(description="local optimizer steps at this level")
     data_share: DataShare = Field(1.0, description="share of the org's data sampled at this level")
     compute: float = Field(1.0, ge=0.0, description="compute units spent; cost = compute x unit_cost")
+
+
+class SybilGroup(Settings):
+    """Identities of one owner (``behaviour = "sybil"``): the first one's data trains, every one
+    that takes part sends a near-identical copy (see fedenv.scoring.attacks)."""
+
+    members: tuple[str, ...] = Field(
+        min_length=2, strict=False, description="names of the organizations that are one owner"
+    )
 
 
 class LedgerSettings(Settings):
@@ -125,6 +155,12 @@ class Scenario(Settings):
     ledger: LedgerSettings = Field(
         default_factory=LedgerSettings, description="permissioned channel settings"
     )
+    defence: DefenceSettings = Field(
+        default_factory=DefenceSettings, description="defences against attacks (docs/incentives.md)"
+    )
+    sybils: tuple[SybilGroup, ...] = Field(
+        (), strict=False, description="groups of organizations that are one owner's identities"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -138,7 +174,61 @@ class Scenario(Settings):
                 f"exact 'shapley' supports at most {MAX_EXACT_PLAYERS} organizations, "
                 f"got {len(names)}; use 'tmc_shapley'",
             )
+        for i, org in enumerate(self.organizations):
+            if org.behaviour == "honest" and org.strength:
+                raise field_problem(
+                    f"organizations[{i}].strength", "an honest organization has no attack strength"
+                )
+        self._check_sybils()
+        self._check_defence()
         return self
+
+    def _check_sybils(self) -> None:
+        names, grouped = self.org_names, {}
+        for g, group in enumerate(self.sybils):
+            for m, member in enumerate(group.members):
+                where = f"sybils[{g}].members[{m}]"
+                if member not in names:
+                    raise field_problem(
+                        where, f"unknown organization {member!r} (known: {', '.join(names)})"
+                    )
+                if member in grouped:
+                    raise field_problem(where, f"{member!r} is already in sybils[{grouped[member]}]")
+                behaviour = self.organizations[names.index(member)].behaviour
+                if behaviour != "sybil":
+                    raise field_problem(
+                        where, f"{member!r} has behaviour {behaviour!r}; a sybil group's are 'sybil'"
+                    )
+                grouped[member] = g
+        for i, org in enumerate(self.organizations):
+            if org.behaviour == "sybil" and org.name not in grouped:
+                raise field_problem(
+                    f"organizations[{i}].behaviour", "'sybil' needs a [[sybils]] group naming it"
+                )
+
+    def _check_defence(self) -> None:
+        defence = self.defence
+        if defence.aggregation == "mean":
+            return
+        from fedenv.engine.aggregators import get_aggregator  # torch: only for robust statistics
+
+        if not get_aggregator(self.training.aggregator).coordinatewise:
+            raise field_problem(
+                "defence.aggregation",
+                f"{defence.aggregation!r} needs an aggregator that averages parameters (fedavg, "
+                f"ffa); {self.training.aggregator!r} stacks its clients' factors",
+            )
+        weighing = [f for f in defence.filters if f in WEIGHING_FILTERS]
+        if weighing:
+            raise field_problem(
+                "defence.filters",
+                f"{weighing[0]!r} weighs a mean; it cannot combine with aggregation = "
+                f"{defence.aggregation!r}",
+            )
+
+    def sybil_group(self, org: str) -> tuple[str, ...]:
+        """The sybil group ``org`` belongs to (empty when none)."""
+        return next((g.members for g in self.sybils if org in g.members), ())
 
     @property
     def org_names(self) -> tuple[str, ...]:
