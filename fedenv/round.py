@@ -214,7 +214,10 @@ class RoundPlayer:
             trains=TRAINS[spec.behaviour],
         )
         gain = after.domains[spec.domain].score - before.domains[spec.domain].score
-        model_value = sc.incentives.model_value_weight * gain
+        model_value = (
+            sc.incentives.model_value_weight * gain
+            + sc.incentives.collective_weight * (after.score - before.score)
+        )
         payout = float(payouts.get(org, 0.0))
         return OrgOutcome(
             domain=spec.domain,
