@@ -31,6 +31,8 @@ dict sits the round out (action 0).  An action outside the space, or an agent no
 
 A ``Box`` of ``len(OBS_FIELDS)`` floats, the same space for every agent.  Scores (0..10 on the
 benchmark) are divided by 10; money is divided by the scenario's reward pool (by 1 if it is 0).
+``env.observation_fields`` names the fields in order (:data:`OBS_FIELDS`), so a learner can be
+told which to observe by name (``q_learning``'s ``state``).
 
 | field                | meaning                                              | range    |
 | -------------------- | ---------------------------------------------------- | -------- |
@@ -47,7 +49,8 @@ benchmark) are divided by 10; money is divided by the scenario's reward pool (by
 
 ## Rewards
 
-``reward = payout + model_value_weight * (own-domain score after - before) - costs`` for a
+``reward = payout + model_value - costs``, with ``model_value = model_value_weight * (own-domain
+score after - before) + collective_weight * (global score after - before)``, for a
 participant, 0 for an organization that sat out (it neither pays nor gets the new model).
 Contributions (``scoring.contribution``: ``loo``, ``shapley``, ``tmc_shapley``) are differences
 of coalition values, ``value(S)`` = the benchmark score of the aggregate of S's updates
@@ -168,6 +171,7 @@ class FedOrgParallelEnv(ParallelEnv):
             "store_adapters": store_adapters,
         }
         self.possible_agents = list(scenario.org_names)
+        self.observation_fields = OBS_FIELDS  # names of the observation's fields, in order
         self._orgs = {o.name: o for o in scenario.organizations}
         self.agents: list[str] = []
         self._action_space = spaces.Discrete(1 + scenario.num_levels)
