@@ -165,16 +165,20 @@ class QLearningAgent(Policy):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        values = state["values"].numpy()
+        missing = sorted({"values", "visits", "states", "prior", "prior_visits",
+                          "episodes_done"} - set(state))
+        if missing:  # a Q-table saved before visit counts and the prior existed
+            raise ValueError(f"Q-learning state lacks {', '.join(missing)}: saved by an older "
+                             f"version; train anew")
+        values, visits = state["values"].numpy(), state["visits"].numpy()
         if values.ndim != 2 or values.shape[1] != self.n_actions or values.dtype != np.float64:
             raise ValueError(f"Q-table of shape {values.shape} / {values.dtype} does not fit "
                              f"{self.n_actions} actions (float64)")
-        super().load_state_dict(state)
-        self.episodes_done = int(state["episodes_done"])
-        visits = state["visits"].numpy()
         if visits.shape != values.shape:
             raise ValueError(f"visit counts of shape {visits.shape} do not fit the Q-table's "
                              f"{values.shape}")
+        super().load_state_dict(state)
+        self.episodes_done = int(state["episodes_done"])
         states = state["states"].tolist()
         self.table = {int(s): values[i].copy() for i, s in enumerate(states)}
         self.visits = {int(s): visits[i].astype(np.int64) for i, s in enumerate(states)}

@@ -214,6 +214,9 @@ def test_a_q_table_for_other_actions_is_refused():
     other = QLearningAgent(BOX, spaces.Discrete(4), seed=0, config=design)
     with pytest.raises(ValueError, match="does not fit 4 actions"):
         other.load_state_dict(agent.state_dict())
+    older = {k: v for k, v in agent.state_dict().items() if k not in ("visits", "prior")}
+    with pytest.raises(ValueError, match="lacks prior, visits: saved by an older version"):
+        agent.load_state_dict(older)
 
 
 
