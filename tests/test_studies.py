@@ -57,3 +57,29 @@ def test_the_incentive_study_writes_evaluates_files_and_a_forest_plot(tmp_path, 
     assert [r["mechanism"] for r in document["paired"]["tiny"]["model/final_score"]] == [
         "shapley", "loo", "data_size", "none"]
     assert (out / "paired.csv").is_file() and figure.read_bytes()[:8] == PNG
+
+
+def test_reuse_merges_an_earlier_runs_policies_and_refuses_other_settings():
+    def document(learners, baselines, greedy, **config):
+        base = {"scenario": "default", "episodes": 55, "eval_episodes": 3,
+                "myopic_episodes": 5, "override": [], "reuse": "earlier.json",
+                "learners": learners, "baselines": baselines}
+        return {"config": {**base, **config},
+                "seeds": [{"seed": s, "curves": {p: {} for p in learners},
+                           "greedy": {p: {"a": v} for p, v in greedy.items()}}
+                          for s in (0, 1)]}
+
+    earlier = document(["q_learning", "q_learning_stateless"], ["random"],
+                       {"q_learning": 1.0, "q_learning_stateless": 2.0, "random": 3.0},
+                       override=())
+    now = document(["q_learning"], ["never"], {"q_learning": 4.0, "never": 0.0})
+    merged = learning.merge_reused(now, earlier)
+    assert merged["config"]["learners"] == ["q_learning", "q_learning_stateless"]
+    assert merged["config"]["baselines"] == ["never", "random"]
+    seed = merged["seeds"][0]
+    assert seed["greedy"] == {"q_learning": {"a": 4.0}, "q_learning_stateless": {"a": 2.0},
+                              "random": {"a": 3.0}, "never": {"a": 0.0}}  # this run's wins
+    with pytest.raises(ValueError, match="reuse: episodes differs"):
+        learning.merge_reused(document(["q_learning"], ["never"], {}, episodes=30), earlier)
+    with pytest.raises(ValueError, match=r"lack seeds \[1\]"):
+        learning.merge_reused(now, {**earlier, "seeds": earlier["seeds"][:1]})
