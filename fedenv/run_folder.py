@@ -3,7 +3,7 @@
 ::
 
     config.json                                  the resolved scenario and env options
-    public.db, fabric/consortium/*.db            the ledgers (see fedenv.ledgers)
+    public.db (or public-eth.db), fabric/<channel>/*.db   the ledgers (see fedenv.ledgers)
     adapters/base.safetensors                    the initial global state
     adapters/e<episode>/r<round>/<org>.safetensors   each update, as sent
     adapters/e<episode>/r<round>/global.safetensors  the global state after the round
@@ -62,7 +62,9 @@ class RunFolder:
             self.path,
             scenario.org_names,
             seed=scenario.seed,
-            endorsement=scenario.ledger.endorsement,
+            ledger=scenario.ledger,
+            channels=scenario.channels,
+            ledger_fee_per_tx=scenario.costs.ledger_fee_per_tx,
         )
 
     def save_adapter(

@@ -46,7 +46,7 @@ def play_round(
 
 
 def block_hashes(ledgers: Ledgers) -> list:
-    public = [ledgers.public.block(h).hash for h in range(ledgers.public.height + 1)]
+    public = [ledgers.public.ledger.block(h).hash for h in range(ledgers.public.height + 1)]
     channel = [ledgers.channel.block(n).hash for n in range(ledgers.channel.height)]
     return public + channel
 
@@ -55,12 +55,12 @@ def test_a_round_verifies_offline(tmp_path):
     ledgers = Ledgers(tmp_path, ORGS, seed=1)
     episode, _ = ledgers.start_episode("cd" * 32)
     play_round(ledgers, episode, 0)
-    kinds = [tx.kind for _, tx in ledgers.public.transactions()]
+    kinds = [tx.kind for _, tx in ledgers.public.ledger.transactions()]
     assert kinds == ["msp-config", "anchor"] + ["update-hash"] * 3 + [
         "global-model-hash",
         "round-summary",
     ]
-    senders = {tx.payload["org"]: tx.sender for _, tx in ledgers.public.transactions("update-hash")}
+    senders = {tx.payload["org"]: tx.sender for _, tx in ledgers.public.ledger.transactions("update-hash")}
     assert senders == {org: ledgers.clients[org].id for org in ORGS}  # each org signs its own
     ledgers.close()
     reports = verify_path(tmp_path)
