@@ -58,14 +58,7 @@ class RunFolder:
                     str(self.path),
                 )
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        self.ledgers = Ledgers(
-            self.path,
-            scenario.org_names,
-            seed=scenario.seed,
-            ledger=scenario.ledger,
-            channels=scenario.channels,
-            ledger_fee_per_tx=scenario.costs.ledger_fee_per_tx,
-        )
+        self.ledgers = Ledgers.for_scenario(self.path, scenario)
 
     def save_adapter(
         self, episode: int | None, round: int | None, name: str, data: bytes

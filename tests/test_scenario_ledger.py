@@ -207,6 +207,11 @@ MALFORMED = [
         'members = ["ins"]\nblock_to_live',
         "channels[0].collections[0].members: must include the owner of the updates, 'bank'",
     ),
+    (
+        'name = "bank-updates"\nmembers = ["bank", "ins"]',
+        'name = "scores"\nmembers = ["bank"]',
+        "channels[0].collections[0].members: is the channel's for 'scores': the scoring record",
+    ),
     ("block_to_live = 3", "block_to_live = -1", "channels[0].collections[0].block_to_live: must"),
     ("fee_per_tx = 0.5", "fee_per_tx = -0.5", "channels[2].fee_per_tx: must be >= 0, got -0.5"),
     ("fee_per_tx = 0.5", "fees = 0.5", "channels[2].fees: unknown key (known: name, members, "),

@@ -11,8 +11,9 @@ wrote):
 - ``record(key, json)`` (scoring): the round's scoring record; every endorsing peer checks each
   scored digest against what its owner published on this channel, that payouts are finite,
   non-negative, paid to accepted updates only and within the round's pool;
-- ``benchmark(key, json)`` (benchmark): the global model's score on each channel member's own
-  domain, into the members-only ``benchmark`` collection; scores must be within 0..10.
+- ``benchmark(key)`` (benchmark): the global model's score on each channel member's own domain
+  (in transient data), into the members-only ``benchmark`` collection; scores must be within
+  0..10.
 
 What a record holds besides what is checked here is the round's (:mod:`fedenv.round`).
 """
@@ -89,9 +90,13 @@ def record_scores(stub: ChaincodeStub, key: str, record: str) -> dict[str, Any]:
     return {"round": key, "scored": len(scores["participants"])}
 
 
-def record_benchmark(stub: ChaincodeStub, key: str, record: str) -> dict[str, Any]:
-    """``federation.benchmark(key, json)``: the global model's score on each member's own domain,
-    kept in the members-only collection (only its salted hash is on the channel's blocks)."""
+def record_benchmark(stub: ChaincodeStub, key: str) -> dict[str, Any]:
+    """``federation.benchmark(key)``: the global model's score on each member's own domain
+    (transient ``record``, JSON), kept in the members-only collection: only its salted hash is
+    on the channel's blocks, and the evaluated model's digest in world state."""
+    record = stub.get_transient().get("record")
+    if not record:
+        raise ChaincodeError("benchmark needs the record in transient data 'record'")
     evaluation = json.loads(record)
     if not _DIGEST.fullmatch(str(evaluation.get("model", ""))):
         raise ChaincodeError("a benchmark record names the evaluated model's SHA-256")

@@ -43,6 +43,7 @@ from chains.fabric import ChaincodeError, Channel, Commit, Gateway, Network
 from fedenv.ledgers.chaincode import BENCHMARK, CHAINCODE, FUNCTIONS, SCORES
 from fedenv.ledgers.layout import ChannelLayout, ChannelPlan, endorsement_policy
 from fedenv.ledgers.public import EPISODE_START, PUBLIC_FILE, open_public_chain
+from fedenv.scenario import Scenario
 from fedenv.scenario.ledger import ChannelSettings, LedgerSettings
 
 FABRIC_DIR = "fabric"
@@ -119,6 +120,19 @@ class Ledgers:
         self._pending: dict[str, tuple[str, Commit]] = {}  # tx id -> (channel, commit)
         self.round_fees: dict[str, float] = {}
         self.scoring_channel: str | None = None
+
+    @classmethod
+    def for_scenario(cls, folder: str | Path, scenario: Scenario) -> Ledgers:
+        """The ledgers of ``scenario`` (its organizations, ``[ledger]``, ``[[channels]]`` and
+        ledger fee) in ``folder``."""
+        return cls(
+            folder,
+            scenario.org_names,
+            seed=scenario.seed,
+            ledger=scenario.ledger,
+            channels=scenario.channels,
+            ledger_fee_per_tx=scenario.costs.ledger_fee_per_tx,
+        )
 
     def _open_channel(self, plan: ChannelPlan, seed: int) -> Channel:
         channel = self.network.create_channel(
@@ -244,10 +258,10 @@ class Ledgers:
             record = canonical_json(
                 {"model": model_digest, "scores": {m: own_scores[m] for m in plan.members}},
                 what="benchmark record",
-            ).decode()
+            )
             writer = self.clients[plan.writer(BENCHMARK)]
             commit = Gateway(self.channels[plan.name], writer).submit_async(
-                CHAINCODE, "benchmark", round_key(episode, round), record
+                CHAINCODE, "benchmark", round_key(episode, round), transient={"record": record}
             )
             self._pending[commit.tx_id] = (plan.name, commit)
             self._share(plan, commit, participants)

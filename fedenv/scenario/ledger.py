@@ -290,6 +290,14 @@ def _check_collections(channel: ChannelSettings, key: str) -> None:
                     f"{where}.members[{j}]",
                     f"{member!r} is not a member of channel {channel.name!r}",
                 )
+        if collection.name == "scores":
+            for field in ("members", "endorsement"):
+                if field in collection.model_fields_set:
+                    raise field_problem(
+                        f"{where}.{field}",
+                        "is the channel's for 'scores': the scoring record is also world state, "
+                        "which every member of the channel holds (set the channel's endorsement)",
+                    )
         owner = collection.name.removesuffix("-updates")
         if collection.name.endswith("-updates") and owner not in (collection.members or (owner,)):
             raise field_problem(
