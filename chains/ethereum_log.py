@@ -12,7 +12,10 @@ what the receipt said:
   sessions(session, chain_id, node, account, funding)
                        one per chain connection: each start of an in-process chain (a fresh
                        chain: block 1 funds `account` with `funding` wei, then anchors follow),
-                       or each connection to a node (`node` is its URL)
+                       or each connection to a node (`node` is its URL). Fresh in-process chains
+                       share one chain id, so each should anchor from its own account: the same
+                       account would repeat its nonces, and an identical record would be the
+                       same transaction (one receipt) in two sessions
   anchors(seq, session, time, receipt, block, block_hash, status, gas_used, sender, kind,
           payload, raw)
                        every anchor in order: `raw` is the signed transaction (its Keccak-256 is
@@ -148,6 +151,10 @@ class AnchorLog:
             self._certs.add(sender.id)
 
     # --- reading ---------------------------------------------------------------------------
+    def sessions(self) -> list[LogSession]:
+        return [LogSession(s, c, n, a, int(f)) for s, c, n, a, f in self._conn.execute(
+            "SELECT session, chain_id, node, account, funding FROM sessions ORDER BY session")]
+
     def records(self, kind: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """(kind, payload) of every anchor (of `kind`), in order."""
         query = "SELECT kind, payload FROM anchors"

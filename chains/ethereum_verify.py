@@ -81,7 +81,7 @@ def check_ethereum_log(conn: sqlite3.Connection, report: VerifyReport, root: Pat
     certs = dict(conn.execute("SELECT id, pem FROM certs"))
     sessions = [LogSession(s, c, n, a, int(f)) for s, c, n, a, f in
                 conn.execute("SELECT session, chain_id, node, account, funding FROM sessions "
-                             "ORDER BY session")]
+                             "ORDER BY session")]  # malformed values: caught by verify's caller
     artifacts: list[tuple[int, object, object]] = []
     for session in sessions:
         rows = conn.execute(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE session = ? "

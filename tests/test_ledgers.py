@@ -5,9 +5,13 @@ nobody outside a channel or collection can read it."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import sqlite3
 
 import pytest
 
+from chains.__main__ import main
 from chains.canonical import canonical_json
 from chains.fabric import AccessDeniedError, ChaincodeError, Gateway, PrivateDataAccessError
 from chains.verify import verify_path
@@ -15,6 +19,7 @@ from fedenv.ledgers import (
     BENCHMARK,
     CHAINCODE,
     CHANNEL,
+    ETHEREUM_FILE,
     SCORES,
     Ledgers,
     collection_name,
@@ -22,7 +27,7 @@ from fedenv.ledgers import (
     round_key,
 )
 from fedenv.ledgers.chaincode import FUNCTIONS
-from fedenv.scenario import load_scenario
+from fedenv.scenario import LedgerSettings, load_scenario
 
 ORGS = ("northbank", "citycare", "skyway")
 
@@ -359,3 +364,131 @@ def test_a_round_of_a_sub_consortium_never_reaches_the_others(tmp_path):
     assert (evaluation.header["fn"], evaluation.header["args"]) == ("benchmark", [round_key(0, 0)])
     ledgers.close()
     assert all(r.ok for r in verify_path(tmp_path)), [r.summary() for r in verify_path(tmp_path)]
+
+
+# --- the public chain by configuration ----------------------------------------------------------
+
+
+def public_records(ledgers: Ledgers) -> list:
+    """(kind, payload, sender) of every record on the run's public chain, in order."""
+    public = ledgers.public
+    if public.kind == "sqlite":
+        return [
+            (tx.kind, tx.payload, tx.sender)
+            for _, tx in public.ledger.transactions()
+            if tx.kind != "msp-config"
+        ]
+    conn = sqlite3.connect(public.log.path)
+    rows = conn.execute("SELECT kind, payload, sender FROM anchors ORDER BY seq").fetchall()
+    conn.close()
+    return [(kind, json.loads(payload), sender) for kind, payload, sender in rows]
+
+
+@pytest.mark.eth
+def test_the_same_anchors_on_either_public_chain(tmp_path):
+    pytest.importorskip("eth_tester")
+    records = {}
+    for public in ("sqlite", "ethereum"):
+        ledgers = Ledgers(tmp_path / public, ORGS, seed=1, ledger=LedgerSettings(public=public))
+        ledgers.start_episode("cd" * 32, "adapters/base.safetensors")
+        play_round(ledgers, 0, 0)
+        records[public] = public_records(ledgers)
+        ledgers.close()
+    assert records["sqlite"] == records["ethereum"]
+    assert [kind for kind, _, _ in records["ethereum"]] == ["anchor"] + ["update-hash"] * 3 + [
+        "global-model-hash",
+        "round-summary",
+    ]
+    assert (tmp_path / "ethereum" / ETHEREUM_FILE).is_file()
+    assert not (tmp_path / "ethereum" / "public.db").exists()
+
+
+@pytest.mark.eth
+def test_an_ethereum_run_reopens_on_a_fresh_in_process_chain(tmp_path):
+    pytest.importorskip("eth_tester")
+    settings = LedgerSettings(public="ethereum")
+    ledgers = Ledgers(tmp_path, ORGS, seed=2, ledger=settings)
+    ledgers.start_episode("cd" * 32)
+    play_round(ledgers, 0, 0)
+    ledgers.close()
+    again = Ledgers(tmp_path, ORGS, seed=2, ledger=settings)
+    assert again.episodes == 1
+    episode, _ = again.start_episode("cd" * 32)
+    play_round(again, episode, 0)
+    sessions = again.public.log.sessions()
+    again.close()
+    assert len(sessions) == 2 and sessions[0].account != sessions[1].account
+    reports = verify_path(tmp_path)
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
+    (eth,) = [r for r in reports if r.kind == "ethereum-anchors"]
+    assert eth.transactions == 2 * 6 and eth.head.endswith("sessions=2")
+
+
+# --- the bundled channel scenarios, played through the env --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_cache(test_cache_dir, test_base):
+    """Envs on the session's "test" base model (conftest), as tests/test_env.py builds them."""
+    old = os.environ.get("FEDENV_CACHE")
+    os.environ["FEDENV_CACHE"] = str(test_cache_dir)
+    yield
+    if old is None:
+        os.environ.pop("FEDENV_CACHE")
+    else:
+        os.environ["FEDENV_CACHE"] = old
+
+
+def play_episode(name: str, folder) -> list:
+    """An episode of a bundled scenario: everyone, then each sub-consortium alone."""
+    import fedenv
+
+    env = fedenv.parallel_env(name, run_dir=folder, preset="test", max_rounds=3)
+    env.reset(seed=3)
+    plans = ({a: 1 for a in env.agents}, {NORTH: 2, SAFE: 1}, {CARE: 1, SKY: 2})
+    for actions in plans:
+        env.step({a: k for a, k in actions.items() if a in env.agents})
+    log = list(env.round_log)
+    env.close()
+    return log
+
+
+@pytest.mark.parametrize("name", ["subconsortia", "ethereum"])
+def test_a_bundled_channel_scenario_plays_an_episode_that_verifies(name, tmp_path, shared_cache):
+    if name == "ethereum":
+        pytest.importorskip("eth_tester")
+    log = play_episode(name, tmp_path)
+    expected = ("federation", "finance", "care") if name == "subconsortia" else ("consortium",) * 3
+    assert tuple(r.scoring_channel for r in log) == expected
+    reports = verify_path(tmp_path)
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
+    kinds = {r.kind for r in reports}
+    public = "ethereum-anchors" if name == "ethereum" else "public-ledger"
+    assert kinds == {"fabric-channel", "fabric-orderer", public}
+    # a tampered channel file fails, and the report names it
+    victim = tmp_path / "fabric" / ("finance" if name == "subconsortia" else CHANNEL)
+    victim = victim / f"peer0.{NORTH}.db"
+    conn = sqlite3.connect(victim)
+    conn.execute(
+        "UPDATE transactions SET code = 'MVCC_READ_CONFLICT' WHERE block = "
+        "(SELECT MAX(block) FROM transactions)"
+    )
+    conn.commit()
+    conn.close()
+    failed = [r for r in verify_path(tmp_path) if not r.ok]
+    assert [r.path for r in failed] == [str(victim)]
+    assert failed[0].problems[0].reason == "validation-code"
+    assert main(["verify", str(tmp_path)]) == 1
+
+
+@pytest.mark.eth
+def test_a_tampered_ethereum_log_of_a_run_fails_naming_it(tmp_path, shared_cache):
+    pytest.importorskip("eth_tester")
+    play_episode("ethereum", tmp_path)
+    log = tmp_path / ETHEREUM_FILE
+    conn = sqlite3.connect(log)
+    conn.execute("UPDATE anchors SET payload = CAST('{}' AS BLOB) WHERE kind = 'round-summary'")
+    conn.commit()
+    conn.close()
+    failed = [r for r in verify_path(tmp_path) if not r.ok]
+    assert [(r.path, r.problems[0].reason) for r in failed] == [(str(log), "eth-index")]

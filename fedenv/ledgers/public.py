@@ -11,7 +11,8 @@
   (fine for the in-process chain and development nodes, which fund it from their first unlocked
   account when it has no ether); set ``FEDENV_ETH_PRIVATE_KEY`` (hex) to anchor from a funded
   account of your own on a real network.  Reopening a run folder continues the log: an
-  in-process chain starts afresh (a new session in the log, nonces from 0).
+  in-process chain starts afresh (a new session in the log, anchoring from the seed's account
+  for that session).
 
 Both are :class:`chains.anchor.Anchor`\\ s; the records are signed by the organizations'
 clients (``update-hash``) and by the consortium's orderer (the rest), with the same payloads.
@@ -113,7 +114,7 @@ class EthereumPublicChain:
             else AnchorLog.create(path, msp, max_payload_bytes=MAX_PAYLOAD_BYTES)
         )
         try:
-            key = anchoring_key(seed)
+            key = anchoring_key(seed, None if url else len(log.sessions()))
             kwargs = {"private_key": key, "max_payload_bytes": MAX_PAYLOAD_BYTES}
             if url:
                 chain, funding = EthereumAnchor.connect(url, **kwargs), 0
@@ -152,12 +153,15 @@ class EthereumPublicChain:
         self.anchors.close()
 
 
-def anchoring_key(seed: int) -> bytes:
-    """The Ethereum key the run anchors from: ``FEDENV_ETH_PRIVATE_KEY``, else the seed's."""
+def anchoring_key(seed: int, session: int | None = None) -> bytes:
+    """The Ethereum key the run anchors from on a node: ``FEDENV_ETH_PRIVATE_KEY``, else the
+    seed's; on the ``session``-th in-process chain, the seed's for that session (fresh chains
+    share a chain id: one account each keeps their transactions apart)."""
     given = os.environ.get(ETH_KEY_VARIABLE, "").strip()
-    if given:
+    if given and session is None:
         return bytes.fromhex(given.removeprefix("0x"))
-    return hashlib.sha256(f"fedenv/ledgers/{seed}/ethereum-account".encode()).digest()
+    name = "ethereum-account" if session is None else f"ethereum-account/{session}"
+    return hashlib.sha256(f"fedenv/ledgers/{seed}/{name}".encode()).digest()
 
 
 def open_public_chain(
