@@ -15,6 +15,7 @@ from chains.__main__ import main
 from chains.canonical import canonical_json
 from chains.fabric import AccessDeniedError, ChaincodeError, Gateway, PrivateDataAccessError
 from chains.verify import verify_path
+from fedenv.fedorg import OBS_FIELDS
 from fedenv.ledgers import (
     BENCHMARK,
     CHAINCODE,
@@ -439,27 +440,36 @@ def shared_cache(test_cache_dir, test_base):
         os.environ["FEDENV_CACHE"] = old
 
 
-def play_episode(name: str, folder) -> list:
-    """An episode of a bundled scenario: everyone, then each sub-consortium alone."""
+def play_episode(name: str, folder) -> tuple[list, list]:
+    """An episode of a bundled scenario: everyone, then each sub-consortium alone; the round
+    log and each step's observations."""
     import fedenv
 
     env = fedenv.parallel_env(name, run_dir=folder, preset="test", max_rounds=3)
     env.reset(seed=3)
     plans = ({a: 1 for a in env.agents}, {NORTH: 2, SAFE: 1}, {CARE: 1, SKY: 2})
+    observations = []
     for actions in plans:
-        env.step({a: k for a, k in actions.items() if a in env.agents})
+        observations.append(env.step({a: k for a, k in actions.items() if a in env.agents})[0])
     log = list(env.round_log)
     env.close()
-    return log
+    return log, observations
 
 
 @pytest.mark.parametrize("name", ["subconsortia", "ethereum"])
 def test_a_bundled_channel_scenario_plays_an_episode_that_verifies(name, tmp_path, shared_cache):
     if name == "ethereum":
         pytest.importorskip("eth_tester")
-    log = play_episode(name, tmp_path)
+    log, observations = play_episode(name, tmp_path)
     expected = ("federation", "finance", "care") if name == "subconsortia" else ("consortium",) * 3
     assert tuple(r.scoring_channel for r in log) == expected
+    # after the bank and the insurer's round: their channel partners took part; not the others'
+    partners = [obs[OBS_FIELDS.index("channel_participation")] for obs in observations[1].values()]
+    others = [obs[OBS_FIELDS.index("others_participation")] for obs in observations[1].values()]
+    if name == "subconsortia":
+        assert dict(zip(observations[1], partners)) == {NORTH: 1, CARE: 0, SAFE: 1, SKY: 0}
+    else:  # one channel: the partners are all the others
+        assert partners == others
     reports = verify_path(tmp_path)
     assert all(r.ok for r in reports), [r.summary() for r in reports]
     kinds = {r.kind for r in reports}
@@ -484,7 +494,7 @@ def test_a_bundled_channel_scenario_plays_an_episode_that_verifies(name, tmp_pat
 @pytest.mark.eth
 def test_a_tampered_ethereum_log_of_a_run_fails_naming_it(tmp_path, shared_cache):
     pytest.importorskip("eth_tester")
-    play_episode("ethereum", tmp_path)
+    play_episode("ethereum", tmp_path)  # the round log and observations are not needed
     log = tmp_path / ETHEREUM_FILE
     conn = sqlite3.connect(log)
     conn.execute("UPDATE anchors SET payload = CAST('{}' AS BLOB) WHERE kind = 'round-summary'")
