@@ -10,8 +10,11 @@
 An organization that sits a round out pays nothing; one whose behaviour does not train
 (:mod:`fedenv.scoring.behaviours`) pays no compute.  Per round, a participant sends one update
 and submits two transactions: the update's hash on the public ledger and the raw update into its
-private data collection on the consortium channel (:data:`TRANSACTIONS_PER_UPDATE`).  The
-scoring and anchoring transactions are the consortium's and cost the organizations nothing.
+private data collection on its channel (:data:`TRANSACTIONS_PER_UPDATE`); with several channels,
+the ledgers charge their own fees (``ledger_fees``: a digest attested on another scoring
+channel, per-channel fees, shares of the scoring record's endorsements; see
+:mod:`fedenv.ledgers.run_ledgers`).  The scoring and anchoring transactions' base fees are the
+consortium's.
 """
 
 from __future__ import annotations
