@@ -8,7 +8,7 @@
 | Agents             | one per organization, named by it: ``env.possible_agents``    |
 | Action Shape       | ``Discrete(1 + R)``, R = number of resource levels            |
 | Action Values      | 0 = sit the round out, k = take part at resource level k      |
-| Observation Shape  | ``(10,)``, ``float32``                                        |
+| Observation Shape  | ``(11,)``, ``float32``                                        |
 | Observation Values | see Observations                                              |
 
 Organizations decide, round after round, whether and how hard to take part in federated LoRA
@@ -46,6 +46,11 @@ told which to observe by name (``q_learning``'s ``state``).
 | others_participation | share of the other organizations in the last round   | [0, 1]   |
 | reputation           | share of the org's updates so far that were accepted | [0, 1]   |
 | last_level           | own last action / R                                  | [0, 1]   |
+| channel_participation | share of its channel partners in the last round    | [0, 1]   |
+
+Channel partners are the other members of the organization's updates channel
+(:mod:`fedenv.ledgers.layout`): its sub-consortium (0 when it is alone there); without
+``[[channels]]`` they are all the others.
 
 ## Rewards
 
@@ -120,6 +125,7 @@ _OBSERVATIONS = (  # field, low, high: see the Observations table above
     ("others_participation", 0, 1),
     ("reputation", 0, 1),
     ("last_level", 0, 1),
+    ("channel_participation", 0, 1),
 )
 OBS_FIELDS = tuple(name for name, _, _ in _OBSERVATIONS)
 _OBS_LOW = np.array([low for _, low, _ in _OBSERVATIONS], dtype=np.float32)
@@ -186,6 +192,10 @@ class FedOrgParallelEnv(ParallelEnv):
         except BaseException:
             self.run.close()
             raise
+        self._partners = {
+            a: [m for m in self.run.ledgers.layout.updates_channel(a).members if m != a]
+            for a in self.possible_agents
+        }
         self._seed = scenario.seed
         self._resets_since_seed = 0
         self._round = 0
@@ -321,8 +331,14 @@ class FedOrgParallelEnv(ParallelEnv):
             sum(a in self._participated for a in others) / max(1, len(others)),
             state.accepted / state.submitted if state.submitted else 1.0,
             state.level / self.scenario.num_levels,
+            _share(self._participated, self._partners[agent]),
         )
         return np.clip(np.array(values, dtype=np.float32), _OBS_LOW, _OBS_HIGH)
+
+
+def _share(participated: set[str], orgs: list[str]) -> float:
+    """The share of ``orgs`` that took part (0 for none)."""
+    return sum(o in participated for o in orgs) / len(orgs) if orgs else 0.0
 
 
 def parallel_env(

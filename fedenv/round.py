@@ -7,14 +7,16 @@ The order of :meth:`RoundPlayer.play` is the design's "one step, as data flows":
 
 1. participants train from the current global adapter (``engine.train_updates``);
 2. each update's canonical bytes are written to the run folder, its hash is signed onto the
-   public ledger by the organization, the bytes go to its private data collection;
+   public chain by the organization, the bytes go to its private data collection on its
+   updates channel;
 3. contributions are scored (coalition values from ``engine.evaluate_coalitions``, each
    coalition evaluated once); with ``scoring.reject_negative``, updates with a negative
    contribution are rejected, and all are if the rest would lower the global's score; the
    mechanism pays the accepted ones; the scoring transaction is endorsed and committed on the
-   consortium channel;
-4. the accepted updates are committed as the new global state, whose hash and the round's
-   summary are anchored on the public ledger, and the round's block is sealed;
+   round's scoring channel (:mod:`fedenv.ledgers.layout`);
+4. the accepted updates are committed as the new global state; its scores on each
+   sub-consortium's domains go to the channels that carry ``benchmark``; its hash and the
+   round's summary are anchored on the public chain, and the round's block is sealed;
 5. rewards = payout + model value - costs (:mod:`fedenv.scoring.costs`).
 """
 
@@ -106,7 +108,9 @@ class RoundPlayer:
             with watch("ledgers"):
                 tx_ids[update.org] = [
                     ledgers.post_update(update.org, self.episode, index, update.digest, artifact),
-                    ledgers.store_private_update(update.org, self.episode, index, data),
+                    *ledgers.store_private_update(
+                        update.org, self.episode, index, data, participants=list(by_org)
+                    ),
                 ]
 
         before = self.global_result
@@ -156,6 +160,13 @@ class RoundPlayer:
             "scoring_tx": scoring_tx or "",
         }
         with watch("ledgers"):
+            if updates:
+                own_scores = {
+                    o: _rounded(after.domains[s.domain].score) for o, s in self.orgs.items()
+                }
+                ledgers.record_benchmark(
+                    self.episode, index, self.engine.global_digest, own_scores, list(by_org)
+                )
             anchor_txs = ledgers.anchor_global(
                 self.episode, index, self.engine.global_digest, summary, artifact
             )
@@ -174,6 +185,7 @@ class RoundPlayer:
             domain_scores={d: r.score for d, r in after.domains.items()},
             public_height=height,
             scoring_tx=scoring_tx,
+            scoring_channel=ledgers.scoring_channel,
             anchor_txs=tuple(anchor_txs),
             evaluations=values.evaluations,
             orgs=orgs,
@@ -210,8 +222,8 @@ class RoundPlayer:
             spec.unit_cost,
             sc.level(level).compute,
             sc.costs,
-            transactions=len(tx_ids[org]),
             trains=TRAINS[spec.behaviour],
+            ledger_fees=self.ledgers.round_fees.get(org, 0.0),
         )
         gain = after.domains[spec.domain].score - before.domains[spec.domain].score
         model_value = (

@@ -4,7 +4,8 @@ Every field's ``description`` is its help text; ``scenarios/default.toml`` shows
 The ``[model]``, ``[lora]``, ``[training]`` and ``[benchmark]`` sections are the engine's own
 settings (:mod:`fedenv.engine.settings`), and ``[scoring]``, ``[incentives]`` and ``[costs]``
 the scoring layer's (:mod:`fedenv.scoring.settings`): the scenario declares only what is its own
-(the organizations, the resource levels, the run-wide keys and the ledger).
+(the organizations, the resource levels, the run-wide keys; the ledger and the channels in
+:mod:`fedenv.scenario.ledger`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fedenv.engine.settings import (
     TrainingSettings,
 )
 from fedenv.errors import ConfigError
+from fedenv.scenario.ledger import ChannelSettings, LedgerSettings, check_channels
 from fedenv.scenario.overrides import apply_overrides
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS
 from fedenv.scoring.settings import CostSettings, IncentiveSettings, ScoringSettings
@@ -33,7 +35,6 @@ from fedenv.settings import Settings, field_problem, one_of
 
 BEHAVIOURS = ("honest", "free_rider", "noise", "scaled")
 """What an organization sends when it takes part (see :mod:`fedenv.scoring.behaviours`)."""
-ENDORSEMENT = ("majority", "all", "any")
 ORG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")  # also a Fabric MSP ID
 
 
@@ -82,14 +83,6 @@ class ResourceLevel(Settings):
     compute: float = Field(1.0, ge=0.0, description="compute units spent; cost = compute x unit_cost")
 
 
-class LedgerSettings(Settings):
-    """The permissioned channel."""
-
-    endorsement: Annotated[str, AfterValidator(one_of(ENDORSEMENT))] = Field(
-        "majority", description="scoring endorsement policy over the orgs' peers"
-    )
-
-
 class Scenario(Settings):
     """A scenario (``scenarios/<name>.toml``), validated once when it is loaded."""
 
@@ -123,7 +116,13 @@ class Scenario(Settings):
         default_factory=CostSettings, description="communication and ledger costs"
     )
     ledger: LedgerSettings = Field(
-        default_factory=LedgerSettings, description="permissioned channel settings"
+        default_factory=LedgerSettings, description="public chain and channel defaults"
+    )
+    channels: tuple[ChannelSettings, ...] = Field(
+        (),
+        strict=False,
+        description="permissioned channels (default: one 'consortium' channel of every "
+        "organization); see fedenv.scenario.ledger",
     )
 
     @model_validator(mode="after")
@@ -138,6 +137,7 @@ class Scenario(Settings):
                 f"exact 'shapley' supports at most {MAX_EXACT_PLAYERS} organizations, "
                 f"got {len(names)}; use 'tmc_shapley'",
             )
+        check_channels(self.channels, names, self.ledger)
         return self
 
     @property
