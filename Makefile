@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: a CPU wheel where one is provided locally, the registry's (CUDA) build elsewhere.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,eth,plots]'
+	$(BIN)/python -m pip install -q -e '.[dev,eth,plots,analysis]'
 	touch $(STAMP)
 
 train: setup

@@ -4,10 +4,13 @@
     python evaluate.py --scenario tiny --mechanisms shapley,equal,none --seeds 0,1
     python evaluate.py --policy q_learning --train-episodes 20 --workers 2 --plot
     python evaluate.py --override max_rounds=4 --contribution shapley
+    python evaluate.py --scenario tiny --sweep 'incentives.reward_pool=5,10' --sweep 'lora.r=4,8'
 
 Answers "which mechanism gets the best model for the least cost, fairly, and without paying
-attackers?": a table on stdout, ``results.json`` / ``results.csv`` / ``summary.csv`` (and plots
-with ``--plot``) in ``--out``.  Every option: ``python evaluate.py --help``; the metrics and
+attackers?" with paired differences to ``--reference`` over the seeds (95% CIs, paired tests,
+Holm's correction): tables and a verdict on stdout, ``results.json`` / ``results.csv`` /
+``summary.csv`` / ``paired.csv`` (and plots with ``--plot``) in ``--out``; with ``--sweep``, the
+grid's tables (``grid.csv``, ``grid/``) and figures (``plots/grid/``).  Every option: ``python evaluate.py --help``; the metrics and
 how to read the table: docs/evaluate.md.  The runs live in :mod:`fedenv.evaluation.play`, the metrics
 in :mod:`fedenv.evaluation.metrics`, the aggregation and outputs in
 :mod:`fedenv.evaluation.report`; this file is the command line, and wires the agents' registry
@@ -29,19 +32,33 @@ import numpy as np
 
 from agents.cli import comma_list, fail, parse, parse_overrides
 from agents.config import ConfigError as AgentsConfigError
-from agents.registry import ALGORITHMS, build_team, parse_algo_spec, resolve_assignment
+from agents.dashboard import flat_hparams, write_hparams, write_layout
+from agents.registry import (
+    ALGORITHMS,
+    AgentSettings,
+    build_team,
+    observation_fields,
+    parse_algo_spec,
+    resolve_assignment,
+)
 from agents.rollout import episode_seed
 from fedenv.device import check_device
 from fedenv.errors import ConfigError, FedenvError
 from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison, play_episode
+from fedenv.evaluation.plots import plot_grid, plot_summary, require_matplotlib
 from fedenv.evaluation.report import (
-    plot_summary,
-    require_matplotlib,
+    DEFAULT_REFERENCE,
+    grid_table,
+    paired_comparisons,
+    paired_table,
     summarize_comparison,
     summary_table,
-    verdict,
+    write_grid,
     write_results,
 )
+from fedenv.evaluation.sweep import SweepAxis, check_duplicate_keys, expand_plan, parse_sweeps
+from fedenv.evaluation.tidy import has_parquet, write_tidy
+from fedenv.evaluation.verdict import verdict
 
 PROG = "evaluate.py"
 
@@ -51,8 +68,8 @@ class EvaluateConfig:
     """Compare incentive mechanisms (who gets paid what) on the same scenarios and seeds.
 
     Mechanisms (--mechanisms): shapley, loo, equal, data_size, none.  Policies (--policy):
-    random, always_max, always_min, never, myopic_greedy, q_learning, dqn, shared_dqn.
-    Metrics: docs/evaluate.md.  Outputs: <out>/results.json, results.csv, summary.csv,
+    random, always_max, always_min, never, myopic_greedy, q_learning, q_learning_stateless, dqn,
+    shared_dqn.  Metrics: docs/evaluate.md.  Outputs: <out>/results.json, results.csv, summary.csv,
     envs/ (each run's ledgers), plots/"""
 
     scenario: Annotated[tuple[str, ...], comma_list(str)] = ("default",)
@@ -72,7 +89,11 @@ class EvaluateConfig:
     device: str = ""
     """torch device of the env: auto, cpu, cuda or cuda:N ('': the scenario's)"""
     override: tuple[str, ...] = ()
-    """scenario overrides KEY=VALUE (JSON, else a string): max_rounds=4 lora.r=4"""
+    """scenario overrides KEY=VALUE (JSON, else a string): max_rounds=4 lora.r=4 (each key once)"""
+    sweep: tuple[str, ...] = ()
+    """a grid axis KEY=V1,V2,... (repeat for more axes; the grid is their product, same seeds)"""
+    reference: str = DEFAULT_REFERENCE
+    """the mechanism every other is compared to (paired differences over seeds)"""
     workers: int = 1
     """processes running independent runs in parallel (1: in this process)"""
     out: str = ""
@@ -104,7 +125,11 @@ class EvaluateConfig:
                 f"{', '.join(learners)} learn(s): give --train-episodes N >= 1 to train "
                 f"before the greedy evaluation",
             )
-        self.overrides()  # checks the KEY=VALUE syntax
+        overrides = self.overrides()  # checks the KEY=VALUE syntax and repeated keys
+        check_duplicate_keys(overrides, self.sweeps())
+
+    def sweeps(self) -> list[SweepAxis]:
+        return parse_sweeps(self.sweep)
 
     def overrides(self) -> dict[str, Any]:
         values = parse_overrides(self.override)
@@ -148,6 +173,7 @@ class AgentsPolicy:
             {a: env.observation_space(a) for a in orgs},
             {a: env.action_space(a) for a in orgs},
             seed=seed,
+            settings=AgentSettings(observation_fields=observation_fields(env)),
         )
         if any(ALGORITHMS[name].learns for name in team.assignment.values()):
             for episode in range(self.train_episodes):
@@ -164,6 +190,52 @@ class GreedyTeam:
 
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, int]:
         return self.team.act(observations, explore=False)
+
+
+# --- TensorBoard -------------------------------------------------------------------------------------
+
+
+def write_tensorboard(comparison: Any, rows: Sequence[Any], cells: Mapping[str, Any],
+                      out: Path, config: EvaluateConfig) -> Path:
+    """``<out>/tensorboard/<scenario or cell>/<mechanism>/``: per (scenario, mechanism) the
+    HParams plugin's summaries (the scenario, the swept values, the mechanism and the CLI
+    options; each metric's mean over seeds as ``hparams/<metric>``), and per evaluation episode
+    (seeds in order) each organization's return, participation and payout under the Custom
+    Scalars layout's tags."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    root = out / "tensorboard"
+    options = flat_hparams({k: v for k, v in dataclasses.asdict(config).items()
+                            if k in ("policy", "train_episodes", "episodes", "contribution")})
+    for row in rows:
+        cell = cells.get(row.scenario)
+        folder = root / re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", row.scenario) / row.mechanism
+        writer = SummaryWriter(str(folder))
+        try:
+            write_layout(writer)
+            step = 0
+            for run in comparison.runs:
+                if (run.scenario, run.mechanism) != (row.scenario, row.mechanism):
+                    continue
+                for episode in run.episodes:
+                    for org in episode.organizations:
+                        played = [r.orgs[org] for r in episode.rounds if org in r.orgs]
+                        writer.add_scalar(f"charts/episodic_return/{org}",
+                                          sum(o.reward for o in played), step)
+                        writer.add_scalar(f"charts/participation/{org}",
+                                          sum(o.participated for o in played) / len(
+                                              episode.rounds), step)
+                        writer.add_scalar(f"incentives/payout/{org}",
+                                          sum(o.payout for o in played), step)
+                    step += 1
+            hparams = {"scenario": cell.scenario if cell else row.scenario,
+                       "mechanism": row.mechanism, **options,
+                       **(flat_hparams(dict(cell.keys)) if cell else {})}
+            metrics = {m: s.mean for m, s in row.stats.items() if s is not None}
+            write_hparams(writer, hparams, metrics, step)
+        finally:
+            writer.close()
+    return root
 
 
 # --- the command line -------------------------------------------------------------------------------
@@ -190,10 +262,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=config.overrides(),
             contribution=config.contribution or None,
         )
+        if config.reference not in plan.mechanisms:
+            raise ConfigError("reference", f"{config.reference!r} is not among the mechanisms "
+                                           f"{', '.join(plan.mechanisms)}")
+        out = config.out_dir(plan)
+        plan, cells = expand_plan(plan, config.sweeps())
         policy = AgentsPolicy(config.policy, config.train_episodes)
         for scenario in plan.scenarios:
             policy.check(scenario.org_names)
-        out = config.out_dir(plan)
         if out.exists() and (not out.is_dir() or (out / "results.json").exists()):
             raise ConfigError(
                 "out", f"{out} already holds results (or is a file); choose a new folder"
@@ -218,22 +294,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 1
     rows = summarize_comparison(comparison)
+    comparisons = paired_comparisons(rows, config.reference)
     attackers = {
         s.name: any(o.behaviour != "honest" for o in s.organizations) for s in plan.scenarios
     }
     record = {**dataclasses.asdict(config), "out": str(out)}
-    paths = write_results(comparison, rows, out, record)
+    paths = write_results(comparison, rows, out, record, comparisons)
     seeds = len(plan.seeds)
     print(
-        f"\n{plan.episodes} episode(s) per run, policy {config.policy!r}; mean ± std over "
-        f"{seeds} seed(s){' (95% CIs in summary.csv)' if seeds >= 3 else ''}\n"
+        f"\n{plan.episodes} episode(s) per run, policy {config.policy!r}, {seeds} seed(s): "
+        f"mean ± half-width of its 95% CI over seeds (Student t; a bootstrap interval is shown "
+        f"as [low, high]; docs/evaluate.md)\n"
     )
     print(summary_table(rows))
-    print(verdict(rows, has_attackers=attackers))
-    print(f"results: {paths['json']}, {paths['csv']}, {paths['summary_csv']}")
+    print(f"Paired differences to {config.reference!r} (mean [95% CI] over seeds; "
+          f"* = detected after Holm's correction):\n")
+    print(paired_table(comparisons))
+    print(verdict(rows, comparisons, has_attackers=attackers, reference=config.reference))
+    print(f"results: {paths['json']}, {paths['csv']}, {paths['summary_csv']}, "
+          f"{paths['paired_csv']}")
+    tidy = write_tidy(comparison, out, cells)
+    print("per organization and round: " + ", ".join(str(p) for p in tidy.values())
+          + ("" if has_parquet() else " (Parquet needs the 'analysis' extra: pandas, pyarrow)"))
+    print(f"tensorboard --logdir {write_tensorboard(comparison, rows, cells, out, config)}")
+    if cells:
+        grid = write_grid(rows, cells, out)
+        print("\n" + grid_table(rows, cells, "model/final_score"))
+        print(f"grid: {grid}, one table per metric in {out / 'grid'}")
     if config.plot:
         plots = plot_summary(rows, out / "plots")
         print(f"plots: {len(plots)} charts in {out / 'plots'}")
+        if cells:
+            figures = plot_grid(rows, cells, out / "plots" / "grid")
+            print(f"grid figures: {len(figures)} in {out / 'plots' / 'grid'}")
     return 0
 
 

@@ -70,12 +70,15 @@ def comma_list(item: type) -> PrimitiveConstructorSpec:
 
 def parse_overrides(items: Sequence[str], field: str = "override") -> dict[str, Any]:
     """``KEY=VALUE`` items -> ``{key: value}``; a value is parsed as JSON, else kept a string
-    (``max_rounds=4`` -> 4, ``scoring.reject_negative=false`` -> False, ``aggregator=ffa``)."""
+    (``max_rounds=4`` -> 4, ``scoring.reject_negative=false`` -> False, ``aggregator=ffa``).
+    A key given twice is an error (not last-wins)."""
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(field, f"expected KEY=VALUE, got {item!r}")
+        if key.strip() in overrides:
+            raise ConfigError(field, f"{key.strip()!r} is given twice; give each key once")
         try:
             overrides[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:

@@ -20,6 +20,9 @@ class ConfigError(ValueError):
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{field}: {problem}")
 
+    def __reduce__(self):  # pickles across process pools (the default passes only the message)
+        return type(self), (self.field, self.problem, self.source)
+
 
 def check_range(
     field: str,

@@ -6,6 +6,10 @@ it may have infinite bounds. ``bins`` lists the fields in order and its last val
 the remaining fields: ``3`` bins every field, ``(3, 3, 1)`` the first two and ignores the rest.
 The state is the mixed-radix number of the per-field bin indices.
 A ``Discrete`` observation is its own state.
+
+:func:`state_bins` reads a learner's state design, ``("round_fraction=5", "1=3")``: the fields
+it observes (by name, when the env names its observation fields, or by index) and their bins;
+every other field is ignored, and an empty design is a single state (a bandit).
 """
 
 from __future__ import annotations
@@ -79,6 +83,43 @@ class DiscreteIdentity:
         if not 0 <= state < self.n_states:
             raise ValueError(f"observation {obs!r} is outside {self.space!r}")
         return state
+
+
+def state_bins(spec: Sequence[str], n_fields: int,
+               field_names: Sequence[str] | None = None) -> list[int]:
+    """Bins per observation field from ``FIELD=BINS`` entries (FIELD: a name in
+    ``field_names`` or a 0-based index); fields not named get 1 bin (ignored).
+
+    Raises ``ValueError`` naming the entry that does not fit."""
+    bins = [1] * n_fields
+    seen: set[int] = set()
+    for entry in spec:
+        field, sep, count = str(entry).partition("=")
+        field = field.strip()
+        if not sep or not field:
+            raise ValueError(f"expected FIELD=BINS, got {entry!r}")
+        try:
+            n = int(count)
+        except ValueError:
+            raise ValueError(f"{entry!r}: BINS must be an integer >= 1") from None
+        if n < 1:
+            raise ValueError(f"{entry!r}: BINS must be an integer >= 1")
+        if field.isdigit():
+            index = int(field)
+            if index >= n_fields:
+                raise ValueError(f"{entry!r}: field index {index} is out of range "
+                                 f"(the observation has {n_fields} fields)")
+        elif field_names is not None and field in field_names:
+            index = list(field_names).index(field)
+        else:
+            known = (f"the env's fields: {', '.join(field_names)}" if field_names is not None
+                     else "the env names no observation fields; give 0-based indices")
+            raise ValueError(f"{entry!r}: unknown observation field {field!r} ({known})")
+        if index in seen:
+            raise ValueError(f"{entry!r}: field {field!r} is named twice")
+        seen.add(index)
+        bins[index] = n
+    return bins
 
 
 def make_discretizer(space: spaces.Space, bins: int | Sequence[int]) -> BoxDiscretizer | DiscreteIdentity:

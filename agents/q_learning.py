@@ -1,13 +1,29 @@
 """Independent tabular Q-learning (Watkins), one table per agent.
 
-Observations are discretized (:mod:`agents.discretizer`); the table is sparse (a row per visited
-state, created at ``initial_q``), so fine discretizations cost memory only where the agent goes.
-Update: ``Q[s,a] += lr * (r + gamma * max_a' Q[s',a'] * (1 - terminated) - Q[s,a])``;
-a time-limit truncation still bootstraps. Exploration is epsilon-greedy, decayed per episode.
+The state is a design (``QLearningConfig.state``): the observation fields the learner sees, each
+cut into equal-width bins (:mod:`agents.discretizer`); ``state=()`` is a single state, the
+stateless bandit of ``q_learning_stateless``.  The table is sparse (a row per visited state,
+created at ``initial_q``), so fine discretizations cost memory only where the agent goes.
+Update: ``Q[s,a] += alpha * (r + gamma * max_a' Q[s',a'] * (1 - terminated) - Q[s,a])`` with
+``alpha = max(learning_rate, 1 / n(s,a))`` (``n``: the pair's updates so far): a running mean of
+the pair's targets until ``1/n`` reaches ``learning_rate``, exponential recency weighting after.
+A time-limit truncation ends the bootstrap like a termination unless ``bootstrap_truncation``:
+fedenv's fixed number of rounds is part of the task (an organization's return is the sum of its
+rounds' rewards; Pardo et al., "Time Limits in Reinforcement Learning", ICML 2018, on when a time
+limit is the task's), and bootstrapping past it let the values of rarely taken actions lag behind
+the growing self-bootstrapped ones (docs/agents.md).  Exploration is epsilon-greedy, decayed per
+episode.
+
+The default design is fedenv's: ``budget_fraction`` in 3 bins, the budget left (docs/agents.md
+says why, and what else was tried); the env names its fields (``env.observation_fields``), and
+any env's fields can be named by index (``"0=5"``).  ``prior_weight`` > 0 starts a new state's
+row from the state-free values (learnt from every transition with the same targets), counted as
+that many updates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +32,8 @@ import torch
 from gymnasium import spaces
 
 from agents.base import Policy, Transition
-from agents.config import ConfigError, check_range
-from agents.discretizer import make_discretizer
+from agents.config import ConfigError, check_int, check_range
+from agents.discretizer import make_discretizer, state_bins
 from agents.exploration import EpsilonSchedule, epsilon_greedy, greedy_action
 
 
@@ -25,8 +41,8 @@ from agents.exploration import EpsilonSchedule, epsilon_greedy, greedy_action
 class QLearningConfig:
     """Tabular Q-learning."""
 
-    learning_rate: float = 0.3
-    """step size of the Q-table update"""
+    learning_rate: float = 0.1
+    """smallest step size of the Q-table update (1/n for a pair's first n updates, then this)"""
     gamma: float = 0.9
     """discount factor"""
     epsilon_start: float = 1.0
@@ -35,19 +51,25 @@ class QLearningConfig:
     """lowest exploration rate"""
     epsilon_decay: float = 0.9
     """exploration rate multiplier per training episode"""
-    bins: tuple[int, ...] = (1,)
-    """bins per observation field (the last repeats; 1 ignores one; fedenv '1 3 1': the budget)"""
+    state: tuple[str, ...] = ("budget_fraction=3",)
+    """observed fields as FIELD=BINS (a name the env declares, or an index); () = stateless"""
     initial_q: float = 0.0
     """initial value of unseen Q entries"""
+    bootstrap_truncation: bool = False
+    """bootstrap from the next state after a time-limit truncation (for states without the time)"""
+    prior_weight: int = 0
+    """a new state's row starts from the state-free action values, worth this many updates (0: off)"""
 
     def __post_init__(self) -> None:
         check_range("learning_rate", self.learning_rate, low=0.0, high=1.0, low_open=True)
         check_range("gamma", self.gamma, low=0.0, high=1.0)
         check_range("initial_q", self.initial_q)
-        self.bins = tuple(self.bins)
-        if not self.bins or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
-                                for b in self.bins):
-            raise ConfigError("bins", f"must be integers >= 1, got {self.bins!r}")
+        self.state = tuple(self.state)
+        for entry in self.state:
+            field, sep, bins = str(entry).partition("=")
+            if not sep or not field.strip() or not bins.strip().isdigit() or int(bins) < 1:
+                raise ConfigError("state", f"expected FIELD=BINS with BINS >= 1, got {entry!r}")
+        check_int("prior_weight", self.prior_weight, low=0)
         EpsilonSchedule(self.epsilon_start, self.epsilon_end, self.epsilon_decay)  # validates
 
     @property
@@ -59,24 +81,43 @@ class QLearningAgent(Policy):
     """Epsilon-greedy tabular Q-learner over a discretized observation."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, seed: int,
-                 config: QLearningConfig | None = None) -> None:
+                 config: QLearningConfig | None = None,
+                 field_names: Sequence[str] | None = None) -> None:
+        """``field_names``: the env's names of its observation fields, for ``config.state``."""
         super().__init__(observation_space, action_space, seed=seed)
         self.config = config or QLearningConfig()
-        self.discretizer = make_discretizer(observation_space, self.config.bins)
+        bins: Any = 1
+        if isinstance(observation_space, spaces.Box):
+            n_fields = int(np.prod(observation_space.shape))
+            try:
+                bins = state_bins(self.config.state, n_fields, field_names)
+            except ValueError as error:
+                raise ConfigError("state", str(error)) from None
+        self.discretizer = make_discretizer(observation_space, bins)
         self.schedule = self.config.schedule
         self.episodes_done = 0
         self.table: dict[int, np.ndarray] = {}
+        self.visits: dict[int, np.ndarray] = {}
+        # the state-free action values (every transition, the same targets): the prior of new rows
+        self.prior = np.full(self.n_actions, self.config.initial_q, dtype=np.float64)
+        self.prior_visits = np.zeros(self.n_actions, dtype=np.int64)
 
     @property
     def epsilon(self) -> float:
         return self.schedule.value(self.episodes_done)
 
+    def _new_row(self) -> tuple[np.ndarray, np.ndarray]:
+        """A never-updated state's values and visit counts: ``initial_q``, or with
+        ``prior_weight`` the state-free values, counted as up to ``prior_weight`` updates."""
+        if not self.config.prior_weight:
+            return (np.full(self.n_actions, self.config.initial_q, np.float64),
+                    np.zeros(self.n_actions, np.int64))
+        return self.prior.copy(), np.minimum(self.prior_visits, self.config.prior_weight)
+
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """The Q row of ``obs``'s state (a fresh ``initial_q`` row if never updated)."""
+        """The Q row of ``obs``'s state (a fresh row, see :meth:`_new_row`, if never updated)."""
         row = self.table.get(self.discretizer(obs))
-        if row is None:
-            return np.full(self.n_actions, self.config.initial_q, dtype=np.float64)
-        return row.copy()
+        return self._new_row()[0] if row is None else row.copy()
 
     def act(self, obs: np.ndarray, *, explore: bool = True) -> int:
         q = self.q_values(obs)
@@ -86,12 +127,22 @@ class QLearningAgent(Policy):
         state = self.discretizer(transition.obs)
         row = self.table.get(state)
         if row is None:
-            row = self.table[state] = np.full(self.n_actions, self.config.initial_q, np.float64)
+            row, self.visits[state] = self._new_row()
+            self.table[state] = row
         target = float(transition.reward)
-        if not transition.terminated:
+        if not transition.terminated and (self.config.bootstrap_truncation
+                                           or not transition.truncated):
             target += self.config.gamma * float(self.q_values(transition.next_obs).max())
         td_error = target - row[transition.action]
-        row[transition.action] += self.config.learning_rate * td_error
+        visits = self.visits[state]
+        visits[transition.action] += 1
+        step = max(self.config.learning_rate, 1.0 / visits[transition.action])
+        row[transition.action] += step * td_error
+        if self.config.prior_weight:
+            a = transition.action
+            self.prior_visits[a] += 1
+            self.prior[a] += max(self.config.learning_rate, 1.0 / self.prior_visits[a]) * (
+                target - self.prior[a])
         return {"td_error": abs(float(td_error))}
 
     def end_episode(self) -> None:
@@ -101,18 +152,35 @@ class QLearningAgent(Policy):
         states = sorted(self.table)
         values = (np.stack([self.table[s] for s in states]) if states
                   else np.zeros((0, self.n_actions), dtype=np.float64))
+        visits = (np.stack([self.visits[s] for s in states]) if states
+                  else np.zeros((0, self.n_actions), dtype=np.int64))
         return {
             **super().state_dict(),
             "episodes_done": self.episodes_done,
             "states": torch.tensor(states, dtype=torch.int64),
             "values": torch.from_numpy(values.copy()),
+            "visits": torch.from_numpy(visits.copy()),
+            "prior": torch.from_numpy(self.prior.copy()),
+            "prior_visits": torch.from_numpy(self.prior_visits.copy()),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        values = state["values"].numpy()
+        missing = sorted({"values", "visits", "states", "prior", "prior_visits",
+                          "episodes_done"} - set(state))
+        if missing:  # a Q-table saved before visit counts and the prior existed
+            raise ValueError(f"Q-learning state lacks {', '.join(missing)}: saved by an older "
+                             f"version; train anew")
+        values, visits = state["values"].numpy(), state["visits"].numpy()
         if values.ndim != 2 or values.shape[1] != self.n_actions or values.dtype != np.float64:
             raise ValueError(f"Q-table of shape {values.shape} / {values.dtype} does not fit "
                              f"{self.n_actions} actions (float64)")
+        if visits.shape != values.shape:
+            raise ValueError(f"visit counts of shape {visits.shape} do not fit the Q-table's "
+                             f"{values.shape}")
         super().load_state_dict(state)
         self.episodes_done = int(state["episodes_done"])
-        self.table = {int(s): values[i].copy() for i, s in enumerate(state["states"].tolist())}
+        states = state["states"].tolist()
+        self.table = {int(s): values[i].copy() for i, s in enumerate(states)}
+        self.visits = {int(s): visits[i].astype(np.int64) for i, s in enumerate(states)}
+        self.prior = state["prior"].numpy().astype(np.float64).copy()
+        self.prior_visits = state["prior_visits"].numpy().astype(np.int64).copy()

@@ -7,7 +7,7 @@ An assignment spec is a comma-separated list: ``q_learning`` (every agent), or
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from gymnasium import spaces
@@ -27,6 +27,8 @@ class AgentSettings:
     q_learning: QLearningConfig = field(default_factory=QLearningConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     device: str = "cpu"
+    observation_fields: tuple[str, ...] | None = None
+    """the env's names of its observation fields (``env.observation_fields``), if it has them"""
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,21 @@ def _independent(make: Callable[[spaces.Space, spaces.Space, int, AgentSettings]
 
 
 def _q_learner(obs_space: spaces.Space, act_space: spaces.Space, seed: int,
-               settings: AgentSettings) -> Policy:
+               settings: AgentSettings, *, stateless: bool = False) -> Policy:
+    config = replace(settings.q_learning, state=()) if stateless else settings.q_learning
     try:
-        return QLearningAgent(obs_space, act_space, seed=seed, config=settings.q_learning)
-    except ValueError as error:  # bins that do not fit this env's observations
-        raise ConfigError("q_learning.bins", str(error).removeprefix("bins: ")) from None
+        return QLearningAgent(obs_space, act_space, seed=seed, config=config,
+                              field_names=settings.observation_fields)
+    except ConfigError as error:  # a state design that does not fit this env's observations
+        raise ConfigError(f"q_learning.{error.field}", error.problem) from None
+    except ValueError as error:  # bins over fields without finite bounds
+        raise ConfigError("q_learning.state", str(error)) from None
+
+
+def observation_fields(env: object) -> tuple[str, ...] | None:
+    """The names an env gives its observation fields (``env.observation_fields``), if any."""
+    names = getattr(env, "observation_fields", None)
+    return tuple(str(n) for n in names) if names is not None else None
 
 
 def _shared_dqn(group: GroupSpec) -> dict[str, Policy]:
@@ -86,8 +98,11 @@ def _shared_dqn(group: GroupSpec) -> dict[str, Policy]:
 
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a for a in (
-        Algorithm("q_learning", "independent tabular Q-learning", learns=True,
-                  build=_independent(_q_learner)),
+        Algorithm("q_learning", "independent tabular Q-learning over a discretized state",
+                  learns=True, build=_independent(_q_learner)),
+        Algorithm("q_learning_stateless", "tabular Q-learning with a single state (a bandit)",
+                  learns=True, build=_independent(
+                      lambda o, a, s, st: _q_learner(o, a, s, st, stateless=True))),
         Algorithm("dqn", "independent deep Q-network per agent", learns=True,
                   build=_independent(lambda o, a, s, st: DQNAgent(
                       o, a, seed=s, config=st.dqn, device=st.device))),

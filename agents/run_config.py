@@ -37,8 +37,8 @@ EnvFactory = Callable[..., ParallelEnv]  # factory(scenario, *, run_dir, device,
 class TrainConfig:
     """Train organizations' policies on a PettingZoo ParallelEnv (fedenv by default).
 
-    Algorithms (--algo): q_learning, dqn, shared_dqn, myopic_greedy, random, always_max,
-    always_min, never.  Logs: tensorboard --logdir runs"""
+    Algorithms (--algo): q_learning, q_learning_stateless, dqn, shared_dqn, myopic_greedy,
+    random, always_max, always_min, never.  Logs: tensorboard --logdir runs"""
 
     scenario: str = "default"
     """scenario name (scenarios/<name>.toml, e.g. tiny, default) or a scenario file"""

@@ -7,7 +7,9 @@ the team (tables, networks, optimizers, replay buffers, generators), the python 
 global RNG states, the number of finished episodes, the global step and the logging state.
 Episode ``e`` always resets the env with seed ``episode_seed(seed, e)``, so a run resumed
 from a checkpoint plays the same episodes as one never interrupted. Scalars are logged with the
-global env step as x-axis; a resumed writer purges the steps after the checkpoint.
+global env step as x-axis; a resumed writer purges the steps after the checkpoint.  A new run
+writes the Custom Scalars layout; every run ends with its config and final metrics in the HParams
+plugin (:mod:`agents.dashboard`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.config import ConfigError
+from agents.dashboard import flat_hparams, write_hparams, write_layout
 from agents.metrics import RunTotals, ScalarWindow, episode_scalars, format_summary
-from agents.registry import AgentSettings, build_team, resolve_assignment
+from agents.registry import AgentSettings, build_team, observation_fields, resolve_assignment
 from agents.rollout import episode_seed, eval_seeds, evaluate, mean_returns, run_episode
 from agents.run_config import (
     EnvFactory,
@@ -109,9 +112,11 @@ class Trainer:
         self.team = build_team(self.assignment, {a: env.observation_space(a) for a in agents},
                                {a: env.action_space(a) for a in agents}, seed=config.seed,
                                settings=AgentSettings(q_learning=config.q_learning,
-                                                      dqn=config.dqn, device=str(device)))
+                                                      dqn=config.dqn, device=str(device),
+                                                      observation_fields=observation_fields(env)))
         self.totals, self.window = RunTotals(), ScalarWindow()
         self.episode, self.global_step = 0, 0
+        self.recent_returns: list[float] = []  # mean return of the last (up to 10) episodes
         if paths.checkpoint.exists():
             self._load_checkpoint()
             _wait_past_event_files(paths.root)
@@ -127,6 +132,7 @@ class Trainer:
                 _wait_past_event_files(paths.root)
             self.writer = SummaryWriter(str(paths.root), purge_step=0 if config.resume else None)
             self.writer.add_text("hyperparameters", config_table(config))
+            write_layout(self.writer)
 
     def _load_checkpoint(self) -> None:
         state = load_state(self.paths.checkpoint)
@@ -136,6 +142,7 @@ class Trainer:
         self.totals.load_state_dict(state["totals"])
         self.window.load_state_dict(state["window"])
         self.episode, self.global_step = int(state["episode"]), int(state["global_step"])
+        self.recent_returns = [float(x) for x in state["recent_returns"]]
         _restore_rng_states(state["rng"])
 
     def _save_checkpoint(self) -> None:
@@ -144,6 +151,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT, "episode": self.episode, "global_step": self.global_step,
             "team": self.team.state_dict(), "rng": _rng_states(),
             "totals": self.totals.state_dict(), "window": self.window.state_dict(),
+            "recent_returns": list(self.recent_returns),
         }, self.paths.checkpoint)
 
     def _write_scalars(self, steps_per_second: float) -> None:
@@ -156,7 +164,6 @@ class Trainer:
     def run(self) -> TrainResult:
         config = self.config
         start_time, start_step = time.perf_counter(), self.global_step
-        recent_returns: list[float] = []
         bar = tqdm(total=config.episodes, initial=self.episode, desc="episodes", unit="ep",
                    disable=not config.progress, dynamic_ncols=True)
         try:
@@ -172,21 +179,35 @@ class Trainer:
                 if self.episode % config.log_interval == 0 or last:
                     elapsed = max(time.perf_counter() - start_time, 1e-9)
                     self._write_scalars((self.global_step - start_step) / elapsed)
+                self.recent_returns = (self.recent_returns + [record.mean_return])[-10:]
                 if self.episode % config.checkpoint_interval == 0 or last:
                     self._save_checkpoint()
-                recent_returns = (recent_returns + [record.mean_return])[-10:]
-                postfix = {"ep": self.episode, "mean_return": f"{np.mean(recent_returns):.3f}"}
+                postfix = {"ep": self.episode,
+                           "mean_return": f"{np.mean(self.recent_returns):.3f}"}
                 if record.global_score is not None:
                     postfix["global_score"] = f"{record.global_score:.3f}"
                 bar.set_postfix(postfix, refresh=False)
                 bar.update(1)
             eval_returns = self._evaluate() if config.eval_episodes else None
+            self._write_hparams(eval_returns)
         finally:
             bar.close()
             self.writer.close()
         summary = format_summary(self.totals, self.assignment, eval_returns)
         return TrainResult(self.paths.root, self.episode, self.global_step, self.totals,
                            self.assignment, eval_returns, summary)
+
+    def _write_hparams(self, eval_returns: dict[str, float] | None) -> None:
+        """The run's config and final metrics for TensorBoard's HParams tab."""
+        rows = self.totals.rows()
+        metrics = {
+            "final_mean_return": float(np.mean(self.recent_returns)),
+            "mean_return": float(np.mean([r[1] for r in rows])),
+            "participation": float(np.mean([r[2] for r in rows])),
+        }
+        if eval_returns:
+            metrics["eval_mean_return"] = float(np.mean(list(eval_returns.values())))
+        write_hparams(self.writer, flat_hparams(self.config), metrics, self.global_step)
 
     def _evaluate(self) -> dict[str, float]:
         records = evaluate(self.env, self.team, eval_seeds(self.config.seed,

@@ -1,8 +1,8 @@
 """The anchoring interface: somewhere to publish small signed records of digests.
 
-Both `chains.public_ledger.PublicLedger` and `chains.ethereum.EthereumAnchor` satisfy it, so a
-caller written against `Anchor` can publish to either. (fedenv today writes to its
-`PublicLedger` directly; an Ethereum backend for it would go through this interface.)
+Both `chains.public_ledger.PublicLedger` and `chains.ethereum.EthereumAnchor` (and
+`chains.ethereum_log.LoggedAnchor`) satisfy it, so a caller written against `Anchor` can publish
+to either; fedenv chooses by its scenario's `[ledger] public`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ never from the data, so copying an anchor's data into a transaction from another
 another chain, or again from the same account, gives a record that does not verify.
 
 Works in-process with `EthereumAnchor.in_process()` (eth-tester) and against a node with
-`EthereumAnchor.connect(url)`, signing with an unlocked node account or a local key. Requires
-the optional `eth` extra (web3, eth-tester[py-evm]).
+`EthereumAnchor.connect(url)`, signing with an unlocked node account or a local key. With a local
+key, `send` also returns the signed raw transaction, which is what `chains.ethereum_log` keeps
+for offline verification. Requires the optional `eth` extra (web3, eth-tester[py-evm]).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from chains.errors import ChainsError, MalformedError, TransactionRejected
 from chains.identity import Identity, verify_signature
 from chains.transactions import check_payload
 
-__all__ = ["DATA_PREFIX", "AnchorRecord", "EthereumAnchor"]
+__all__ = ["DATA_PREFIX", "FUNDING_WEI", "AnchorRecord", "EthereumAnchor", "SentAnchor",
+           "decode_anchor_data"]
 
 DATA_PREFIX = b"fedenv/anchor/v2\x00"
 SIGN_DOMAIN = b"fedenv/eth-anchor/v2\x00"
+FUNDING_WEI = 10**20  # what `in_process(private_key=...)` gives the anchoring account: 100 ether
 _MAX_DATA = 64 * 1024
 
 
@@ -39,6 +42,37 @@ def signed_message(chain: int, account: str, account_nonce: int, kind: str,
     """What the fedenv sender signs for one anchoring transaction."""
     return SIGN_DOMAIN + canonical_json({"account": account, "account_nonce": account_nonce,
                                          "chain": chain, "kind": kind, "payload": dict(payload)})
+
+
+def decode_anchor_data(data: bytes) -> tuple[str, dict[str, Any], str, bytes]:
+    """(kind, payload, sender id, signature) of an anchoring transaction's data; MalformedError
+    (ChainsError if the data is not a fedenv anchor at all) otherwise."""
+    if not data.startswith(DATA_PREFIX):
+        raise ChainsError("the transaction data is not a fedenv anchor")
+    fields = parse_canonical(data[len(DATA_PREFIX):], max_bytes=_MAX_DATA, max_depth=8,
+                             what="anchor record")
+    if not isinstance(fields, dict) or set(fields) != {"kind", "payload", "sender", "signature"} \
+            or not all(isinstance(fields[k], str) for k in ("kind", "sender", "signature")) \
+            or not isinstance(fields["payload"], dict):
+        raise MalformedError("anchor record must be {kind, payload, sender, signature}")
+    try:
+        signature = bytes.fromhex(fields["signature"])
+    except ValueError:
+        raise MalformedError("anchor record signature is not hex") from None
+    return fields["kind"], fields["payload"], fields["sender"], signature
+
+
+@dataclass(frozen=True)
+class SentAnchor:
+    """An anchoring transaction once mined: its hash (the receipt id), the signed raw bytes (b""
+    when the node signed it), and what its receipt says."""
+
+    receipt: str
+    raw: bytes
+    block: int
+    block_hash: str
+    status: int
+    gas_used: int
 
 
 def _web3() -> Any:
@@ -95,9 +129,14 @@ class EthereumAnchor:
 
     @classmethod
     def in_process(cls, **kwargs: Any) -> EthereumAnchor:
-        """An in-process chain (eth-tester with py-evm): nothing leaves this process."""
+        """An in-process chain (eth-tester with py-evm): nothing leaves this process. With
+        `private_key=`, the key's account is first funded with `FUNDING_WEI` from the chain's
+        first (pre-funded) account, in block 1."""
         web3 = _web3()
-        return cls(web3.Web3(web3.EthereumTesterProvider()), **kwargs)
+        chain = cls(web3.Web3(web3.EthereumTesterProvider()), **kwargs)
+        if chain._key is not None:
+            chain.fund(FUNDING_WEI)
+        return chain
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> EthereumAnchor:
@@ -112,8 +151,30 @@ class EthereumAnchor:
     def height(self) -> int:
         return int(self.w3.eth.block_number)
 
+    @property
+    def balance(self) -> int:
+        return int(self.w3.eth.get_balance(self.account))
+
+    def fund(self, wei: int, source: str | None = None) -> str:
+        """Send `wei` to the anchoring account from `source` (an unlocked node account, default
+        the node's first) and wait for it; returns the transaction's 0x hash."""
+        accounts = self.w3.eth.accounts
+        if source is None and not accounts:
+            raise ChainsError(f"the node has no unlocked account to fund {self.account} from")
+        tx_hash = self.w3.eth.send_transaction({"from": source or accounts[0],
+                                                "to": self.account, "value": wei})
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout_s)
+        if receipt["status"] != 1:
+            raise ChainsError(f"funding transaction {bytes(tx_hash).hex()} failed on chain")
+        return "0x" + bytes(tx_hash).hex()
+
     def anchor(self, kind: str, payload: Mapping[str, Any], *, sender: Identity | None = None) -> str:
         """Send the record as a transaction and wait for it to be mined; returns its 0x hash."""
+        return self.send(kind, payload, sender=sender).receipt
+
+    def send(self, kind: str, payload: Mapping[str, Any], *,
+             sender: Identity | None = None) -> SentAnchor:
+        """`anchor`, returning the mined transaction: its hash, raw signed bytes and receipt."""
         if kind not in ANCHOR_KINDS:
             raise TransactionRejected("tx-kind", f"kind {kind!r} cannot be anchored; "
                                                  f"use one of {ANCHOR_KINDS}")
@@ -128,18 +189,21 @@ class EthereumAnchor:
                                              "sender": sender.id if sender else "",
                                              "signature": signature.hex()})
         tx = {"from": self.account, "to": self.account, "value": 0, "data": data, "nonce": nonce}
+        raw = b""
         if self._key is None:
             tx_hash = self.w3.eth.send_transaction(tx)
         else:
             tx["chainId"] = self.chain_id
             tx["gas"] = self.w3.eth.estimate_gas(tx)
             tx["gasPrice"] = self.w3.eth.gas_price
-            signed = self._key.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            raw = bytes(self._key.sign_transaction(tx).raw_transaction)
+            tx_hash = self.w3.eth.send_raw_transaction(raw)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout_s)
         if receipt["status"] != 1:
             raise ChainsError(f"anchor transaction {tx_hash.hex()} failed on chain")
-        return "0x" + bytes(tx_hash).hex()
+        return SentAnchor("0x" + bytes(tx_hash).hex(), raw, int(receipt["blockNumber"]),
+                          "0x" + bytes(receipt["blockHash"]).hex(), int(receipt["status"]),
+                          int(receipt["gasUsed"]))
 
     def flush(self) -> int:
         """Nothing is pending (anchor waits for its receipt); returns the height."""
@@ -161,24 +225,14 @@ class EthereumAnchor:
         data = bytes(tx["input"])
         if not data.startswith(DATA_PREFIX):
             raise ChainsError(f"transaction {receipt} is not a fedenv anchor")
-        fields = parse_canonical(data[len(DATA_PREFIX):], max_bytes=_MAX_DATA, max_depth=8,
-                                 what="anchor record")
-        if not isinstance(fields, dict) or set(fields) != {"kind", "payload", "sender",
-                                                           "signature"} \
-                or not all(isinstance(fields[k], str) for k in ("kind", "sender", "signature")) \
-                or not isinstance(fields["payload"], dict):
-            raise MalformedError("anchor record must be {kind, payload, sender, signature}")
-        try:
-            signature = bytes.fromhex(fields["signature"])
-        except ValueError:
-            raise MalformedError("anchor record signature is not hex") from None
+        kind, payload, sender, signature = decode_anchor_data(data)
         tx_chain = tx.get("chainId")
         if tx_chain is not None and int(tx_chain) != self.chain_id:
             raise ChainsError(f"transaction {receipt} is for chain {int(tx_chain)}, this node "
                               f"serves {self.chain_id}")
         return AnchorRecord(receipt, int(tx["blockNumber"]), self.chain_id,
                             self.w3.to_checksum_address(tx["from"]), int(tx["nonce"]),
-                            fields["kind"], fields["payload"], fields["sender"], signature)
+                            kind, payload, sender, signature)
 
     def __repr__(self) -> str:
         return f"EthereumAnchor(chain_id={self.chain_id}, account={self.account}, height={self.height})"

@@ -5,7 +5,8 @@ block holds the consortium's CA certificates): hash links, block and tree-head s
 transaction's signature, identity and validity (revocations apply from their position in the log
 on), nonces, Merkle roots, every derived column, and tree heads that only grow. Rows are
 streamed, so memory stays flat. Channel and orderer files of `chains.fabric` are handed to
-`chains.fabric.verify`. In a run folder, each transaction payload naming an `"artifact"` (a path
+`chains.fabric.verify`, Ethereum anchor logs (`public-eth.db`) to `chains.ethereum_verify`. In a
+run folder, each transaction payload naming an `"artifact"` (a path
 relative to the folder that holds the ledger file, so run folders nest:
 `runs/<name>/env/public.db` resolves against `runs/<name>/env/`) and its `"digest"` is checked
 against that file (`chains.artifacts`), and the files of one chain (the orderer's and every
@@ -30,6 +31,8 @@ from pathlib import Path
 from chains.artifacts import check_artifacts
 from chains.canonical import parse_json
 from chains.errors import ChainsError, ConfigError, MalformedError
+from chains.ethereum_log import KIND as ETHEREUM_KIND
+from chains.ethereum_verify import check_ethereum_log
 from chains.fabric.verify import ORDERER_KIND, check_channel, check_orderer
 from chains.merkle import EMPTY_ROOT, range_hash
 from chains.replay import ReplayFailure, replay
@@ -168,6 +171,8 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
             elif kind in (_CHANNEL_KIND, ORDERER_KIND):
                 check = check_channel if kind == _CHANNEL_KIND else check_orderer
                 chain.key, chain.hashes = check(conn, report, deadline)
+            elif kind == ETHEREUM_KIND:
+                check_ethereum_log(conn, report, artifact_root, limits, deadline)
             else:
                 report.problems.append(Problem(None, "unknown-kind", f"meta.kind is {kind!r}"))
     except UnsafeFile as exc:

@@ -19,6 +19,9 @@ class ConfigError(FedenvError, ValueError):
         where = f"{self.source}: " if self.source else ""
         super().__init__(f"{where}{field}: {problem}")
 
+    def __reduce__(self):  # pickles across process pools (the default passes only the message)
+        return type(self), (self.field, self.problem, self.source)
+
 
 class DataFormatError(FedenvError, ValueError):
     """A data file (or in-memory dialogue) is malformed; names the file, line and problem."""

@@ -8,7 +8,7 @@
 | Agents             | one per organization, named by it: ``env.possible_agents``    |
 | Action Shape       | ``Discrete(1 + R)``, R = number of resource levels            |
 | Action Values      | 0 = sit the round out, k = take part at resource level k      |
-| Observation Shape  | ``(10,)``, ``float32``                                        |
+| Observation Shape  | ``(11,)``, ``float32``                                        |
 | Observation Values | see Observations                                              |
 
 Organizations decide, round after round, whether and how hard to take part in federated LoRA
@@ -31,6 +31,8 @@ dict sits the round out (action 0).  An action outside the space, or an agent no
 
 A ``Box`` of ``len(OBS_FIELDS)`` floats, the same space for every agent.  Scores (0..10 on the
 benchmark) are divided by 10; money is divided by the scenario's reward pool (by 1 if it is 0).
+``env.observation_fields`` names the fields in order (:data:`OBS_FIELDS`), so a learner can be
+told which to observe by name (``q_learning``'s ``state``).
 
 | field                | meaning                                              | range    |
 | -------------------- | ---------------------------------------------------- | -------- |
@@ -44,10 +46,16 @@ benchmark) are divided by 10; money is divided by the scenario's reward pool (by
 | others_participation | share of the other organizations in the last round   | [0, 1]   |
 | reputation           | share of the org's updates so far that were accepted | [0, 1]   |
 | last_level           | own last action / R                                  | [0, 1]   |
+| channel_participation | share of its channel partners in the last round    | [0, 1]   |
+
+Channel partners are the other members of the organization's updates channel
+(:mod:`fedenv.ledgers.layout`): its sub-consortium (0 when it is alone there); without
+``[[channels]]`` they are all the others.
 
 ## Rewards
 
-``reward = payout + model_value_weight * (own-domain score after - before) - costs`` for a
+``reward = payout + model_value - costs``, with ``model_value = model_value_weight * (own-domain
+score after - before) + collective_weight * (global score after - before)``, for a
 participant, 0 for an organization that sat out (it neither pays nor gets the new model).
 Contributions (``scoring.contribution``: ``loo``, ``shapley``, ``tmc_shapley``) are differences
 of coalition values, ``value(S)`` = the benchmark score of the aggregate of S's updates
@@ -117,6 +125,7 @@ _OBSERVATIONS = (  # field, low, high: see the Observations table above
     ("others_participation", 0, 1),
     ("reputation", 0, 1),
     ("last_level", 0, 1),
+    ("channel_participation", 0, 1),
 )
 OBS_FIELDS = tuple(name for name, _, _ in _OBSERVATIONS)
 _OBS_LOW = np.array([low for _, low, _ in _OBSERVATIONS], dtype=np.float32)
@@ -168,6 +177,7 @@ class FedOrgParallelEnv(ParallelEnv):
             "store_adapters": store_adapters,
         }
         self.possible_agents = list(scenario.org_names)
+        self.observation_fields = OBS_FIELDS  # names of the observation's fields, in order
         self._orgs = {o.name: o for o in scenario.organizations}
         self.agents: list[str] = []
         self._action_space = spaces.Discrete(1 + scenario.num_levels)
@@ -182,6 +192,10 @@ class FedOrgParallelEnv(ParallelEnv):
         except BaseException:
             self.run.close()
             raise
+        self._partners = {
+            a: [m for m in self.run.ledgers.layout.updates_channel(a).members if m != a]
+            for a in self.possible_agents
+        }
         self._seed = scenario.seed
         self._resets_since_seed = 0
         self._round = 0
@@ -317,8 +331,14 @@ class FedOrgParallelEnv(ParallelEnv):
             sum(a in self._participated for a in others) / max(1, len(others)),
             state.accepted / state.submitted if state.submitted else 1.0,
             state.level / self.scenario.num_levels,
+            _share(self._participated, self._partners[agent]),
         )
         return np.clip(np.array(values, dtype=np.float32), _OBS_LOW, _OBS_HIGH)
+
+
+def _share(participated: set[str], orgs: list[str]) -> float:
+    """The share of ``orgs`` that took part (0 for none)."""
+    return sum(o in participated for o in orgs) / len(orgs) if orgs else 0.0
 
 
 def parallel_env(

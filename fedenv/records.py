@@ -79,12 +79,13 @@ class RoundOutcome:
     global_digest: str  # SHA-256 of the global state after the round
     domain_scores: Mapping[str, float]  # the global model's score per domain after the round
     public_height: int  # public ledger height after the round's block
-    scoring_tx: str | None  # the consortium channel's scoring transaction (None: no update)
+    scoring_tx: str | None  # the scoring channel's scoring transaction (None: no update)
     anchor_txs: tuple[str, ...]  # the public global-model-hash and round-summary transactions
     evaluations: int  # benchmark evaluations of coalitions the round's scoring needed
     orgs: Mapping[str, OrgOutcome]  # the organizations live in the round, in the env's order
     timings: Mapping[str, float]  # wall-clock seconds per stage (train, scoring, ledgers, ...)
     attack_measures: Mapping[str, float] = field(default_factory=dict)  # backdoor_asr, ...
+    scoring_channel: str | None = None  # the channel the round was scored on (None: no update)
 
     def domain_score(self, org: str) -> float:
         """The global model's score on ``org``'s own domain after the round."""

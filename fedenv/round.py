@@ -9,15 +9,17 @@ the design's "one step, as data flows":
 1. participants train from the current global adapter (``engine.train_updates``); attackers send
    what their behaviour crafts instead (:mod:`fedenv.scoring.attacks`);
 2. each update's canonical bytes are written to the run folder, its hash is signed onto the
-   public ledger by the organization, the bytes go to its private data collection;
+   public chain by the organization, the bytes go to its private data collection on its
+   updates channel;
 3. the defences screen the updates (integrity, free riders, the norm rule, the scenario's
    filters and reputation), and the round's game is played on the candidates to its fixed point
    (:mod:`fedenv.scoring.accounting`): contributions are measured on the set that is aggregated,
    negative ones rejected (``scoring.reject_negative``), and the mechanism pays the accepted
    updates on that set; every decision, with its reasons, goes into the scoring transaction,
-   endorsed and committed on the consortium channel;
-4. the accepted updates are committed as the new global state under the round's rule, whose hash
-   and the round's summary are anchored on the public ledger, and the round's block is sealed;
+   endorsed and committed on the round's scoring channel (:mod:`fedenv.ledgers.layout`);
+4. the accepted updates are committed as the new global state under the round's rule; its
+   scores on each sub-consortium's domains go to the channels that carry ``benchmark``; its hash
+   and the round's summary are anchored on the public chain, and the round's block is sealed;
    the data-poisoning attacks' measures are taken on it (:mod:`fedenv.scoring.attack_measures`);
 5. rewards = payout + model value - costs (:mod:`fedenv.scoring.costs`).
 """
@@ -41,7 +43,7 @@ from fedenv.scenario.engine import scenario_engine
 from fedenv.scoring.accounting import settle
 from fedenv.scoring.attack_measures import AttackMeasures
 from fedenv.scoring.attacks import ATTACKS, craft_update, strength_of
-from fedenv.scoring.costs import round_costs
+from fedenv.scoring.costs import RoundCosts, round_costs
 from fedenv.scoring.defence import Decision, RoundDefence
 from fedenv.scoring.incentives import get_mechanism
 from fedenv.seeding import derive_seed
@@ -142,7 +144,9 @@ class RoundPlayer:
             with watch("ledgers"):
                 tx_ids[update.org] = [
                     ledgers.post_update(update.org, self.episode, index, update.digest, artifact),
-                    ledgers.store_private_update(update.org, self.episode, index, data),
+                    *ledgers.store_private_update(
+                        update.org, self.episode, index, data, participants=list(by_org)
+                    ),
                 ]
 
         before = self.global_result
@@ -209,6 +213,13 @@ class RoundPlayer:
             "scoring_tx": scoring_tx or "",
         }
         with watch("ledgers"):
+            if updates:
+                own_scores = {
+                    o: _rounded(after.domains[s.domain].score) for o, s in self.orgs.items()
+                }
+                ledgers.record_benchmark(
+                    self.episode, index, self.engine.global_digest, own_scores, list(by_org)
+                )
             anchor_txs = ledgers.anchor_global(
                 self.episode, index, self.engine.global_digest, summary, artifact
             )
@@ -237,6 +248,7 @@ class RoundPlayer:
             domain_scores={d: r.score for d, r in after.domains.items()},
             public_height=height,
             scoring_tx=scoring_tx,
+            scoring_channel=ledgers.scoring_channel,
             anchor_txs=tuple(anchor_txs),
             evaluations=settlement.evaluations,
             orgs=orgs,
@@ -266,7 +278,7 @@ class RoundPlayer:
                 local_steps=0,
                 contribution=0.0,
                 payout=0.0,
-                costs=round_costs(spec.unit_cost, None, sc.costs),
+                costs=RoundCosts(),
                 model_value=0.0,
                 reward=0.0,
                 accepted=False,
@@ -277,11 +289,14 @@ class RoundPlayer:
             spec.unit_cost,
             sc.level(level).compute,
             sc.costs,
-            transactions=len(tx_ids),
             trains=trains,
+            ledger_fees=self.ledgers.round_fees.get(org, 0.0),
         )
         gain = after.domains[spec.domain].score - before.domains[spec.domain].score
-        model_value = sc.incentives.model_value_weight * gain
+        model_value = (
+            sc.incentives.model_value_weight * gain
+            + sc.incentives.collective_weight * (after.score - before.score)
+        )
         return OrgOutcome(
             domain=spec.domain,
             level=level,

@@ -3,7 +3,7 @@
 ::
 
     config.json                                  the resolved scenario and env options
-    public.db, fabric/consortium/*.db            the ledgers (see fedenv.ledgers)
+    public.db (or public-eth.db), fabric/<channel>/*.db   the ledgers (see fedenv.ledgers)
     adapters/base.safetensors                    the initial global state
     adapters/e<episode>/r<round>/<org>.safetensors   each update, as sent
     adapters/e<episode>/r<round>/global.safetensors  the global state after the round
@@ -58,12 +58,7 @@ class RunFolder:
                     str(self.path),
                 )
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        self.ledgers = Ledgers(
-            self.path,
-            scenario.org_names,
-            seed=scenario.seed,
-            endorsement=scenario.ledger.endorsement,
-        )
+        self.ledgers = Ledgers.for_scenario(self.path, scenario)
 
     def save_adapter(
         self, episode: int | None, round: int | None, name: str, data: bytes

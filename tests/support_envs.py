@@ -6,8 +6,9 @@ earns ``value_i * level * (0.8 + 0.4 * share of the others taking part)`` and pa
 organizations (org_0: 2, org_1: 1, org_2: 3, org_3: 1 at the default parameters), so a learner
 beats random play and the fixed baselines. Deterministic under ``reset(seed=...)``.
 
-Observation (Box, float32): round_fraction, own last level / levels, others' participation share
-last round, own last reward / value (clipped to [-1, 1]). Infos carry the same keys the trainer
+Observation (Box, float32): round_fraction, budget_fraction (budget left / budget; 1 without a
+budget), own last level / levels, others' participation share last round, own last reward / value
+(clipped to [-1, 1]); ``env.observation_fields`` names them, as fedenv does. Infos carry the same keys the trainer
 logs for fedenv (participated, resource, contribution, payout, cost_total, global_score,
 domain_scores, public_height, round). With a finite ``budget`` an organization whose total cost
 reaches it is terminated while the others play on.
@@ -57,8 +58,10 @@ class ParticipationGame(ParallelEnv):
         self.render_mode = render_mode
         self.possible_agents = [f"org_{i}" for i in range(config.n_orgs)]
         self.agents: list[str] = []
-        self._obs_space = spaces.Box(np.array([0, 0, 0, -1], np.float32),
-                                     np.array([1, 1, 1, 1], np.float32), dtype=np.float32)
+        self.observation_fields = ("round_fraction", "budget_fraction", "last_level",
+                                   "others_participation", "last_reward")
+        self._obs_space = spaces.Box(np.array([0, 0, 0, 0, -1], np.float32),
+                                     np.array([1, 1, 1, 1, 1], np.float32), dtype=np.float32)
         self._act_space = spaces.Discrete(1 + config.levels)
         self._rng = np.random.default_rng(seed)
         self._value = {a: VALUES[i % len(VALUES)] for i, a in enumerate(self.possible_agents)}
@@ -82,7 +85,9 @@ class ParticipationGame(ParallelEnv):
 
     def _observe(self, agent: str) -> np.ndarray:
         level, others, reward = self._last[agent]
-        return np.array([self._round / self.config.max_rounds, level / self.config.levels,
+        budget = self.config.budget
+        left = 1.0 if math.isinf(budget) else max(0.0, budget - self._spent[agent]) / budget
+        return np.array([self._round / self.config.max_rounds, left, level / self.config.levels,
                          others, np.clip(reward / self._value[agent], -1, 1)], dtype=np.float32)
 
     def step(self, actions: dict[str, int]):

@@ -153,8 +153,9 @@ def test_the_help_names_every_algorithm_and_mechanism(capsys, monkeypatch):
 
 def test_sections_are_their_own_dataclasses():
     """--q-learning.* and --dqn.* are the agents' configs themselves, not copies."""
-    config, given = parse(TrainConfig, ["--q-learning.bins", "1", "3", "1", "--dqn.gamma", "0.5"],
+    config, given = parse(TrainConfig, ["--q-learning.state", "round_fraction=5", "1=3",
+                                        "--dqn.gamma", "0.5"],
                           prog="train_agents.py")
-    assert config.q_learning == QLearningConfig(bins=(1, 3, 1))
+    assert config.q_learning == QLearningConfig(state=("round_fraction=5", "1=3"))
     assert config.dqn == DQNConfig(gamma=0.5)
-    assert given == {"q_learning.bins", "dqn.gamma"}
+    assert given == {"q_learning.state", "dqn.gamma"}

@@ -259,6 +259,29 @@ def test_the_shapley_mechanism_pays_on_shapley_values_whatever_decides_acceptanc
     assert paid["loo"] == pytest.approx(paid["shapley"], abs=1e-9)
 
 
+def test_the_collective_term_pays_participants_for_the_global_scores_gain():
+    """``incentives.collective_weight`` adds weight x (global score after - before) to each
+    participant's model value and reward, and nothing to an organization that sat out."""
+    steps = {}
+    for weight in (0.0, 2.5):
+        env = fedenv.parallel_env("tiny", max_rounds=1, collective_weight=weight,
+                                  **{"scoring.reject_negative": False})
+        observations, _ = env.reset(seed=5)
+        before = 10.0 * float(observations["northbank"][OBS_FIELDS.index("global_score")])
+        actions = {**full_effort(env), "skyway": 0}
+        _, rewards, _, _, infos = env.step(actions)
+        steps[weight] = (rewards, infos, before)
+        env.close()
+    (plain, plain_infos, before), (collective, infos, _) = steps[0.0], steps[2.5]
+    gain = infos["northbank"]["global_score"] - before
+    assert abs(gain) > 1e-3
+    for org in ("northbank", "citycare"):
+        assert collective[org] - plain[org] == pytest.approx(2.5 * gain, abs=1e-5)
+        assert infos[org]["model_value"] - plain_infos[org]["model_value"] == pytest.approx(
+            2.5 * gain, abs=1e-5)
+    assert collective["skyway"] == plain["skyway"] == 0.0
+
+
 def test_the_same_seed_writes_the_same_ledgers_byte_for_byte(tmp_path):
     """Determinism an auditor relies on: one seed gives the same public tree head and the same
     channel block hashes, in two separate run folders."""

@@ -10,6 +10,7 @@ import pytest
 
 import evaluate
 import fedenv
+import fedenv.evaluation
 from fedenv.evaluation.play import METRICS
 
 TINY = ["--scenario", "tiny", "--no-progress"]
@@ -41,6 +42,8 @@ def test_help_lists_every_option_with_its_help(capsys):
         "--out",
         "--plot",
         "--progress",
+        "--sweep",
+        "--reference",
     ):
         assert option in out
     assert "evaluation episodes per (scenario, mechanism, seed)" in out
@@ -67,6 +70,17 @@ def test_help_lists_every_option_with_its_help(capsys):
         (["--device", "mps"], "argument --device: 'mps' is not supported"),
         (["--override", "max_rounds=0"], "argument --override: max_rounds: must be >= 1"),
         (["--override", "max_rounds"], "argument --override: expected KEY=VALUE"),
+        (["--override", "max_rounds=2", "max_rounds=3"], ("argument --override: 'max_rounds' is "
+                                                         "given twice")),
+        (["--override", "reward_pool=2", "incentives.reward_pool=3"],
+         "argument --override: incentives.reward_pool: sets 'incentives.reward_pool'"),
+        (["--sweep", "lora.r"], "argument --sweep: expected KEY=V1,V2"),
+        (["--sweep", "lora.r=4,,8"], "argument --sweep: 'lora.r=4,,8': empty value"),
+        (["--sweep", "lora.r=2,-4"], "argument --sweep: tiny: lora.r"),
+        (["--sweep", "reward_pool=5,10", "--override", "incentives.reward_pool=3"],
+         "argument --sweep: 'incentives.reward_pool' is both swept and set by --override"),
+        (["--reference", "bribes"], "argument --reference: 'bribes' is not among"),
+        (["--mechanisms", "loo,none"], "argument --reference: 'equal' is not among"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(tmp_path, capsys, argv, message):
@@ -107,8 +121,8 @@ def test_a_tiny_comparison_prints_its_table_and_writes_its_results(tmp_path, cap
     code, stdout, _ = _main(capsys, *argv)
     assert code == 0
     rows = [line for line in stdout.splitlines() if line.startswith("| tiny")]
-    assert [row.split("|")[2].strip() for row in rows] == ["equal", "none"]
-    assert "best model: equal, none" in stdout  # same actions, same seeds: the same model
+    assert [row.split("|")[2].strip() for row in rows] == ["equal", "none", "none - equal"]
+    assert "best model: n/a (one seed: no interval" in stdout
 
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["policy"] == "always_max"
@@ -149,3 +163,43 @@ def test_a_learning_policy_trains_on_the_runs_env_then_acts_greedily():
     assert all(p.episodes_done == 2 for p in learners.values())  # two training episodes
     assert all(p.table for p in learners.values())  # each learned from the steps it played
     assert actions["skyway"] == 0 and set(actions) == set(env.possible_agents)
+
+
+def test_a_2x2_sweep_writes_the_grid_tables_and_one_figure_per_metric(tmp_path, capsys):
+    out = tmp_path / "grid"
+    code, stdout, _ = _main(
+        capsys, *TINY, "--mechanisms", "equal,none", "--seeds", "0,1", "--policy", "always_min",
+        "--override", "max_rounds=1", "--sweep", "reward_pool=5,10", "--sweep", "lora.r=2,4",
+        "--out", str(out), "--no-adapters", "--plot")
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    cells = ["tiny[incentives.reward_pool=5,lora.r=2]", "tiny[incentives.reward_pool=5,lora.r=4]",
+             "tiny[incentives.reward_pool=10,lora.r=2]", "tiny[incentives.reward_pool=10,lora.r=4]"]
+    assert list(results["scenarios"]) == cells
+    assert {(r["scenario"], r["seed"]) for r in results["runs"]} == {
+        (c, s) for c in cells for s in (0, 1)}  # the same seeds in every cell
+    with (out / "grid.csv").open() as file:
+        grid = list(csv.DictReader(file))
+    assert len(grid) == 4 * 2 * len(METRICS)
+    pays = {(r["incentives.reward_pool"], r["lora.r"]): float(r["mean"]) for r in grid
+            if r["mechanism"] == "equal" and r["metric"] == "cost/total_payout"}
+    assert pays[("5", "2")] == pytest.approx(pays[("10", "2")] / 2)  # one round, pool paid out
+    assert sorted(p.name for p in (out / "grid").iterdir()) == sorted(
+        m.replace("/", "_") + ".md" for m in METRICS)
+    figures = sorted(p.name for p in (out / "plots" / "grid").iterdir())
+    assert figures == sorted(m.replace("/", "_") + ".png" for m in METRICS)
+    assert "| scenario | incentives.reward_pool | lora.r |" in stdout
+    # the tidy per-organization table, as CSV and Parquet, and read back as DataFrames
+    results = fedenv.evaluation.load(out)
+    orgs = results.orgs
+    assert len(orgs) == 4 * 2 * 2 * 3  # cells x mechanisms x seeds x (1 round x 3 organizations)
+    assert {"scenario", "cell", "incentives.reward_pool", "lora.r", "mechanism", "seed", "episode",
+            "round", "org", "action", "contribution", "payout", "costs", "reward", "accepted",
+            "own_domain_score", "domain_score/bank"} <= set(orgs.columns)
+    assert set(orgs["action"]) == {1}  # always_min
+    equal = orgs[orgs["mechanism"] == "equal"]
+    pool = equal.groupby(["cell", "seed"])["payout"].sum()
+    assert sorted(set(pool.round(6))) == [5.0, 10.0]  # every update accepted: the pool paid out
+    assert (orgs["reward"] - (orgs["payout"] + orgs["model_value"] - orgs["costs"])).abs().max() < 1e-9
+    assert (out / "orgs.csv").is_file() and (out / "orgs.parquet").is_file()
+    assert len(results.grid) == 4 * 2 * len(METRICS) and len(results.paired) == 4 * len(METRICS)

@@ -138,7 +138,7 @@ def test_metrics_that_do_not_apply_are_none_and_skipped_by_the_mean():
     assert m["efficiency/gain_per_payout"] is None
     assert m["fairness/contribution_payout_corr"] is None  # payouts are constant (all zero)
     assert m["fairness/jain_payout"] is None
-    assert m["attack/payout_share_malicious"] == 0.0
+    assert m["attack/payout_share_malicious"] is None  # nothing paid: no share to compare
     assert m["model/private_domain_gain"] is None  # no domain unknown to the base model
     paid = {**m, "efficiency/gain_per_payout": 0.5}
     means = mean_metrics([m, paid])
@@ -314,4 +314,4 @@ def test_payouts_to_a_free_rider_count_as_paid_to_attackers(tmp_path):
     # the free rider a third
     assert equal.metrics["attack/payout_share_malicious"] == pytest.approx(1 / 3)
     assert equal.episodes[0].malicious == frozenset({"skyway"})
-    assert none.metrics["attack/payout_share_malicious"] == 0.0
+    assert none.metrics["attack/payout_share_malicious"] is None  # pays nobody, attackers neither

@@ -1,23 +1,34 @@
 """The env's ledgers: a round's transactions verify, stay private where they should, and are
-reproducible from the seed."""
+reproducible from the seed; with several channels, each computation goes to its channel and
+nobody outside a channel or collection can read it."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import sqlite3
 
 import pytest
 
+from chains.__main__ import main
 from chains.canonical import canonical_json
-from chains.fabric import ChaincodeError
+from chains.fabric import AccessDeniedError, ChaincodeError, Gateway, PrivateDataAccessError
 from chains.verify import verify_path
+from fedenv.fedorg import OBS_FIELDS
 from fedenv.ledgers import (
+    BENCHMARK,
     CHAINCODE,
     CHANNEL,
+    ETHEREUM_FILE,
+    SCORES,
     Ledgers,
     collection_name,
     endorsement_policy,
     round_key,
 )
+from fedenv.ledgers.chaincode import FUNCTIONS
+from fedenv.scenario import LedgerSettings, load_scenario
 
 ORGS = ("northbank", "citycare", "skyway")
 
@@ -57,7 +68,7 @@ def play_round(
 
 
 def block_hashes(ledgers: Ledgers) -> list:
-    public = [ledgers.public.block(h).hash for h in range(ledgers.public.height + 1)]
+    public = [ledgers.public.ledger.block(h).hash for h in range(ledgers.public.height + 1)]
     channel = [ledgers.channel.block(n).hash for n in range(ledgers.channel.height)]
     return public + channel
 
@@ -66,12 +77,14 @@ def test_a_round_verifies_offline(tmp_path):
     ledgers = Ledgers(tmp_path, ORGS, seed=1)
     episode, _ = ledgers.start_episode("cd" * 32)
     play_round(ledgers, episode, 0)
-    kinds = [tx.kind for _, tx in ledgers.public.transactions()]
+    kinds = [tx.kind for _, tx in ledgers.public.ledger.transactions()]
     assert kinds == ["msp-config", "anchor"] + ["update-hash"] * 3 + [
         "global-model-hash",
         "round-summary",
     ]
-    senders = {tx.payload["org"]: tx.sender for _, tx in ledgers.public.transactions("update-hash")}
+    senders = {
+        tx.payload["org"]: tx.sender for _, tx in ledgers.public.ledger.transactions("update-hash")
+    }
     assert senders == {org: ledgers.clients[org].id for org in ORGS}  # each org signs its own
     ledgers.close()
     reports = verify_path(tmp_path)
@@ -217,3 +230,339 @@ def test_reopening_a_folder_continues_its_ledgers(tmp_path):
     assert episode == 1
     assert all(r.ok for r in verify_path(tmp_path))
     assert CHANNEL == "consortium"
+
+
+# --- several channels: the sub-consortia scenario ------------------------------------------------
+
+SUB = load_scenario("subconsortia")
+NORTH, CARE, SAFE, SKY = SUB.org_names  # northbank, citycare, safeguard, skyway
+# Who may read each collection, written out from scenarios/subconsortia.toml (not computed by the
+# code under test): the bank and the insurer share their raw updates, the clinic and the airline
+# keep theirs to themselves, each channel's scores and benchmark are its members'.
+READERS = {
+    ("finance", "northbank-updates"): {NORTH, SAFE},
+    ("finance", "safeguard-updates"): {NORTH, SAFE},
+    ("finance", "scores"): {NORTH, SAFE},
+    ("finance", "benchmark"): {NORTH, SAFE},
+    ("care", "citycare-updates"): {CARE},
+    ("care", "skyway-updates"): {SKY},
+    ("care", "scores"): {CARE, SKY},
+    ("care", "benchmark"): {CARE, SKY},
+    ("federation", "scores"): {NORTH, CARE, SAFE, SKY},
+}
+# Each round's participants: all four (scored on "federation"), then each sub-consortium alone
+# (scored on its own channel).
+ROUNDS = ((NORTH, CARE, SAFE, SKY), (NORTH, SAFE), (CARE, SKY))
+
+
+def play_sub_round(ledgers: Ledgers, index: int, participants) -> dict:
+    """One round of ``participants`` as the env plays it; returns what went into each
+    collection: {(channel, collection): (key, value)}."""
+    ledgers.tick()
+    key = round_key(0, index)
+    written, rows = {}, {}
+    for org in participants:
+        data = f"raw update of {org} in round {index} ".encode() * 12  # < a page
+        digest = hashlib.sha256(data).hexdigest()
+        ledgers.post_update(org, 0, index, digest)
+        ledgers.store_private_update(org, 0, index, data, participants=participants)
+        rows[org] = {
+            "digest": digest,
+            "contribution": 0.1,
+            "accepted": True,
+            "payout": 1.0,
+            "weight": round(1 / len(participants), 6),
+            "reasons": [],
+        }
+        written[(ledgers.layout.updates_channel(org).name, collection_name(org))] = (key, data)
+    ledgers.record_scoring(0, index, rows, pool=10.0)
+    record = canonical_json({"participants": rows, "pool": 10.0})
+    written[(ledgers.scoring_channel, SCORES)] = (key, record)
+    own = {org: 1.5 + i for i, org in enumerate(SUB.org_names)}
+    ledgers.record_benchmark(0, index, "ab" * 32, own, list(participants))
+    for plan in ledgers.layout.benchmark_channels():
+        scores = {m: own[m] for m in plan.members}
+        written[(plan.name, BENCHMARK)] = (
+            key,
+            canonical_json({"model": "ab" * 32, "scores": scores}),
+        )
+    ledgers.anchor_global(0, index, "cd" * 32, {"participants": sorted(participants)})
+    ledgers.seal()
+    return written
+
+
+def run_sub_rounds(folder) -> tuple[Ledgers, dict]:
+    """The sub-consortia scenario's ledgers after ``ROUNDS``; (ledgers, written)."""
+    ledgers = Ledgers.for_scenario(folder, SUB)
+    ledgers.start_episode("cd" * 32)
+    written = {}
+    for index, participants in enumerate(ROUNDS):
+        written.update(play_sub_round(ledgers, index, participants))
+        assert ledgers.scoring_channel == ("federation", "finance", "care")[index]
+    return ledgers, written
+
+
+@pytest.fixture(scope="module")
+def sub_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("subconsortia")
+    ledgers, written = run_sub_rounds(folder)
+    yield folder, ledgers, written
+    ledgers.close()
+
+
+def _read(stub, collection: str, key: str):
+    return stub.get_private_data(collection, key)
+
+
+def _attempt(gateway: Gateway, collection: str, key: str, peer: str):
+    """The value read through ``peer``, or the error that refused the read."""
+    try:
+        return gateway.evaluate(CHAINCODE, "read", collection, key, peer=peer)
+    except (AccessDeniedError, PrivateDataAccessError) as refused:
+        return refused
+
+
+def test_every_channel_and_collection_of_the_scenario_is_in_the_matrix(sub_run):
+    _, ledgers, written = sub_run
+    layout = {(p.name, c.name) for p in ledgers.layout.plans for c in p.collections}
+    assert layout == set(READERS) == set(written)
+
+
+def test_the_access_matrix_of_the_sub_consortia(sub_run):
+    """Every organization x channel x collection x serving peer: a read it is entitled to (its
+    organization is a member of the channel and of the collection, the serving peer holds the
+    collection) returns what was written; every other read is refused."""
+    _, ledgers, written = sub_run
+    for plan in ledgers.layout.plans:  # a read function, added through the chaincode lifecycle
+        ledgers.channels[plan.name].install_chaincode(
+            CHAINCODE, {**{f: FUNCTIONS[f] for f in plan.functions}, "read": _read}
+        )
+    checked = {"granted": 0, "refused": 0}
+    for org in SUB.org_names:
+        client = ledgers.network.client(org)
+        for (channel_name, collection), (key, value) in sorted(written.items()):
+            channel = ledgers.channels[channel_name]
+            readers = READERS[(channel_name, collection)]
+            for peer in channel.peers:
+                answer = _attempt(Gateway(channel, client), collection, key, peer.name)
+                where = (org, channel_name, collection, peer.name)
+                if org not in ledgers.layout[channel_name].members:
+                    assert isinstance(answer, AccessDeniedError), where
+                    assert "refused the proposal creator" in str(answer)
+                elif org in readers and peer.msp_id in readers:
+                    assert answer == value, where
+                    checked["granted"] += 1
+                    continue
+                else:
+                    assert isinstance(answer, PrivateDataAccessError), where
+                checked["refused"] += 1
+    # finance: 2 members x 4 collections x 2 peers granted, the 2 others refused there; care: the
+    # owner through its own peer for each updates collection, 2 x 2 x 2 for scores and benchmark;
+    # federation: 4 x 4
+    assert checked == {"granted": 16 + (2 + 8) + 16, "refused": 16 + (2 * 7 + 8) + 0}
+
+
+def test_organizations_outside_a_channel_hold_none_of_its_data(tmp_path):
+    """On disk: an organization has a peer file only on its channels, and a collection's values
+    are in the files of the peers that hold it and in no other file (no orderer's either)."""
+    ledgers, written = run_sub_rounds(tmp_path)
+    files = {p.relative_to(tmp_path).as_posix() for p in (tmp_path / "fabric").rglob("*.db")}
+    expected = {f"fabric/{p.name}/peer0.{m}.db" for p in ledgers.layout.plans for m in p.members}
+    expected |= {f"fabric/{p.name}/orderer.db" for p in ledgers.layout.plans}
+    assert files == expected
+    ledgers.close()
+    for (channel_name, collection), (_, value) in written.items():
+        if collection == SCORES:
+            continue  # the scoring record is also world state of its channel (every member's)
+        for db in (tmp_path / "fabric").rglob("*.db"):
+            org = db.stem.removeprefix("peer0.")
+            holder = db.parent.name == channel_name and org in READERS[(channel_name, collection)]
+            assert (value in db.read_bytes()) == holder, (db, collection)
+
+
+def test_attested_digests_and_fees_follow_the_routing(tmp_path):
+    ledgers = Ledgers.for_scenario(tmp_path, SUB)
+    ledgers.start_episode("cd" * 32)
+    ledgers.tick()
+    data = {org: org.encode() * 100 for org in SUB.org_names}
+    tx_ids = {
+        org: ledgers.store_private_update(org, 0, 0, data[org], participants=SUB.org_names)
+        for org in SUB.org_names
+    }
+    assert all(len(ids) == 2 for ids in tx_ids.values())  # store at home + attest on federation
+    rows = {
+        o: {
+            "digest": hashlib.sha256(d).hexdigest(),
+            "contribution": 0.0,
+            "accepted": True,
+            "payout": 0.0,
+            "weight": round(1 / len(data), 6),
+            "reasons": [],
+        }
+        for o, d in data.items()
+    }
+    ledgers.record_scoring(0, 0, rows, pool=1.0)
+    federation = ledgers.layout["federation"]
+    scoring_block = ledgers.channels["federation"].block(ledgers.channels["federation"].height - 1)
+    (record,) = scoring_block.transactions
+    endorsements = len(record.endorsements)
+    assert endorsements == 3  # OutOf(majority) of four peers
+    # store on the home channel (costs.ledger_fee_per_tx, one endorsement at 0), attest on the
+    # federation channel (its 0.02 + 0.005 per endorsement), a quarter of the scoring record's
+    # endorsements
+    share = federation.endorsement_fee * endorsements / 4
+    for org in SUB.org_names:
+        assert ledgers.round_fees[org] == pytest.approx(0.01 + 0.02 + 0.005 + share)
+    ledgers.close()
+
+
+def test_a_round_of_a_sub_consortium_never_reaches_the_others(tmp_path):
+    """The clinic and the airline alone: their updates and scores stay on "care"; "finance" only
+    records the new global model's score on its own members' domains (its private benchmark)."""
+    ledgers = Ledgers.for_scenario(tmp_path, SUB)
+    ledgers.start_episode("cd" * 32)
+    before = {name: ch.height for name, ch in ledgers.channels.items()}
+    play_sub_round(ledgers, 0, (CARE, SKY))
+    grown = {name: ch.height - before[name] for name, ch in ledgers.channels.items()}
+    assert grown == {"finance": 1, "care": 3, "federation": 0}  # care: updates, scores, benchmark
+    (evaluation,) = ledgers.channels["finance"].block(before["finance"]).transactions
+    assert (evaluation.header["fn"], evaluation.header["args"]) == ("benchmark", [round_key(0, 0)])
+    ledgers.close()
+    assert all(r.ok for r in verify_path(tmp_path)), [r.summary() for r in verify_path(tmp_path)]
+
+
+# --- the public chain by configuration ----------------------------------------------------------
+
+
+def public_records(ledgers: Ledgers) -> list:
+    """(kind, payload, sender) of every record on the run's public chain, in order."""
+    public = ledgers.public
+    if public.kind == "sqlite":
+        return [
+            (tx.kind, tx.payload, tx.sender)
+            for _, tx in public.ledger.transactions()
+            if tx.kind != "msp-config"
+        ]
+    conn = sqlite3.connect(public.log.path)
+    rows = conn.execute("SELECT kind, payload, sender FROM anchors ORDER BY seq").fetchall()
+    conn.close()
+    return [(kind, json.loads(payload), sender) for kind, payload, sender in rows]
+
+
+@pytest.mark.eth
+def test_the_same_anchors_on_either_public_chain(tmp_path):
+    pytest.importorskip("eth_tester")
+    records = {}
+    for public in ("sqlite", "ethereum"):
+        ledgers = Ledgers(tmp_path / public, ORGS, seed=1, ledger=LedgerSettings(public=public))
+        ledgers.start_episode("cd" * 32, "adapters/base.safetensors")
+        play_round(ledgers, 0, 0)
+        records[public] = public_records(ledgers)
+        ledgers.close()
+    assert records["sqlite"] == records["ethereum"]
+    assert [kind for kind, _, _ in records["ethereum"]] == ["anchor"] + ["update-hash"] * 3 + [
+        "global-model-hash",
+        "round-summary",
+    ]
+    assert (tmp_path / "ethereum" / ETHEREUM_FILE).is_file()
+    assert not (tmp_path / "ethereum" / "public.db").exists()
+
+
+@pytest.mark.eth
+def test_an_ethereum_run_reopens_on_a_fresh_in_process_chain(tmp_path):
+    pytest.importorskip("eth_tester")
+    settings = LedgerSettings(public="ethereum")
+    ledgers = Ledgers(tmp_path, ORGS, seed=2, ledger=settings)
+    ledgers.start_episode("cd" * 32)
+    play_round(ledgers, 0, 0)
+    ledgers.close()
+    again = Ledgers(tmp_path, ORGS, seed=2, ledger=settings)
+    assert again.episodes == 1
+    episode, _ = again.start_episode("cd" * 32)
+    play_round(again, episode, 0)
+    sessions = again.public.log.sessions()
+    again.close()
+    assert len(sessions) == 2 and sessions[0].account != sessions[1].account
+    reports = verify_path(tmp_path)
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
+    (eth,) = [r for r in reports if r.kind == "ethereum-anchors"]
+    assert eth.transactions == 2 * 6 and eth.head.endswith("sessions=2")
+
+
+# --- the bundled channel scenarios, played through the env --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_cache(test_cache_dir, test_base):
+    """Envs on the session's "test" base model (conftest), as tests/test_env.py builds them."""
+    old = os.environ.get("FEDENV_CACHE")
+    os.environ["FEDENV_CACHE"] = str(test_cache_dir)
+    yield
+    if old is None:
+        os.environ.pop("FEDENV_CACHE")
+    else:
+        os.environ["FEDENV_CACHE"] = old
+
+
+def play_episode(name: str, folder) -> tuple[list, list]:
+    """An episode of a bundled scenario: everyone, then each sub-consortium alone; the round
+    log and each step's observations."""
+    import fedenv
+
+    env = fedenv.parallel_env(name, run_dir=folder, preset="test", max_rounds=3)
+    env.reset(seed=3)
+    plans = ({a: 1 for a in env.agents}, {NORTH: 2, SAFE: 1}, {CARE: 1, SKY: 2})
+    observations = []
+    for actions in plans:
+        observations.append(env.step({a: k for a, k in actions.items() if a in env.agents})[0])
+    log = list(env.round_log)
+    env.close()
+    return log, observations
+
+
+@pytest.mark.parametrize("name", ["subconsortia", "ethereum"])
+def test_a_bundled_channel_scenario_plays_an_episode_that_verifies(name, tmp_path, shared_cache):
+    if name == "ethereum":
+        pytest.importorskip("eth_tester")
+    log, observations = play_episode(name, tmp_path)
+    expected = ("federation", "finance", "care") if name == "subconsortia" else ("consortium",) * 3
+    assert tuple(r.scoring_channel for r in log) == expected
+    # after the bank and the insurer's round: their channel partners took part; not the others'
+    partners = [obs[OBS_FIELDS.index("channel_participation")] for obs in observations[1].values()]
+    others = [obs[OBS_FIELDS.index("others_participation")] for obs in observations[1].values()]
+    if name == "subconsortia":
+        assert dict(zip(observations[1], partners)) == {NORTH: 1, CARE: 0, SAFE: 1, SKY: 0}
+    else:  # one channel: the partners are all the others
+        assert partners == others
+    reports = verify_path(tmp_path)
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
+    kinds = {r.kind for r in reports}
+    public = "ethereum-anchors" if name == "ethereum" else "public-ledger"
+    assert kinds == {"fabric-channel", "fabric-orderer", public}
+    # a tampered channel file fails, and the report names it
+    victim = tmp_path / "fabric" / ("finance" if name == "subconsortia" else CHANNEL)
+    victim = victim / f"peer0.{NORTH}.db"
+    conn = sqlite3.connect(victim)
+    conn.execute(
+        "UPDATE transactions SET code = 'MVCC_READ_CONFLICT' WHERE block = "
+        "(SELECT MAX(block) FROM transactions)"
+    )
+    conn.commit()
+    conn.close()
+    failed = [r for r in verify_path(tmp_path) if not r.ok]
+    assert [r.path for r in failed] == [str(victim)]
+    assert failed[0].problems[0].reason == "validation-code"
+    assert main(["verify", str(tmp_path)]) == 1
+
+
+@pytest.mark.eth
+def test_a_tampered_ethereum_log_of_a_run_fails_naming_it(tmp_path, shared_cache):
+    pytest.importorskip("eth_tester")
+    play_episode("ethereum", tmp_path)  # the round log and observations are not needed
+    log = tmp_path / ETHEREUM_FILE
+    conn = sqlite3.connect(log)
+    conn.execute("UPDATE anchors SET payload = CAST('{}' AS BLOB) WHERE kind = 'round-summary'")
+    conn.commit()
+    conn.close()
+    failed = [r for r in verify_path(tmp_path) if not r.ok]
+    assert [(r.path, r.problems[0].reason) for r in failed] == [(str(log), "eth-index")]

@@ -10,7 +10,7 @@ from support_envs import parallel_env
 
 from agents.base import Transition
 from agents.config import ConfigError
-from agents.discretizer import BoxDiscretizer, make_discretizer
+from agents.discretizer import BoxDiscretizer, make_discretizer, state_bins
 from agents.exploration import EpsilonSchedule
 from agents.q_learning import QLearningAgent, QLearningConfig
 from agents.registry import AgentSettings, build_team
@@ -51,25 +51,110 @@ def test_discretizer_rejects_what_it_cannot_bin():
     assert make_discretizer(spaces.Discrete(5), 3)(4) == 4
 
 
-def test_update_rule_bootstraps_unless_terminated():
+def test_update_rule_bootstraps_unless_the_episode_ends():
     agent = QLearningAgent(BOX, ACTIONS, seed=0,
-                           config=QLearningConfig(learning_rate=0.5, gamma=0.9, bins=(2, 1, 1)))
+                           config=QLearningConfig(learning_rate=0.5, gamma=0.9, state=("0=2",),
+                                                  prior_weight=0))
     low, high = np.array([0.1, 0, 0]), np.array([0.9, 0, 0])
     agent.learn(Transition(high, 2, 4.0, high, terminated=True, truncated=False))
-    assert agent.q_values(high).tolist() == [0.0, 0.0, 2.0]
-    metrics = agent.learn(Transition(low, 1, 1.0, high, terminated=False, truncated=True))
-    assert agent.q_values(low)[1] == pytest.approx(0.5 * (1.0 + 0.9 * 2.0))
-    assert metrics["td_error"] == pytest.approx(1.0 + 0.9 * 2.0)
+    assert agent.q_values(high).tolist() == [0.0, 0.0, 4.0]  # first update: step 1
+    metrics = agent.learn(Transition(low, 1, 1.0, high, terminated=False, truncated=False))
+    assert agent.q_values(low)[1] == pytest.approx(1.0 + 0.9 * 4.0)
+    assert metrics["td_error"] == pytest.approx(1.0 + 0.9 * 4.0)
     agent.learn(Transition(low, 0, 1.0, high, terminated=True, truncated=False))
-    assert agent.q_values(low)[0] == pytest.approx(0.5)
+    assert agent.q_values(low)[0] == pytest.approx(1.0)
+    agent.learn(Transition(low, 1, 0.0, high, terminated=True, truncated=False))
+    assert agent.q_values(low)[1] == pytest.approx(0.5 * 4.6)  # second update: step 1/2
     assert agent.act(low, explore=False) == 1 and agent.act(high, explore=False) == 2
+    # the time limit ends the bootstrap too, unless bootstrap_truncation (states without time)
+    agent.learn(Transition(low, 2, 1.0, high, terminated=False, truncated=True))
+    assert agent.q_values(low)[2] == pytest.approx(1.0)
+    timeless = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(
+        state=("0=2",), prior_weight=0, gamma=0.9, bootstrap_truncation=True))
+    timeless.learn(Transition(high, 2, 4.0, high, terminated=True, truncated=False))
+    timeless.learn(Transition(low, 2, 1.0, high, terminated=False, truncated=True))
+    assert timeless.q_values(low)[2] == pytest.approx(1.0 + 0.9 * 4.0)
+
+
+def test_step_size_is_a_running_mean_until_it_reaches_the_learning_rate():
+    agent = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(learning_rate=0.25,
+                                                                        state=(), prior_weight=0))
+    obs = np.zeros(3)
+    seen = []
+    for reward in (4.0, 2.0, 0.0, 8.0, 0.0):
+        agent.learn(Transition(obs, 1, reward, obs, terminated=True, truncated=False))
+        seen.append(agent.q_values(obs)[1])
+    assert seen[:4] == pytest.approx([4.0, 3.0, 2.0, 3.5])  # means of the targets so far
+    assert seen[4] == pytest.approx(3.5 - 0.25 * 3.5)  # then steps of learning_rate
+    assert agent.visits[agent.discretizer(obs)].tolist() == [0, 5, 0]
+
+
+def test_a_new_state_starts_from_the_state_free_values_worth_prior_weight_updates():
+    agent = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(
+        learning_rate=0.1, state=("0=2",), prior_weight=2))
+    low, high = np.array([0.1, 0, 0]), np.array([0.9, 0, 0])
+    for reward in (4.0, 2.0, 6.0):  # three updates of action 1 in the low state
+        agent.learn(Transition(low, 1, reward, low, terminated=True, truncated=False))
+    assert agent.q_values(low)[1] == pytest.approx(4.0)
+    assert agent.prior.tolist() == pytest.approx([0.0, 4.0, 0.0])  # every transition's mean
+    # the high state was never updated: it acts on the state-free values
+    assert agent.q_values(high).tolist() == pytest.approx([0.0, 4.0, 0.0])
+    assert agent.act(high, explore=False) == 1
+    # its first update weighs the prior as 2 of 3 updates: (2 * 4 + 1 * 10) / 3
+    agent.learn(Transition(high, 1, 10.0, high, terminated=True, truncated=False))
+    assert agent.q_values(high)[1] == pytest.approx(6.0)
+    assert agent.visits[agent.discretizer(high)].tolist() == [0, 3, 0]
+    off = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(state=("0=2",),
+                                                                      prior_weight=0))
+    off.learn(Transition(low, 1, 4.0, low, terminated=True, truncated=False))
+    assert off.q_values(high).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_state_design_names_fields_by_name_or_index():
+    names = ("round_fraction", "budget_fraction", "last_reward")
+    assert state_bins(("round_fraction=5", "2=3"), 3, names) == [5, 1, 3]
+    assert state_bins((), 3) == [1, 1, 1]
+    for spec, problem in [(("round=5",), "unknown observation field 'round'"),
+                          (("7=2",), "out of range"), (("0=2", "round_fraction=3"), "twice"),
+                          (("0=x",), "BINS must be"), (("0",), "FIELD=BINS")]:
+        with pytest.raises(ValueError, match=problem):
+            state_bins(spec, 3, names)
+    with pytest.raises(ValueError, match="names no observation fields"):
+        state_bins(("round_fraction=2",), 3)
+    box = spaces.Box(np.zeros(3, np.float32), np.ones(3, np.float32))
+    agent = QLearningAgent(box, ACTIONS, seed=0, field_names=names,
+                           config=QLearningConfig(state=("budget_fraction=4",)))
+    assert agent.discretizer.bins.tolist() == [1, 4, 1] and agent.discretizer.n_states == 4
+    with pytest.raises(ConfigError) as info:
+        QLearningAgent(box, ACTIONS, seed=0, config=QLearningConfig())  # no names given
+    assert info.value.field == "state"
+
+
+def test_the_registry_builds_the_stateful_default_and_the_stateless_option():
+    env = parallel_env("tiny")
+    agents = env.possible_agents
+    team = build_team({agents[0]: "q_learning", agents[1]: "q_learning_stateless",
+                       agents[2]: "q_learning"},
+                      {a: env.observation_space(a) for a in agents},
+                      {a: env.action_space(a) for a in agents}, seed=0,
+                      settings=AgentSettings(observation_fields=env.observation_fields))
+    stateful, stateless = team.policies[agents[0]], team.policies[agents[1]]
+    assert stateful.discretizer.bins.tolist() == [1, 3, 1, 1, 1]
+    assert stateless.discretizer.n_states == 1
+    with pytest.raises(ConfigError) as info:
+        build_team({a: "q_learning" for a in agents},
+                   {a: env.observation_space(a) for a in agents},
+                   {a: env.action_space(a) for a in agents}, seed=0,
+                   settings=AgentSettings(q_learning=QLearningConfig(state=("wealth=3",)),
+                                          observation_fields=env.observation_fields))
+    assert info.value.field == "q_learning.state" and "wealth" in info.value.problem
 
 
 def test_epsilon_decays_per_episode_down_to_its_floor():
     schedule = EpsilonSchedule(start=1.0, end=0.1, decay=0.5)
     assert [schedule.value(e) for e in range(5)] == [1.0, 0.5, 0.25, 0.125, 0.1]
     agent = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(
-        epsilon_start=0.8, epsilon_end=0.2, epsilon_decay=0.5, bins=(2, 2, 1)))
+        epsilon_start=0.8, epsilon_end=0.2, epsilon_decay=0.5, state=("0=2", "1=2")))
     assert agent.epsilon == 0.8
     agent.end_episode()
     assert agent.epsilon == 0.4
@@ -80,7 +165,8 @@ def test_epsilon_decays_per_episode_down_to_its_floor():
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"learning_rate": 0.0}, "learning_rate"), ({"gamma": 1.5}, "gamma"),
-    ({"bins": (2, 0)}, "bins"), ({"epsilon_end": 0.9, "epsilon_start": 0.5}, "epsilon_end"),
+    ({"state": ("0=0",)}, "state"), ({"state": ("round",)}, "state"),
+    ({"epsilon_end": 0.9, "epsilon_start": 0.5}, "epsilon_end"),
     ({"epsilon_decay": -0.1}, "epsilon_decay"),
 ])
 def test_config_errors_name_the_field(kwargs, field):
@@ -89,13 +175,14 @@ def test_config_errors_name_the_field(kwargs, field):
     assert info.value.field == field
 
 
-def _trained_team(episodes: int, seed: int = 3, bins: tuple[int, ...] = (1,)):
+def _trained_team(episodes: int, seed: int = 3, state: tuple[str, ...] = ()):
     env = parallel_env("tiny")
     agents = env.possible_agents
     team = build_team({a: "q_learning" for a in agents},
                       {a: env.observation_space(a) for a in agents},
                       {a: env.action_space(a) for a in agents}, seed=seed,
-                      settings=AgentSettings(q_learning=QLearningConfig(bins=bins)))
+                      settings=AgentSettings(q_learning=QLearningConfig(state=state),
+                                             observation_fields=env.observation_fields))
     for episode in range(episodes):
         run_episode(env, team, seed=1000 + episode)
         team.end_episode()
@@ -103,17 +190,18 @@ def _trained_team(episodes: int, seed: int = 3, bins: tuple[int, ...] = (1,)):
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
-    env, team = _trained_team(episodes=15, bins=(3,))
+    env, team = _trained_team(episodes=15, state=("0=3", "2=3", "3=3", "4=3"))
     agent = team.policies["org_0"]
     assert len(agent.table) > 3
     atomic_save(agent.state_dict(), tmp_path / "q.pt")  # as the trainer's checkpoints do
     clone = QLearningAgent(agent.observation_space, agent.action_space, seed=99,
-                           config=agent.config)
+                           config=agent.config, field_names=env.observation_fields)
     clone.load_state_dict(load_state(tmp_path / "q.pt"))
     assert sorted(clone.table) == sorted(agent.table)
     for state, row in agent.table.items():
         assert clone.table[state].dtype == np.float64
         assert clone.table[state].tobytes() == row.tobytes()
+        assert clone.visits[state].tolist() == agent.visits[state].tolist()
     assert clone.episodes_done == agent.episodes_done == 15
     # Same generator state: the same exploratory choices from here on.
     observations = [env.observation_space("org_0").sample() for _ in range(50)]
@@ -121,15 +209,21 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
 
 
 def test_a_q_table_for_other_actions_is_refused():
-    agent = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(bins=(2, 2, 1)))
-    other = QLearningAgent(BOX, spaces.Discrete(4), seed=0, config=QLearningConfig(bins=(2, 2, 1)))
+    design = QLearningConfig(state=("0=2", "1=2"))
+    agent = QLearningAgent(BOX, ACTIONS, seed=0, config=design)
+    other = QLearningAgent(BOX, spaces.Discrete(4), seed=0, config=design)
     with pytest.raises(ValueError, match="does not fit 4 actions"):
         other.load_state_dict(agent.state_dict())
+    older = {k: v for k, v in agent.state_dict().items() if k not in ("visits", "prior")}
+    with pytest.raises(ValueError, match="lacks prior, visits: saved by an older version"):
+        agent.load_state_dict(older)
 
 
-@pytest.mark.parametrize("bins", [(1,), (3, 3, 1)])
-def test_q_learners_beat_random_play_on_the_support_game(bins):
-    env, team = _trained_team(episodes=80, bins=bins)
+
+
+@pytest.mark.parametrize("state", [(), ("round_fraction=3", "last_level=3")])
+def test_q_learners_beat_random_play_on_the_support_game(state):
+    env, team = _trained_team(episodes=80, state=state)
     seeds = list(range(500, 520))
     learned = mean_returns(evaluate(env, team, seeds))
     agents = env.possible_agents
@@ -139,5 +233,5 @@ def test_q_learners_beat_random_play_on_the_support_game(bins):
     random_returns = mean_returns(evaluate(env, random_team, seeds))
     assert all(learned[a] > random_returns[a] for a in agents), (learned, random_returns)
     # org_1's best level is 1 whatever the others do: the greedy policy found it.
-    obs = np.array([0.4, 1 / 3, 1.0, 0.5], dtype=np.float32)
+    obs = np.array([0.4, 1.0, 1 / 3, 1.0, 0.5], dtype=np.float32)
     assert team.policies["org_1"].act(obs, explore=False) == 1

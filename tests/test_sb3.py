@@ -23,7 +23,7 @@ def test_every_agent_is_a_slot_and_the_env_auto_resets():
     venv = ParallelEnvVecEnv(parallel_env("tiny"))  # 3 orgs, 5 rounds
     venv.seed(4)
     obs = venv.reset()
-    assert venv.num_envs == 3 and obs.shape == (3, 4) and obs.dtype == np.float32
+    assert venv.num_envs == 3 and obs.shape == (3, 5) and obs.dtype == np.float32
     returns = np.zeros(3)
     for step in range(1, 6):
         obs, rewards, dones, infos = venv.step(np.array([2, 1, 3]))
@@ -47,15 +47,15 @@ def test_agents_that_finish_early_hold_a_placeholder_until_the_env_resets():
     assert infos[1]["TimeLimit.truncated"] is False and infos[1]["episode"]["l"] == 1
     for step in range(2, 8):
         obs, rewards, dones, infos = venv.step(actions)
-        assert obs[1].tolist() == [0.0] * 4 and rewards[1] == 0.0 and infos[1] == {}
+        assert obs[1].tolist() == [0.0] * 5 and rewards[1] == 0.0 and infos[1] == {}
         assert dones.tolist() == [step == 6, False, False]
-    assert obs[0].tolist() == [0.0] * 4  # org_0 ran out of budget at round 6
+    assert obs[0].tolist() == [0.0] * 5  # org_0 ran out of budget at round 6
     obs, rewards, dones, infos = venv.step(actions)  # round 8: org_2 truncated, env resets
     assert dones.tolist() == [True, True, True]
     assert infos[2]["TimeLimit.truncated"] is True and infos[2]["episode"]["l"] == 8
     for i in (0, 1):  # the placeholders end without an "episode" record and without value
         assert "episode" not in infos[i] and infos[i]["TimeLimit.truncated"] is False
-        assert infos[i]["terminal_observation"].tolist() == [0.0] * 4
+        assert infos[i]["terminal_observation"].tolist() == [0.0] * 5
     assert np.count_nonzero(obs[:, 2]) == 0 and obs[:, 0].tolist() == [0.0] * 3  # a fresh round 0
 
 

@@ -43,7 +43,8 @@ METRICS: dict[str, str] = {
     ),
     "attack/payout_share_malicious": (
         "share of the payouts that went to organizations whose behaviour is not 'honest' "
-        "(0 if none)"
+        "(0 if none; None if nothing was paid: a mechanism that pays nobody pays no attacker "
+        "either, and is left out of the attack comparison)"
     ),
     "welfare/total_reward": "sum of every organization's rewards (payout + model value - costs)",
 }
@@ -130,7 +131,7 @@ def episode_metrics(episode: EpisodeRecord) -> dict[str, float | None]:
             [contribution[o] for o in part], [payout[o] for o in part]
         ),
         "fairness/jain_payout": jain_index([payout[o] for o in part]),
-        "attack/payout_share_malicious": to_malicious / total_payout if total_payout > 0 else 0.0,
+        "attack/payout_share_malicious": to_malicious / total_payout if total_payout > 0 else None,
         "welfare/total_reward": sum(row.reward for _, row in cells),
     }
 

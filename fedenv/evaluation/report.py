@@ -1,12 +1,17 @@
-"""A comparison, aggregated over seeds and written out: the table, results files and plots.
+"""A comparison, aggregated over seeds and written out: the tables, the verdict and the files.
 
-- :func:`summarize_comparison`: per (scenario, mechanism), each metric's mean, sample standard
-  deviation over seeds, and the half-width of its 95% Student-t interval when there are >= 3;
-- :func:`summary_table` (markdown, one row per scenario and mechanism) and :func:`verdict`
-  (which mechanism does best on each question, per scenario);
-- :func:`write_results`: ``results.json`` (config, scenarios, every run and episode, summary),
-  ``results.csv`` (one row per run) and ``summary.csv`` (one row per scenario, mechanism, metric);
-- :func:`plot_summary`: one bar chart per metric (needs the optional ``matplotlib``).
+- :func:`summarize_comparison`: per (scenario, mechanism), each metric's per-seed values and
+  their mean with a 95% confidence interval (:func:`fedenv.evaluation.statistics.mean_interval`);
+- :func:`paired_comparisons`: per scenario and metric, every mechanism against the reference
+  (default ``equal``), paired by seed, Holm-corrected
+  (:func:`fedenv.evaluation.statistics.compare_paired`);
+- :func:`summary_table` (``mean ± 95% CI half-width``), :func:`paired_table` (differences to
+  the reference with their 95% CIs) and, for sweeps, :func:`grid_table` / :func:`write_grid`;
+- :func:`write_results`: ``results.json`` (config, scenarios, every run and episode, summary,
+  paired comparisons), ``results.csv`` (a row per run), ``summary.csv`` (a row per scenario,
+  mechanism and metric) and ``paired.csv`` (a row per scenario, metric and mechanism).
+
+The verdict lives in :mod:`fedenv.evaluation.verdict`, plots in :mod:`fedenv.evaluation.plots`.
 """
 
 from __future__ import annotations
@@ -19,18 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from fedenv.evaluation.metrics import METRICS
+from fedenv.evaluation.play import Comparison
+from fedenv.evaluation.statistics import Interval, PairedComparison, compare_paired, mean_interval
 
-from fedenv.evaluation.play import METRICS, Comparison
-
-# Two-sided 95% quantiles of Student's t, t(0.975, df); beyond the table, a Cornish-Fisher
-# expansion around the normal quantile (error < 1e-4 for df > 30).
-# fmt: off
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-# fmt: on
-_Z975 = 1.959964
+DEFAULT_REFERENCE = "equal"
 
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("final score", "model/final_score"),
@@ -46,48 +44,15 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("welfare", "welfare/total_reward"),
 )
 
-
-def t_quantile_975(df: int) -> float:
-    """``t(0.975, df)``, the factor of a two-sided 95% confidence interval."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = _Z975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-@dataclass(frozen=True)
-class Stats:
-    """A metric over seeds."""
-
-    mean: float
-    std: float  # sample standard deviation (ddof=1); 0 for a single value
-    n: int
-    ci95: float | None  # half-width of the 95% t-interval, for n >= 3
-
-    def cell(self) -> str:
-        return f"{_num(self.mean)} ± {_num(self.std, 2)}" if self.n > 1 else _num(self.mean)
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        return {"mean": self.mean, "std": self.std, "n": self.n, "ci95": self.ci95}
-
-
-def summarize(values: Sequence[float | None]) -> Stats | None:
-    """Mean, std and 95% CI of the values that are not ``None`` (``None`` if there are none)."""
-    x = np.array([v for v in values if v is not None], dtype=np.float64)
-    if x.size == 0:
-        return None
-    std = float(x.std(ddof=1)) if x.size > 1 else 0.0
-    ci = t_quantile_975(x.size - 1) * std / math.sqrt(x.size) if x.size >= 3 else None
-    return Stats(float(x.mean()), std, int(x.size), ci)
-
-
 @dataclass(frozen=True)
 class SummaryRow:
+    """One (scenario, mechanism): each metric's value per seed, and its mean with a 95% CI
+    (``None`` where the metric never applied)."""
+
     scenario: str
     mechanism: str
-    stats: Mapping[str, Stats | None]
+    stats: Mapping[str, Interval | None]
+    values: Mapping[str, Mapping[int, float | None]]
 
 
 def summarize_comparison(comparison: Comparison) -> list[SummaryRow]:
@@ -100,79 +65,164 @@ def summarize_comparison(comparison: Comparison) -> list[SummaryRow]:
                 for r in comparison.runs
                 if r.scenario == scenario.name and r.mechanism == mechanism
             ]
-            rows.append(
-                SummaryRow(
-                    scenario.name,
-                    mechanism,
-                    {m: summarize([r.metrics[m] for r in runs]) for m in METRICS},
-                )
-            )
+            values = {m: {r.seed: r.metrics[m] for r in runs} for m in METRICS}
+            stats = {}
+            for metric, per_seed in values.items():
+                present = [v for v in per_seed.values() if v is not None]
+                stats[metric] = mean_interval(present) if present else None
+            rows.append(SummaryRow(scenario.name, mechanism, stats, values))
     return rows
 
 
-def summary_table(rows: Sequence[SummaryRow]) -> str:
-    """A markdown table of the key metrics, ``mean ± std`` over seeds ("n/a": never applied)."""
-    header = ("scenario", "mechanism", *(title for title, _ in TABLE_COLUMNS))
-    body = [
-        (row.scenario, row.mechanism, *(_cell(row.stats[metric]) for _, metric in TABLE_COLUMNS))
-        for row in rows
-    ]
+def paired_comparisons(
+    rows: Sequence[SummaryRow], reference: str = DEFAULT_REFERENCE
+) -> dict[str, dict[str, list[PairedComparison]]]:
+    """``{scenario: {metric: comparisons}}``: each mechanism against ``reference``."""
+    result: dict[str, dict[str, list[PairedComparison]]] = {}
+    for scenario in dict.fromkeys(r.scenario for r in rows):
+        mine = {r.mechanism: r for r in rows if r.scenario == scenario}
+        if reference not in mine:
+            raise ValueError(
+                f"reference {reference!r} is not among the mechanisms {', '.join(mine)}"
+            )
+        result[scenario] = {
+            metric: compare_paired(metric, {m: r.values[metric] for m, r in mine.items()},
+                                   reference)
+            for metric in METRICS
+        }
+    return result
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def interval_cell(stats: Interval | None, digits: int = 3) -> str:
+    """``mean ± half-width`` of a t-interval, ``mean [low, high]`` of a bootstrap one."""
+    if stats is None:
+        return "n/a"
+    if stats.method == "none":
+        return _num(stats.mean, digits)
+    if stats.method == "bootstrap":
+        return f"{_num(stats.mean, digits)} [{_num(stats.low, 2)}, {_num(stats.high, 2)}]"
+    return f"{_num(stats.mean, digits)} ± {_num(stats.half_width, 2)}"
+
+
+def _markdown(header: Sequence[str], body: Sequence[Sequence[str]], text_columns: int) -> str:
     widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
-        return (
-            "| "
-            + " | ".join(
-                c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-            )
-            + " |"
-        )
+        padded = (c.ljust(w) if i < text_columns else c.rjust(w)
+                  for i, (c, w) in enumerate(zip(cells, widths)))
+        return "| " + " | ".join(padded) + " |"
 
-    rule = (
-        "|"
-        + "|".join("-" * (w + 1) + ":" if i >= 2 else "-" * (w + 2) for i, w in enumerate(widths))
-        + "|"
-    )
+    rule = "|" + "|".join(
+        "-" * (w + 2) if i < text_columns else "-" * (w + 1) + ":" for i, w in enumerate(widths)
+    ) + "|"
     return "\n".join([line(header), rule, *(line(r) for r in body)]) + "\n"
 
 
-# (question, metric, pick the largest?)
-_QUESTIONS = (
-    ("best model", "model/final_score", True),
-    ("most score gain per payout", "efficiency/gain_per_payout", True),
-    ("payouts most in line with contributions", "fairness/contribution_payout_corr", True),
-    ("most equal payouts", "fairness/jain_payout", True),
-    ("highest welfare", "welfare/total_reward", True),
-    ("least paid to attackers", "attack/payout_share_malicious", False),
-)
+def summary_table(rows: Sequence[SummaryRow]) -> str:
+    """A markdown table of the key metrics: mean ± half-width of the 95% CI over seeds."""
+    header = ("scenario", "mechanism", *(title for title, _ in TABLE_COLUMNS))
+    body = [
+        (r.scenario, r.mechanism, *(interval_cell(r.stats[m]) for _, m in TABLE_COLUMNS))
+        for r in rows
+    ]
+    return _markdown(header, body, 2)
 
 
-def verdict(rows: Sequence[SummaryRow], *, has_attackers: Mapping[str, bool]) -> str:
-    """Per scenario, the mechanism with the best mean on each question (ties: all of them)."""
-    lines = []
-    for scenario in dict.fromkeys(r.scenario for r in rows):
-        mine = [r for r in rows if r.scenario == scenario]
-        lines.append(f"{scenario}:")
-        for question, metric, largest in _QUESTIONS:
-            if metric.startswith("attack/") and not has_attackers.get(scenario, False):
-                lines.append(f"  {question}: n/a (no malicious organizations in the scenario)")
-                continue
-            scored = [
-                (r.mechanism, r.stats[metric].mean) for r in mine if r.stats[metric] is not None
-            ]
-            if not scored:
-                lines.append(f"  {question}: n/a")
-                continue
-            best = (max if largest else min)(v for _, v in scored)
-            winners = [m for m, v in scored if math.isclose(v, best, rel_tol=1e-9, abs_tol=1e-12)]
-            lines.append(f"  {question}: {', '.join(winners)} ({metric} = {_num(best)})")
-    return "\n".join(lines) + "\n"
+def difference_cell(comparison: PairedComparison) -> str:
+    """``+d [low, high]`` (95% CI of the paired difference), ``*`` when detected (Holm)."""
+    d = comparison.difference
+    if d is None:
+        return "n/a"
+    if d.method == "none":
+        return f"{signed(d.mean)} (1 seed)"
+    mark = " *" if comparison.detected else ""
+    return f"{signed(d.mean)} [{signed(d.low, 2)}, {signed(d.high, 2)}]{mark}"
+
+
+def paired_table(comparisons: Mapping[str, Mapping[str, Sequence[PairedComparison]]]) -> str:
+    """Markdown: per scenario and mechanism, the paired difference to the reference on each
+    key metric (``*``: detected at 5% after Holm's correction)."""
+    header = ("scenario", "mechanism", *(title for title, _ in TABLE_COLUMNS))
+    body = []
+    for scenario, by_metric in comparisons.items():
+        first = next(iter(by_metric.values()))
+        for index, c in enumerate(first):
+            body.append((scenario, f"{c.mechanism} - {c.reference}", *(
+                difference_cell(by_metric[m][index]) for _, m in TABLE_COLUMNS)))
+    return _markdown(header, body, 2)
+
+
+def grid_table(rows: Sequence[SummaryRow], cells: Mapping[str, Any], metric: str) -> str:
+    """Markdown for one metric over a sweep's grid: a row per cell (the base scenario and the
+    swept values), a column per mechanism (mean ± 95% CI half-width)."""
+    mechanisms = list(dict.fromkeys(r.mechanism for r in rows))
+    keys = list(next(iter(cells.values())).keys)
+    by_cell = {(r.scenario, r.mechanism): r for r in rows}
+    header = ("scenario", *keys, *mechanisms)
+    body = [
+        (cell.scenario, *(str(cell.keys[k]) for k in keys),
+         *(interval_cell(by_cell[(name, m)].stats[metric]) for m in mechanisms))
+        for name, cell in cells.items()
+    ]
+    return f"{metric}\n\n" + _markdown(header, body, 1 + len(keys))
+
+
+def write_grid(rows: Sequence[SummaryRow], cells: Mapping[str, Any], out: str | Path) -> Path:
+    """``<out>/grid.csv`` (a row per cell, mechanism and metric: the swept values, mean, 95% CI)
+    and ``<out>/grid/<group>_<name>.md`` (:func:`grid_table` per metric); returns the CSV."""
+    out = Path(out)
+    (out / "grid").mkdir(parents=True, exist_ok=True)
+    keys = list(next(iter(cells.values())).keys)
+    for metric in METRICS:
+        (out / "grid" / (metric.replace("/", "_") + ".md")).write_text(
+            grid_table(rows, cells, metric))
+    path = out / "grid.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["scenario", "cell", *keys, "mechanism", "metric", "mean", "ci95_low",
+                         "ci95_high", "n", "ci_method"])
+        for row in rows:
+            cell = cells[row.scenario]
+            for metric, s in row.stats.items():
+                writer.writerow([cell.scenario, row.scenario, *(json.dumps(cell.keys[k])
+                                                                for k in keys),
+                                 row.mechanism, metric, *((_csv(s.mean), _csv(s.low),
+                                                           _csv(s.high), s.n, s.method)
+                                                          if s else ("", "", "", 0, ""))])
+    return path
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+def _interval_dict(s: Interval | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {"mean": s.mean, "low": _finite(s.low), "high": _finite(s.high), "n": s.n,
+            "method": s.method, "std": s.std}
+
+
+def _comparison_dict(c: PairedComparison) -> dict[str, Any]:
+    return {
+        "mechanism": c.mechanism, "reference": c.reference, "seeds": list(c.seeds),
+        "difference": _interval_dict(c.difference), "test": c.test,
+        "p": _finite(c.p_value), "p_holm": _finite(c.p_holm), "detected": c.detected,
+        "seeds_needed": c.seeds_needed,
+    }
 
 
 def write_results(
-    comparison: Comparison, rows: Sequence[SummaryRow], out: str | Path, config: Mapping[str, Any]
+    comparison: Comparison,
+    rows: Sequence[SummaryRow],
+    out: str | Path,
+    config: Mapping[str, Any],
+    comparisons: Mapping[str, Mapping[str, Sequence[PairedComparison]]] | None = None,
 ) -> dict[str, Path]:
-    """``results.json``, ``results.csv`` and ``summary.csv`` in ``out``; returns their paths."""
+    """``results.json``, ``results.csv``, ``summary.csv`` and (with ``comparisons``)
+    ``paired.csv`` in ``out``; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = comparison.plan
@@ -185,120 +235,57 @@ def write_results(
         "metrics": METRICS,
         "runs": [
             {
-                "scenario": r.scenario,
-                "mechanism": r.mechanism,
-                "seed": r.seed,
-                "seconds": round(r.seconds, 3),
-                "run_dir": r.run_dir,
-                "metrics": r.metrics,
+                "scenario": r.scenario, "mechanism": r.mechanism, "seed": r.seed,
+                "seconds": round(r.seconds, 3), "run_dir": r.run_dir, "metrics": r.metrics,
                 "episodes": r.episode_metrics,
             }
             for r in comparison.runs
         ],
         "summary": [
-            {
-                "scenario": row.scenario,
-                "mechanism": row.mechanism,
-                "metrics": {m: s.as_dict() if s else None for m, s in row.stats.items()},
-            }
+            {"scenario": row.scenario, "mechanism": row.mechanism,
+             "metrics": {m: _interval_dict(s) for m, s in row.stats.items()}}
             for row in rows
         ],
+        "paired": {
+            scenario: {m: [_comparison_dict(c) for c in cs] for m, cs in by_metric.items()}
+            for scenario, by_metric in (comparisons or {}).items()
+        },
     }
-    paths = {
-        "json": out / "results.json",
-        "csv": out / "results.csv",
-        "summary_csv": out / "summary.csv",
-    }
+    paths = {"json": out / "results.json", "csv": out / "results.csv",
+             "summary_csv": out / "summary.csv"}
     paths["json"].write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     with paths["csv"].open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["scenario", "mechanism", "seed", "episodes", "seconds", *METRICS])
         for r in comparison.runs:
-            writer.writerow(
-                [
-                    r.scenario,
-                    r.mechanism,
-                    r.seed,
-                    len(r.episodes),
-                    f"{r.seconds:.3f}",
-                    *(_csv(r.metrics[m]) for m in METRICS),
-                ]
-            )
+            writer.writerow([r.scenario, r.mechanism, r.seed, len(r.episodes), f"{r.seconds:.3f}",
+                             *(_csv(r.metrics[m]) for m in METRICS)])
     with paths["summary_csv"].open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["scenario", "mechanism", "metric", "mean", "std", "n", "ci95"])
+        writer.writerow(["scenario", "mechanism", "metric", "mean", "ci95_low", "ci95_high", "n",
+                         "ci_method", "std"])
         for row in rows:
             for metric, s in row.stats.items():
-                writer.writerow(
-                    [
-                        row.scenario,
-                        row.mechanism,
-                        metric,
-                        *((_csv(s.mean), _csv(s.std), s.n, _csv(s.ci95)) if s else ("", "", 0, "")),
-                    ]
-                )
-    return paths
-
-
-def require_matplotlib() -> None:
-    """Raise :class:`ImportError` with the fix when the optional plotting extra is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            "plots need matplotlib, the optional 'plots' extra: "
-            "pip install 'fedenv[plots]' (or pip install matplotlib)"
-        ) from None
-
-
-def plot_summary(rows: Sequence[SummaryRow], out: str | Path) -> list[Path]:
-    """One bar chart per metric (``<out>/<group>_<name>.png``): a bar per mechanism (one per
-    scenario and mechanism when there are several scenarios), the standard deviation over
-    seeds as error bar, "n/a" where the metric never applied."""
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    scenarios = list(dict.fromkeys(r.scenario for r in rows))
-    mechanisms = list(dict.fromkeys(r.mechanism for r in rows))
-    width = 0.8 / len(scenarios)
-    paths = []
-    for metric, meaning in METRICS.items():
-        figure, axes = plt.subplots(
-            figsize=(1.6 + 1.1 * len(mechanisms) * len(scenarios) ** 0.5, 3.8)
-        )
-        for j, scenario in enumerate(scenarios):
-            stats = [
-                next(r.stats[metric] for r in rows if r.scenario == scenario and r.mechanism == m)
-                for m in mechanisms
-            ]
-            x = np.arange(len(mechanisms)) + (j - (len(scenarios) - 1) / 2) * width
-            axes.bar(
-                x,
-                [s.mean if s else np.nan for s in stats],
-                width * 0.9,
-                label=scenario,
-                yerr=[s.std if s else np.nan for s in stats],
-                capsize=3,
-            )
-            for xi, s in zip(x, stats):
-                if s is None:
-                    axes.annotate("n/a", (xi, 0.0), ha="center", va="bottom", fontsize=8)
-        axes.set_xticks(np.arange(len(mechanisms)), mechanisms)
-        axes.axhline(0.0, color="black", linewidth=0.6)
-        figure.suptitle(metric, fontsize=11)
-        axes.set_title(meaning, fontsize=7, wrap=True)
-        if len(scenarios) > 1:
-            axes.legend(fontsize=7, title="scenario", title_fontsize=7)
-        figure.tight_layout()
-        path = out / (metric.replace("/", "_") + ".png")
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-        paths.append(path)
+                writer.writerow([row.scenario, row.mechanism, metric, *(
+                    (_csv(s.mean), _csv(s.low), _csv(s.high), s.n, s.method, _csv(s.std))
+                    if s else ("", "", "", 0, "", ""))])
+    if comparisons is not None:
+        paths["paired_csv"] = out / "paired.csv"
+        with paths["paired_csv"].open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["scenario", "metric", "mechanism", "reference", "n", "difference",
+                             "ci95_low", "ci95_high", "ci_method", "test", "p", "p_holm",
+                             "detected", "seeds_needed"])
+            for scenario, by_metric in comparisons.items():
+                for metric, cs in by_metric.items():
+                    for c in cs:
+                        d = c.difference
+                        writer.writerow([
+                            scenario, metric, c.mechanism, c.reference, c.n,
+                            *((_csv(d.mean), _csv(d.low), _csv(d.high), d.method) if d
+                              else ("", "", "", "")),
+                            c.test, _csv(c.p_value), _csv(c.p_holm), c.detected,
+                            "" if c.seeds_needed is None else c.seeds_needed])
     return paths
 
 
@@ -313,9 +300,15 @@ def _num(value: float, digits: int = 3) -> str:
     return f"{value:.{max(0, digits - 1 - math.floor(math.log10(size)))}f}"
 
 
-def _cell(stats: Stats | None) -> str:
-    return "n/a" if stats is None else stats.cell()
+def signed(value: float, digits: int = 3) -> str:
+    """A number with its sign, as :func:`_num` writes it."""
+    text = _num(value, digits)
+    return text if text.startswith("-") or text == "0" else "+" + text
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _csv(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
+    return "" if value is None or not math.isfinite(value) else repr(float(value))

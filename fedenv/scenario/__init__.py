@@ -9,6 +9,8 @@ each field's declaration, help text in its ``description``).  A bad file raises
 - :mod:`~fedenv.scenario.models`: the sections (the engine's and the scoring layer's settings
   embedded as ``[model]``, ``[lora]``, ``[training]``, ``[benchmark]``, ``[scoring]``,
   ``[incentives]``, ``[costs]``);
+- :mod:`~fedenv.scenario.ledger`: ``[ledger]`` (the public chain) and ``[[channels]]`` (the
+  permissioned channels, checked against the organizations);
 - :mod:`~fedenv.scenario.load`: :func:`load_scenario` (TOML, ``data_path``, overrides);
 - :mod:`~fedenv.scenario.overrides`: ``load_scenario("default", seed=3, **{"lora.r": 4})``;
 - :mod:`~fedenv.scenario.engine`: the scenario's federated engine (imports torch; not imported
@@ -17,11 +19,18 @@ each field's declaration, help text in its ``description``).  A bad file raises
 
 from __future__ import annotations
 
+from fedenv.scenario.ledger import (
+    CARRIES,
+    ENDORSEMENT,
+    PUBLIC_CHAINS,
+    ChannelSettings,
+    CollectionSettings,
+    LedgerSettings,
+    resolved_channels,
+)
 from fedenv.scenario.load import SCENARIO_DIR, load_scenario, scenario_from_dict
 from fedenv.scenario.models import (
     BEHAVIOURS,
-    ENDORSEMENT,
-    LedgerSettings,
     Organization,
     ResourceLevel,
     Scenario,
@@ -31,14 +40,19 @@ from fedenv.scenario.overrides import OVERRIDE_ALIASES
 
 __all__ = [
     "BEHAVIOURS",
+    "CARRIES",
     "ENDORSEMENT",
     "OVERRIDE_ALIASES",
+    "PUBLIC_CHAINS",
     "SCENARIO_DIR",
+    "ChannelSettings",
+    "CollectionSettings",
     "LedgerSettings",
     "Organization",
     "ResourceLevel",
     "Scenario",
     "SybilGroup",
     "load_scenario",
+    "resolved_channels",
     "scenario_from_dict",
 ]

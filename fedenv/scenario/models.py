@@ -5,8 +5,8 @@ The ``[model]``, ``[lora]``, ``[training]`` and ``[benchmark]`` sections are the
 settings (:mod:`fedenv.engine.settings`), and ``[scoring]``, ``[incentives]``, ``[costs]`` and
 ``[defence]`` the scoring layer's (:mod:`fedenv.scoring.settings`): the scenario declares only what
 is its own (the organizations and their attacks, sybil groups, the resource levels, the run-wide
-keys and the ledger), and checks what only the whole scenario can: sybil groups name known
-organizations, and the defences fit the aggregator.
+keys; the ledger and the channels in :mod:`fedenv.scenario.ledger`), and checks what only the
+whole scenario can: sybil groups name known organizations, and the defences fit the aggregator.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from fedenv.engine.settings import (
     TrainingSettings,
 )
 from fedenv.errors import ConfigError
+from fedenv.scenario.ledger import ChannelSettings, LedgerSettings, check_channels
 from fedenv.scenario.overrides import apply_overrides
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS
 from fedenv.scoring.settings import (
@@ -51,7 +52,6 @@ BEHAVIOURS = (
     "sybil",
 )
 """What an organization sends when it takes part (see :mod:`fedenv.scoring.attacks`)."""
-ENDORSEMENT = ("majority", "all", "any")
 ORG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")  # also a Fabric MSP ID
 
 
@@ -112,14 +112,6 @@ class SybilGroup(Settings):
     )
 
 
-class LedgerSettings(Settings):
-    """The permissioned channel."""
-
-    endorsement: Annotated[str, AfterValidator(one_of(ENDORSEMENT))] = Field(
-        "majority", description="scoring endorsement policy over the orgs' peers"
-    )
-
-
 class Scenario(Settings):
     """A scenario (``scenarios/<name>.toml``), validated once when it is loaded."""
 
@@ -153,7 +145,13 @@ class Scenario(Settings):
         default_factory=CostSettings, description="communication and ledger costs"
     )
     ledger: LedgerSettings = Field(
-        default_factory=LedgerSettings, description="permissioned channel settings"
+        default_factory=LedgerSettings, description="public chain and channel defaults"
+    )
+    channels: tuple[ChannelSettings, ...] = Field(
+        (),
+        strict=False,
+        description="permissioned channels (default: one 'consortium' channel of every "
+        "organization); see fedenv.scenario.ledger",
     )
     defence: DefenceSettings = Field(
         default_factory=DefenceSettings, description="defences against attacks (docs/incentives.md)"
@@ -181,6 +179,7 @@ class Scenario(Settings):
                 )
         self._check_sybils()
         self._check_defence()
+        check_channels(self.channels, names, self.ledger)
         return self
 
     def _check_sybils(self) -> None:

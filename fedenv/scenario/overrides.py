@@ -21,6 +21,7 @@ OVERRIDE_ALIASES = {
     "mechanism": "incentives.mechanism",
     "reward_pool": "incentives.reward_pool",
     "model_value_weight": "incentives.model_value_weight",
+    "collective_weight": "incentives.collective_weight",
 }
 """Short override names; any other override is a top-level key or a dotted path ("lora.r")."""
 
@@ -29,9 +30,16 @@ def apply_overrides(
     raw: dict[str, Any], overrides: Mapping[str, Any], *, known: Sequence[str]
 ) -> dict[str, Any]:
     """Write ``overrides`` into ``raw`` (a scenario's plain data, changed in place and returned);
-    ``known``: the scenario's top-level keys.  Errors name the source ``overrides``."""
+    ``known``: the scenario's top-level keys.  Two keys naming the same path (an alias and its
+    full path) are an error.  Errors name the source ``overrides``."""
+    seen: dict[str, str] = {}
     for key, value in overrides.items():
-        path = OVERRIDE_ALIASES.get(key, key).split(".")
+        full = OVERRIDE_ALIASES.get(key, key)
+        if full in seen:
+            raise ConfigError(key, f"sets {full!r}, as {seen[full]!r} does; give it once",
+                              "overrides")
+        seen[full] = key
+        path = full.split(".")
         if path[0] not in known:
             names = ", ".join(sorted({*known, *OVERRIDE_ALIASES}))
             raise ConfigError(

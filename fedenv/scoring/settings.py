@@ -52,6 +52,12 @@ class IncentiveSettings(Settings):
     model_value_weight: float = Field(
         1.0, ge=0.0, description="money per point of own-domain score improvement"
     )
+    collective_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="money per point of global score improvement, for each participant: a "
+        "collective term aligning an organization's reward with the consortium's model",
+    )
 
 
 class CostSettings(Settings):

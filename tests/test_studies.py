@@ -1,0 +1,85 @@
+"""The studies' commands on the tiny scenario: raw results, tables, figures, redraws."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studies import incentives, learning
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_learning_study_writes_curves_a_paired_table_and_the_figure(tmp_path, capsys):
+    out, figure = tmp_path / "learning", tmp_path / "convergence.png"
+    argv = ["--scenario", "tiny", "--seeds", "0,1", "--episodes", "3", "--eval-episodes", "1",
+            "--myopic-episodes", "1", "--baselines", "always_min,never", "--out", str(out),
+            "--figure", str(figure)]
+    assert learning.main(argv) == 0
+    document = json.loads((out / "results.json").read_text())
+    assert [s["seed"] for s in document["seeds"]] == [0, 1]
+    seed = document["seeds"][0]
+    assert set(seed["curves"]) == {"q_learning", "q_learning_stateless"}
+    returns = seed["curves"]["q_learning"]["return"]
+    assert set(returns) == {"northbank", "citycare", "skyway"}
+    assert all(len(v) == 3 for v in returns.values())
+    assert seed["greedy"]["never"] == {"northbank": 0.0, "citycare": 0.0, "skyway": 0.0}
+    assert (out / "seed-1.json").is_file()
+    table = (out / "greedy.md").read_text()
+    assert "| **q_learning** |" in table and "| never |" in table
+    assert "q_learning minus policy (95% CI)" in table
+    assert figure.read_bytes()[:8] == PNG
+    capsys.readouterr()
+    figure.unlink()
+    redraw = ["--from-results", str(out / "results.json"), "--out", str(out), "--figure",
+              str(figure)]
+    assert learning.main(redraw) == 0
+    assert figure.read_bytes()[:8] == PNG and capsys.readouterr().out.startswith(table)
+
+
+def test_the_learning_study_refuses_an_unknown_reference(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        learning.main(["--reference", "oracle"])
+    assert exit_.value.code == 2
+    assert "argument --reference: 'oracle' is neither a learner nor a baseline" in (
+        capsys.readouterr().err)
+
+
+def test_the_incentive_study_writes_evaluates_files_and_a_forest_plot(tmp_path, capsys):
+    out, figure = tmp_path / "incentives", tmp_path / "forest.png"
+    argv = ["--scenario", "tiny", "--seeds", "0,1", "--policy", "always_min", "--override",
+            "max_rounds=1", "--out", str(out), "--figure", str(figure)]
+    assert incentives.main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "none - equal" in stdout and "paired differences to 'equal'" in stdout
+    document = json.loads((out / "results.json").read_text())
+    assert [r["mechanism"] for r in document["paired"]["tiny"]["model/final_score"]] == [
+        "shapley", "loo", "data_size", "none"]
+    assert (out / "paired.csv").is_file() and figure.read_bytes()[:8] == PNG
+
+
+def test_reuse_merges_an_earlier_runs_policies_and_refuses_other_settings():
+    def document(learners, baselines, greedy, **config):
+        base = {"scenario": "default", "episodes": 55, "eval_episodes": 3,
+                "myopic_episodes": 5, "override": [], "reuse": "earlier.json",
+                "learners": learners, "baselines": baselines}
+        return {"config": {**base, **config},
+                "seeds": [{"seed": s, "curves": {p: {} for p in learners},
+                           "greedy": {p: {"a": v} for p, v in greedy.items()}}
+                          for s in (0, 1)]}
+
+    earlier = document(["q_learning", "q_learning_stateless"], ["random"],
+                       {"q_learning": 1.0, "q_learning_stateless": 2.0, "random": 3.0},
+                       override=())
+    now = document(["q_learning"], ["never"], {"q_learning": 4.0, "never": 0.0})
+    merged = learning.merge_reused(now, earlier)
+    assert merged["config"]["learners"] == ["q_learning", "q_learning_stateless"]
+    assert merged["config"]["baselines"] == ["never", "random"]
+    seed = merged["seeds"][0]
+    assert seed["greedy"] == {"q_learning": {"a": 4.0}, "q_learning_stateless": {"a": 2.0},
+                              "random": {"a": 3.0}, "never": {"a": 0.0}}  # this run's wins
+    with pytest.raises(ValueError, match="reuse: episodes differs"):
+        learning.merge_reused(document(["q_learning"], ["never"], {}, episodes=30), earlier)
+    with pytest.raises(ValueError, match=r"lack seeds \[1\]"):
+        learning.merge_reused(now, {**earlier, "seeds": earlier["seeds"][:1]})
