@@ -232,3 +232,48 @@ def test_engine_sections_are_the_engines_own_settings():
     with pytest.raises(ConfigError) as direct:
         LoraSettings(dropout=1.0)
     assert in_file.value.problem == direct.value.problem == "must be in [0, 1), got 1"
+
+
+ATTACKED = GOOD + 'behaviour = "sybil"\n'  # b is a sybil identity
+BAD_ATTACKS = [
+    (GOOD + "[defence]\nfilters = [\"bulyan\"]\n", "defence.filters: must be one of 'krum'"),
+    (GOOD + "[defence]\naggregation = \"mode\"\n", "defence.aggregation: must be one of 'mean'"),
+    (GOOD + "[defence]\nnorm = \"squash\"\n", "defence.norm: must be one of 'normalize'"),
+    (GOOD + "[defence]\nshield = true\n", "defence.shield: unknown key"),
+    (ATTACKED, "organizations[1].behaviour: 'sybil' needs a [[sybils]] group naming it"),
+    (
+        ATTACKED + '[[sybils]]\nmembers = ["b", "ghost"]\n',
+        "sybils[0].members[1]: unknown organization 'ghost' (known: a, b)",
+    ),
+    (
+        ATTACKED + '[[sybils]]\nmembers = ["a", "b"]\n',
+        "sybils[0].members[0]: 'a' has behaviour 'honest'; a sybil group's are 'sybil'",
+    ),
+    (
+        GOOD + '[training]\naggregator = "flora"\n[defence]\naggregation = "median"\n',
+        "defence.aggregation: 'median' needs an aggregator that averages parameters",
+    ),
+    (
+        GOOD + '[defence]\naggregation = "trimmed_mean"\nfilters = ["fltrust"]\n',
+        "defence.filters: 'fltrust' weighs a mean; it cannot combine with aggregation = 'trim",
+    ),
+    (GOOD + "strength = 2.0\n", "organizations[1].strength: an honest organization has no attack"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_ATTACKS, ids=[b[1].split(":")[0] for b in BAD_ATTACKS])
+def test_bad_attacks_and_defences_name_the_key_before_anything_runs(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_scenario(path)
+    assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
+
+
+def test_the_bundled_attack_scenarios_extend_the_default_one():
+    default = load_scenario("default")
+    for path in sorted((SCENARIO_DIR / "attacks").glob("*.toml")):
+        attacked = load_scenario(path)
+        assert attacked.name == path.stem
+        attackers = [o for o in attacked.organizations if o.behaviour != "honest"]
+        assert attackers and attackers[0].behaviour.startswith(path.stem.split("_")[0])
+        assert attacked.org_names[: len(default.org_names)] == default.org_names
