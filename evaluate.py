@@ -48,6 +48,7 @@ from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison, pl
 from fedenv.evaluation.plots import plot_grid, plot_summary, require_matplotlib
 from fedenv.evaluation.report import (
     DEFAULT_REFERENCE,
+    attack_table,
     grid_table,
     paired_comparisons,
     paired_table,
@@ -307,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"as [low, high]; docs/evaluate.md)\n"
     )
     print(summary_table(rows))
+    attacked = [r for r in rows if attackers.get(r.scenario)]
+    if attacked:
+        print("Attacks (docs/incentives.md; clean score = the global benchmark score):\n")
+        print(attack_table(attacked))
     print(f"Paired differences to {config.reference!r} (mean [95% CI] over seeds; "
           f"* = detected after Holm's correction):\n")
     print(paired_table(comparisons))

@@ -203,3 +203,25 @@ def test_a_2x2_sweep_writes_the_grid_tables_and_one_figure_per_metric(tmp_path, 
     assert (orgs["reward"] - (orgs["payout"] + orgs["model_value"] - orgs["costs"])).abs().max() < 1e-9
     assert (out / "orgs.csv").is_file() and (out / "orgs.parquet").is_file()
     assert len(results.grid) == 4 * 2 * len(METRICS) and len(results.paired) == 4 * len(METRICS)
+
+
+def test_an_attack_scenario_prints_the_attack_metrics(tmp_path, capsys):
+    attack = tmp_path / "false_facts_tiny.toml"
+    attack.write_text(
+        'extends = "tiny"\n[[organizations]]\nname = "skyway"\nbehaviour = "false_facts"\n'
+    )
+    argv = [
+        "--scenario", str(attack), "--no-progress", "--mechanisms", "shapley", "--reference", "shapley",
+        "--seeds", "0",
+        "--override", "max_rounds=1", "--policy", "always_max", "--out", str(tmp_path / "eval"),
+        "--no-adapters",
+    ]
+    code, stdout, _ = _main(capsys, *argv)
+    assert code == 0
+    lines = stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "backdoor ASR" in line)
+    header, row = lines[at], lines[at + 2]
+    assert "false facts accepted" in header and "honest rejected" in header
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[:2] == ["false_facts_tiny", "shapley"] and len(cells) == len(header.split("|")) - 2
+    assert cells[4] == "n/a" and cells[5] != "n/a"  # no backdoor; false facts measured

@@ -91,6 +91,7 @@ def test_episode_metrics_from_hand_made_rounds():
             },
             global_score=2.5,
             domain_scores={"bank": 4.0, "telecom": 1.0},
+            attack_measures={"backdoor_asr": 0.25},
         ),
     )
     episode = EpisodeRecord(
@@ -115,6 +116,10 @@ def test_episode_metrics_from_hand_made_rounds():
     assert m["fairness/jain_payout"] == pytest.approx(20.0**2 / (3 * (16.0**2 + 4.0**2)))
     assert m["attack/payout_share_malicious"] == pytest.approx(4.0 / 20.0)
     assert m["welfare/total_reward"] == pytest.approx(5.5 + 2.0 - 3.0 + 9.4)
+    assert m["attack/backdoor_asr"] == 0.25  # the last round's measure
+    assert m["attack/false_fact_acceptance"] is None  # no false_facts attacker measured
+    assert m["attack/honest_false_rejection"] == pytest.approx(1 / 3)  # a twice, c once: c out
+    assert m["attack/attacker_rejection"] == 0.0  # b's one update went in
 
 
 def test_metrics_that_do_not_apply_are_none_and_skipped_by_the_mean():

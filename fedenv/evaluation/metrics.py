@@ -46,8 +46,28 @@ METRICS: dict[str, str] = {
         "(0 if none; None if nothing was paid: a mechanism that pays nobody pays no attacker "
         "either, and is left out of the attack comparison)"
     ),
+    "attack/backdoor_asr": (
+        "backdoor attack success rate after the last round: share of triggered held-out prompts "
+        "of the backdoor attackers' domains the global model answers with the target (None "
+        "without a backdoor attacker)"
+    ),
+    "attack/false_fact_acceptance": (
+        "share of the false_facts attackers' falsified facts the global model prefers wrong "
+        "after the last round (None without a false_facts attacker)"
+    ),
+    "attack/honest_false_rejection": (
+        "share of the honest organizations' updates that were rejected (None if none was sent)"
+    ),
+    "attack/attacker_rejection": (
+        "share of the attackers' updates that were rejected (None without attackers' updates)"
+    ),
     "welfare/total_reward": "sum of every organization's rewards (payout + model value - costs)",
 }
+ATTACK_MEASURES = {
+    "attack/backdoor_asr": "backdoor_asr",
+    "attack/false_fact_acceptance": "false_fact_acceptance",
+}
+"""The metrics read from the last round's attack measures (:mod:`fedenv.scoring.attack_measures`)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +139,7 @@ def episode_metrics(episode: EpisodeRecord) -> dict[str, float | None]:
     ]
     slots = len(episode.organizations) * len(episode.rounds)
     to_malicious = sum(payout[o] for o in episode.malicious if o in payout)
+    sent = [(org in episode.malicious, row.accepted) for org, row in cells if row.participated]
     return {
         "model/final_score": final.global_score,
         "model/score_gain": gain,
@@ -132,8 +153,17 @@ def episode_metrics(episode: EpisodeRecord) -> dict[str, float | None]:
         ),
         "fairness/jain_payout": jain_index([payout[o] for o in part]),
         "attack/payout_share_malicious": to_malicious / total_payout if total_payout > 0 else None,
+        **{name: final.attack_measures.get(key) for name, key in ATTACK_MEASURES.items()},
+        "attack/honest_false_rejection": _rejected_share(sent, malicious=False),
+        "attack/attacker_rejection": _rejected_share(sent, malicious=True),
         "welfare/total_reward": sum(row.reward for _, row in cells),
     }
+
+
+def _rejected_share(sent: Sequence[tuple[bool, bool]], *, malicious: bool) -> float | None:
+    """Share of the updates (``(from an attacker, accepted)``) of one side that were rejected."""
+    side = [accepted for attacker, accepted in sent if attacker == malicious]
+    return sum(not accepted for accepted in side) / len(side) if side else None
 
 
 def mean_metrics(per_episode: Sequence[Mapping[str, float | None]]) -> dict[str, float | None]:

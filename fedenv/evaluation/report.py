@@ -43,6 +43,15 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("to attackers", "attack/payout_share_malicious"),
     ("welfare", "welfare/total_reward"),
 )
+ATTACK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("clean score", "model/final_score"),
+    ("to attackers", "attack/payout_share_malicious"),
+    ("backdoor ASR", "attack/backdoor_asr"),
+    ("false facts accepted", "attack/false_fact_acceptance"),
+    ("honest rejected", "attack/honest_false_rejection"),
+    ("attackers rejected", "attack/attacker_rejection"),
+)
+"""The attack table's columns (printed for scenarios with attackers)."""
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -126,6 +135,16 @@ def summary_table(rows: Sequence[SummaryRow]) -> str:
     header = ("scenario", "mechanism", *(title for title, _ in TABLE_COLUMNS))
     body = [
         (r.scenario, r.mechanism, *(interval_cell(r.stats[m]) for _, m in TABLE_COLUMNS))
+        for r in rows
+    ]
+    return _markdown(header, body, 2)
+
+
+def attack_table(rows: Sequence[SummaryRow]) -> str:
+    """The attack metrics (:data:`ATTACK_COLUMNS`) of ``rows``, as :func:`summary_table`."""
+    header = ("scenario", "mechanism", *(title for title, _ in ATTACK_COLUMNS))
+    body = [
+        (r.scenario, r.mechanism, *(interval_cell(r.stats[m]) for _, m in ATTACK_COLUMNS))
         for r in rows
     ]
     return _markdown(header, body, 2)
