@@ -12,7 +12,7 @@ when the first env is built.
 
 The parts, one sub-package each: :mod:`fedenv.engine` (the federated LoRA engine),
 :mod:`fedenv.data` (dialogues, tokenizer, base model), :mod:`fedenv.scoring` (benchmark,
-contributions, incentives, costs, behaviours), :mod:`fedenv.evaluation` (what evaluate.py runs);
+contributions, incentives, costs, attacks, defences), :mod:`fedenv.evaluation` (what evaluate.py runs);
 the env, one round (:mod:`fedenv.round`) and its typed outcome (:mod:`fedenv.records`), scenarios,
 ledgers and run folders sit at the top; :mod:`fedenv.seeding` (the one seed-derivation rule),
 :mod:`fedenv.device` and :mod:`fedenv.errors` at the bottom.

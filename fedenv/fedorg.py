@@ -66,8 +66,8 @@ and the global model stays as it was.
 The mechanism (``incentives.mechanism``, see :mod:`fedenv.scoring.incentives`) splits the round's pool
 among the accepted participants.  Costs (:mod:`fedenv.scoring.costs`): compute, communication, ledger
 fees; they are reported in the infos.  Organizations whose scenario ``behaviour`` is not
-``honest`` send free-ridden, noisy or boosted updates (:mod:`fedenv.scoring.behaviours`); scoring and
-rejection treat them like any other update.
+``honest`` attack (:mod:`fedenv.scoring.attacks`); the scenario's defences screen every update
+and record why they reject or down-weight one (:mod:`fedenv.scoring.defence`, docs/incentives.md).
 
 ## Episodes
 
