@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from studies import incentives, learning
+from studies import attacks, incentives, learning
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -83,3 +83,24 @@ def test_reuse_merges_an_earlier_runs_policies_and_refuses_other_settings():
         learning.merge_reused(document(["q_learning"], ["never"], {}, episodes=30), earlier)
     with pytest.raises(ValueError, match=r"lack seeds \[1\]"):
         learning.merge_reused(now, {**earlier, "seeds": earlier["seeds"][:1]})
+
+
+def test_the_attack_study_tabulates_each_attack_defence_and_mechanism(tmp_path, capsys):
+    out = tmp_path / "attacks"
+    argv = ["--attacks", "free_rider", "--defences", "none,default", "--mechanisms", "loo",
+            "--seeds", "0", "--override", "max_rounds=1", "model.preset=test",
+            "--out", str(out)]
+    assert attacks.main(argv) == 0
+    printed = capsys.readouterr().out
+    rows = {(r["defence"], r["mechanism"]): r["stats"]
+            for r in json.loads((out / "attacks.json").read_text())["rows"]}
+    assert set(rows) == {("none", "loo"), ("default", "loo")}
+    assert rows[("default", "loo")]["attack/attacker_rejection"]["mean"] == 1.0  # screened out
+    assert rows[("none", "loo")]["attack/attacker_rejection"]["mean"] == 0.0
+    assert "| free_rider | default | loo |" in printed
+    assert attacks.main(["--from-results", str(out / "attacks.json")]) == 0
+    assert "| free_rider | none | loo |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        attacks.main(["--defences", "moat"])
+    assert exit_.value.code == 2 and "argument --defences: unknown ['moat']" in (
+        capsys.readouterr().err)
