@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from fedenv.scenario.engine import scenario_engine
 from fedenv.scoring.behaviours import TRAINS, craft_update
 from fedenv.scoring.coalition_values import RoundCoalitionValues
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS, contributions
-from fedenv.scoring.costs import RoundCosts, round_costs
+from fedenv.scoring.costs import TRANSACTIONS_PER_UPDATE, RoundCosts, round_costs
 from fedenv.scoring.incentives import get_mechanism, payout_method
 from fedenv.seeding import derive_seed
 
@@ -72,6 +73,23 @@ class RoundPlayer:
         self.episode_seed = 0
         self._base_result: BenchmarkResult | None = None
         self.global_result: BenchmarkResult | None = None
+
+    _REBUILT = ("scenario", "run", "ledgers", "engine", "mechanism", "orgs")
+    """What a player builds from its scenario and run folder: not part of :meth:`episode_state`."""
+
+    def episode_state(self) -> dict[str, Any]:
+        """Everything a copy of the player needs to continue the episode (picklable): its own
+        fields (episode, seeds, benchmark results, ...) and the engine's global state."""
+        state = {k: v for k, v in vars(self).items() if k not in self._REBUILT}
+        state["engine"] = (self.engine.global_state(), self.engine.round)
+        return state
+
+    def restore_episode_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from another player's :meth:`episode_state` (same scenario, copied ledgers)."""
+        state = dict(state)
+        global_state, round_index = state.pop("engine")
+        self.engine.restore_global_state(global_state, round_index)
+        vars(self).update(state)
 
     def start_episode(self, seed: int, index: int) -> None:
         """Back to the base global state; anchor it; seed the episode's randomness."""
@@ -206,13 +224,7 @@ class RoundPlayer:
                 accepted=False,
                 tx_ids=(),
             )
-        costs = round_costs(
-            spec.unit_cost,
-            sc.level(level).compute,
-            sc.costs,
-            transactions=len(tx_ids[org]),
-            trains=TRAINS[spec.behaviour],
-        )
+        costs = self.level_costs(org, level)
         gain = after.domains[spec.domain].score - before.domains[spec.domain].score
         model_value = sc.incentives.model_value_weight * gain
         payout = float(payouts.get(org, 0.0))
@@ -227,6 +239,20 @@ class RoundPlayer:
             reward=payout + model_value - costs.total,
             accepted=org in accepted,
             tx_ids=tuple(tx_ids[org]),
+        )
+
+    def level_costs(self, org: str, level: int) -> RoundCosts:
+        """What a round at ``level`` costs ``org`` (nothing at 0), known before the round: the
+        env's hard budgets (:mod:`fedenv.budgets`) check actions against exactly this."""
+        if not level:
+            return RoundCosts()
+        spec = self.orgs[org]
+        return round_costs(
+            spec.unit_cost,
+            self.scenario.level(level).compute,
+            self.scenario.costs,
+            transactions=TRANSACTIONS_PER_UPDATE,
+            trains=TRAINS[spec.behaviour],
         )
 
     def _updates(self, participants: Mapping[str, Participant], index: int) -> list[ClientUpdate]:

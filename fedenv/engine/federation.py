@@ -217,6 +217,20 @@ class FederatedEngine:
         """Canonical bytes of :meth:`global_state` (run folders, ledgers)."""
         return canonical_bytes(self.global_state())
 
+    def restore_global_state(self, state: Mapping[str, torch.Tensor], round: int) -> None:
+        """Make ``state`` (what :meth:`global_state` returned, maybe in another process) the
+        global state after ``round`` committed rounds: a copied env continues from it."""
+        adapter = {k: v for k, v in state.items() if not k.endswith(BASE_DELTA_SUFFIX)}
+        deltas = {
+            k[: -len(BASE_DELTA_SUFFIX)]: v for k, v in state.items() if k.endswith(BASE_DELTA_SUFFIX)
+        }
+        if set(adapter) != set(self._initial) or set(deltas) != set(self._base_delta):
+            raise ConfigError("state", "is not a global state of this engine (other keys)")
+        self._global = {k: adapter[k].to(self._initial[k]).clone() for k in self._initial}
+        self._base_delta = {m: deltas[m].to(d).clone() for m, d in self._base_delta.items()}
+        self.round = round
+        self._install()
+
     def _install(self) -> None:
         """Make the live model the global model; refresh the digest; drop stale evaluations."""
         self._trainer.load(self._global)
