@@ -10,7 +10,7 @@
 | Action Values      | 0 = sit the round out, k = take part at resource level k      |
 | Observation Shape  | ``(10,)``, ``float32`` (a ``Dict`` with ``mask_observations``) |
 | Observation Values | see Observations                                              |
-| State Shape        | ``(N, 10)``, ``float32``: every organization's observation   |
+| State Shape        | ``(10 N,)``, ``float32``: the N organizations' observations  |
 
 Organizations decide, round after round, whether and how hard to take part in federated LoRA
 fine-tuning of a causal language model.  Every ``step`` is one real federated round: the
@@ -39,8 +39,8 @@ agent the env does not have, always raises before anything runs (:mod:`fedenv.ac
 
 A ``Box`` of ``len(OBS_FIELDS)`` floats, the same space for every agent.  Scores (0..10 on the
 benchmark) are divided by 10; money is divided by the scenario's reward pool (by 1 if it is 0).
-``env.state()`` stacks every organization's observation (zeros for those that are done) for
-centralised critics; ``env.state_space`` is its ``Box``.
+``env.state()`` concatenates the observations of ``possible_agents`` in order (zeros for those
+that are done), for centralised critics; ``env.state_space`` is its ``Box``.
 
 | field                | meaning                                              | range    |
 | -------------------- | ---------------------------------------------------- | -------- |
@@ -212,9 +212,7 @@ class FedOrgParallelEnv(ParallelEnv):
             else box
         )
         n = len(self.possible_agents)
-        self.state_space = spaces.Box(
-            np.tile(_OBS_LOW, (n, 1)), np.tile(_OBS_HIGH, (n, 1)), dtype=np.float32
-        )
+        self.state_space = spaces.Box(np.tile(_OBS_LOW, n), np.tile(_OBS_HIGH, n), dtype=np.float32)
         self._money_scale = scenario.incentives.reward_pool or 1.0
         from fedenv.round import RoundPlayer  # torch, transformers, the ledgers: load on use
         from fedenv.run_folder import RunFolder
@@ -339,9 +337,9 @@ class FedOrgParallelEnv(ParallelEnv):
             self.run = None
 
     def state(self) -> np.ndarray:
-        """Row i is ``possible_agents[i]``'s observation (zeros once it is done): ``state_space``."""
+        """``possible_agents``' observations, concatenated (zeros for one that is done)."""
         self._check_open()
-        return np.stack(
+        return np.concatenate(
             [
                 self._box(a) if a in self.agents else np.zeros(len(OBS_FIELDS), np.float32)
                 for a in self.possible_agents

@@ -39,12 +39,13 @@ def folder_files(folder: str | Path) -> dict[str, bytes]:
 def write_files(folder: str | Path, files: Mapping[str, bytes]) -> None:
     """Write ``files`` (from :func:`folder_files`) into ``folder``, which must hold none of them."""
     folder = Path(folder)
+    present = [relative for relative in files if (folder / relative).exists()]
+    if present:  # checked before anything is written
+        raise ConfigError(
+            "run_dir", f"a copy's folder already holds {present[0]}; use a new folder", folder
+        )
     for relative, data in files.items():
         target = folder / relative
-        if target.exists():
-            raise ConfigError(
-                "run_dir", f"a copy's folder already holds {relative}; use a new folder", folder
-            )
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
