@@ -277,7 +277,9 @@ class FederatedEngine:
             raise ConfigError("round_seed", f"must be an integer >= 0, got {round_seed!r}")
         trainer = self._batched_trainer if self._grouped(grouped) else self._trainer
         jobs = [self._job(p, round_seed) for p in participants]
-        with self._threads():
+        # Training needs autograd whatever the caller runs under: RL libraries step envs inside
+        # torch.no_grad() (TorchRL's collectors) or inference mode.
+        with self._threads(), torch.inference_mode(False), torch.enable_grad():
             trained = trainer.train_jobs(self._global, jobs, self.config.training.batch_size)
         updates = []
         for participant, (adapter, loss, spent) in zip(participants, trained):
