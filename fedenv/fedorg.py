@@ -276,6 +276,13 @@ class FedOrgParallelEnv(ParallelEnv):
 
     def step(self, actions: Mapping[str, Any]):
         self._check_open()
+        if not self.agents and self.round_log:
+            raise InvalidActionError(
+                "the episode is over (every agent is done): call reset() to start the next one. "
+                "A wrapper that steps on past the last round cannot drive fedenv: SuperSuit "
+                "3.11.0's black_death_v3 ends an episode only when every agent is both "
+                "terminated and truncated; see docs/integrations.md for the SB3 path"
+            )
         levels = resolve_actions(
             actions,
             live=self.agents,

@@ -108,8 +108,12 @@ def test_done_agents_and_missing_agents(env):
     assert "citycare" not in infos and infos["skyway"]["resource"] == 1
     while env.agents:
         env.step({})
-    with pytest.raises(InvalidActionError, match=r"call reset\(\) before step\(\)"):
+    with pytest.raises(InvalidActionError, match=r"the episode is over .*call reset\(\)"):
         env.step({})
+    fresh = fedenv.parallel_env("tiny")
+    with pytest.raises(InvalidActionError, match=r"no live agents: call reset\(\) before step"):
+        fresh.step({})
+    fresh.close()
 
 
 def test_attackers_are_rejected_and_free_riders_pay_no_compute():

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("ray.rllib", reason="needs the optional 'rllib' extra")
 
-import ray  # noqa: E402
+import ray
 
-from fedenv.errors import ConfigError  # noqa: E402
-from fedenv.integrations.rllib import SHARED_POLICY, env_creator, ppo_config  # noqa: E402
+from fedenv.errors import ConfigError
+from fedenv.integrations.rllib import SHARED_POLICY, env_creator, ppo_config
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 

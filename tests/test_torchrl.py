@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("torchrl", reason="needs the optional 'torchrl' extra")
 
-import torch  # noqa: E402
-from torchrl.collectors import Collector  # noqa: E402
+import torch
+from torchrl.collectors import Collector
 
-from fedenv.integrations.torchrl import GROUP, mappo_loss, mappo_modules, torchrl_env  # noqa: E402
+from fedenv.integrations.torchrl import GROUP, mappo_loss, mappo_modules, torchrl_env
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
