@@ -4,6 +4,7 @@
     python evaluate.py --scenario tiny --mechanisms shapley,equal,none --seeds 0,1
     python evaluate.py --policy q_learning --train-episodes 20 --workers 2 --plot
     python evaluate.py --override max_rounds=4 --contribution shapley
+    python evaluate.py --backend ray --address auto --seeds 0,1,2,3,4,5,6,7   # on a Ray cluster
 
 Answers "which mechanism gets the best model for the least cost, fairly, and without paying
 attackers?": a table on stdout, ``results.json`` / ``results.csv`` / ``summary.csv`` (and plots
@@ -33,7 +34,15 @@ from agents.registry import ALGORITHMS, build_team, parse_algo_spec, resolve_ass
 from agents.rollout import episode_seed
 from fedenv.device import check_device
 from fedenv.errors import ConfigError, FedenvError
-from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison, play_episode
+from fedenv.evaluation.play import (
+    BACKENDS,
+    Plan,
+    RunResult,
+    compare,
+    plan_comparison,
+    play_episode,
+)
+from fedenv.evaluation.ray_backend import require_ray
 from fedenv.evaluation.report import (
     plot_summary,
     require_matplotlib,
@@ -74,7 +83,11 @@ class EvaluateConfig:
     override: tuple[str, ...] = ()
     """scenario overrides KEY=VALUE (JSON, else a string): max_rounds=4 lora.r=4"""
     workers: int = 1
-    """processes running independent runs in parallel (1: in this process)"""
+    """processes running runs in parallel (1: this process; --backend ray: the local Ray's CPUs)"""
+    backend: str = "process"
+    """process (this process or --workers processes) or ray (every run a Ray task; ray extra)"""
+    address: str = ""
+    """--backend ray's cluster: auto or ray://host:10001 ('': a local Ray, started for the run)"""
     out: str = ""
     """output folder ('': runs/eval-<scenarios>__<policy>__<time>)"""
     adapters: bool = True
@@ -91,6 +104,13 @@ class EvaluateConfig:
             raise ConfigError("train_episodes", f"must be >= 0, got {self.train_episodes}")
         if self.workers < 1:
             raise ConfigError("workers", f"must be >= 1, got {self.workers}")
+        if self.backend not in BACKENDS:
+            known = ", ".join(BACKENDS)
+            raise ConfigError("backend", f"must be one of {known}, got {self.backend!r}")
+        if self.address and self.backend != "ray":
+            raise ConfigError("address", "is the Ray cluster of --backend ray")
+        if self.backend == "ray":
+            require_ray()
         if self.device:
             check_device(self.device)
         try:
@@ -210,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan,
             policy,
             workers=config.workers,
+            backend=config.backend,
+            address=config.address or None,
             env_root=out / "envs",
             store_adapters=config.adapters,
             progress=_report_progress if config.progress else None,

@@ -6,10 +6,10 @@ hard budgets (:mod:`fedenv.budgets`) before anything of the round runs.  Always 
 something else than a dict, an agent the env does not have, a value outside ``Discrete(1 + R)``
 (floats, strings and bools included).  The two lenient rules, and their strict counterparts:
 
-| case                                   | default (``strict=False``)              | ``strict=True`` |
-| -------------------------------------- | --------------------------------------- | --------------- |
-| action for an organization that is done | ignored, as PettingZoo's ``aec_to_parallel`` does | error |
-| a masked level (over budget)           | the highest affordable level below it (0: sit out) | error |
+| case                                  | default (``strict=False``)            | ``strict=True`` |
+| ------------------------------------- | ------------------------------------- | --------------- |
+| action for a done organization        | ignored (as ``aec_to_parallel`` does) | error           |
+| a masked level (over budget)          | the highest affordable level below    | error           |
 
 A live organization missing from the dict sits the round out (action 0).  The level an
 organization actually played is its info's ``resource``.

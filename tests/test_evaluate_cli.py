@@ -149,3 +149,30 @@ def test_a_learning_policy_trains_on_the_runs_env_then_acts_greedily():
     assert all(p.episodes_done == 2 for p in learners.values())  # two training episodes
     assert all(p.table for p in learners.values())  # each learned from the steps it played
     assert actions["skyway"] == 0 and set(actions) == set(env.possible_agents)
+
+
+def test_ray_tasks_give_the_process_pools_results(tmp_path, capsys):
+    """--backend ray (a local Ray, 2 CPUs) writes the process pool's results.csv, timing
+    aside, and ships every run's ledgers back into <out>/envs, where they verify."""
+    pytest.importorskip("ray", reason="needs the optional 'ray' extra")
+    from chains import verify_path
+
+    common = [*TINY, "--mechanisms", "shapley", "--seeds", "0,1", "--workers", "2"]
+    common += ["--policy", "random", "--override", "max_rounds=2"]
+    tables = {}
+    for backend in ("process", "ray"):
+        out = tmp_path / backend
+        code, _, err = _main(capsys, *common, "--backend", backend, "--out", str(out))
+        assert code == 0, err
+        with (out / "results.csv").open() as file:
+            rows = list(csv.DictReader(file))
+        tables[backend] = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+        folder = out / "envs" / "tiny" / "shapley" / "seed-1"
+        assert (folder / "public.db").is_file() and list(folder.glob("adapters/e*/r0000/*"))
+        assert all(report.ok for report in verify_path(folder))
+    assert len(tables["ray"]) == 2 and tables["ray"] == tables["process"]
+
+
+def test_an_address_needs_the_ray_backend(tmp_path, capsys):
+    code, _, err = _main(capsys, *TINY, "--address", "auto", "--out", str(tmp_path / "x"))
+    assert code == 2 and "--address" in err and "is the Ray cluster of --backend ray" in err
