@@ -5,6 +5,7 @@
     python evaluate.py --policy q_learning --train-episodes 20 --workers 2 --plot
     python evaluate.py --override max_rounds=4 --contribution shapley
     python evaluate.py --scenario tiny --sweep 'incentives.reward_pool=5,10' --sweep 'lora.r=4,8'
+    python evaluate.py --backend ray --address auto --seeds 0,1,2,3,4,5,6,7   # on a Ray cluster
 
 Answers "which mechanism gets the best model for the least cost, fairly, and without paying
 attackers?" with paired differences to ``--reference`` over the seeds (95% CIs, paired tests,
@@ -44,8 +45,16 @@ from agents.registry import (
 from agents.rollout import episode_seed
 from fedenv.device import check_device
 from fedenv.errors import ConfigError, FedenvError
-from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison, play_episode
+from fedenv.evaluation.play import (
+    BACKENDS,
+    Plan,
+    RunResult,
+    compare,
+    plan_comparison,
+    play_episode,
+)
 from fedenv.evaluation.plots import plot_grid, plot_summary, require_matplotlib
+from fedenv.evaluation.ray_backend import require_ray
 from fedenv.evaluation.report import (
     DEFAULT_REFERENCE,
     grid_table,
@@ -92,10 +101,14 @@ class EvaluateConfig:
     """scenario overrides KEY=VALUE (JSON, else a string): max_rounds=4 lora.r=4 (each key once)"""
     sweep: tuple[str, ...] = ()
     """a grid axis KEY=V1,V2,... (repeat for more axes; the grid is their product, same seeds)"""
-    reference: str = DEFAULT_REFERENCE
-    """the mechanism every other is compared to (paired differences over seeds)"""
+    reference: str = ""
+    """the mechanism the others are compared to over seeds ('': equal if compared, else the first)"""
     workers: int = 1
-    """processes running independent runs in parallel (1: in this process)"""
+    """processes running runs in parallel (1: this process; --backend ray: the local Ray's CPUs)"""
+    backend: str = "process"
+    """process (this process or --workers processes) or ray (every run a Ray task; ray extra)"""
+    address: str = ""
+    """the Ray cluster of --backend ray: auto or ray://host:10001 ('': a local Ray, started for the run)"""
     out: str = ""
     """output folder ('': runs/eval-<scenarios>__<policy>__<time>)"""
     adapters: bool = True
@@ -112,6 +125,13 @@ class EvaluateConfig:
             raise ConfigError("train_episodes", f"must be >= 0, got {self.train_episodes}")
         if self.workers < 1:
             raise ConfigError("workers", f"must be >= 1, got {self.workers}")
+        if self.backend not in BACKENDS:
+            known = ", ".join(BACKENDS)
+            raise ConfigError("backend", f"must be one of {known}, got {self.backend!r}")
+        if self.address and self.backend != "ray":
+            raise ConfigError("address", "is the Ray cluster of --backend ray")
+        if self.backend == "ray":
+            require_ray()
         if self.device:
             check_device(self.device)
         try:
@@ -262,7 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=config.overrides(),
             contribution=config.contribution or None,
         )
-        if config.reference not in plan.mechanisms:
+        if not config.reference:
+            default = DEFAULT_REFERENCE in plan.mechanisms
+            config.reference = DEFAULT_REFERENCE if default else plan.mechanisms[0]
+        elif config.reference not in plan.mechanisms:
             raise ConfigError("reference", f"{config.reference!r} is not among the mechanisms "
                                            f"{', '.join(plan.mechanisms)}")
         out = config.out_dir(plan)
@@ -286,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan,
             policy,
             workers=config.workers,
+            backend=config.backend,
+            address=config.address or None,
             env_root=out / "envs",
             store_adapters=config.adapters,
             progress=_report_progress if config.progress else None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,23 @@ class RoundPlayer:
         self.episode_seed = 0
         self._base_result: BenchmarkResult | None = None
         self.global_result: BenchmarkResult | None = None
+
+    _REBUILT = ("scenario", "run", "ledgers", "engine", "mechanism", "orgs")
+    """What a player builds from its scenario and run folder: not part of :meth:`episode_state`."""
+
+    def episode_state(self) -> dict[str, Any]:
+        """Everything a copy of the player needs to continue the episode (picklable): its own
+        fields (episode, seeds, benchmark results, ...) and the engine's global state."""
+        state = {k: v for k, v in vars(self).items() if k not in self._REBUILT}
+        state["engine"] = (self.engine.global_state(), self.engine.round)
+        return state
+
+    def restore_episode_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from another player's :meth:`episode_state` (same scenario, copied ledgers)."""
+        state = dict(state)
+        global_state, round_index = state.pop("engine")
+        self.engine.restore_global_state(global_state, round_index)
+        vars(self).update(state)
 
     def start_episode(self, seed: int, index: int) -> None:
         """Back to the base global state; anchor it; seed the episode's randomness."""
@@ -242,6 +260,23 @@ class RoundPlayer:
             reward=payout + model_value - costs.total,
             accepted=org in accepted,
             tx_ids=tuple(tx_ids[org]),
+        )
+
+    def level_costs(self, org: str, level: int) -> RoundCosts:
+        """The most a round at ``level`` can cost ``org`` (nothing at 0), known before the round:
+        compute and communication exactly, ledger fees at their bound
+        (:meth:`fedenv.ledgers.Ledgers.fee_bound`; the round charges the fees actually paid,
+        which depend on who else takes part). The env's hard budgets (:mod:`fedenv.budgets`)
+        check actions against this, so no round takes an organization past its budget."""
+        if not level:
+            return RoundCosts()
+        spec = self.orgs[org]
+        return round_costs(
+            spec.unit_cost,
+            self.scenario.level(level).compute,
+            self.scenario.costs,
+            trains=TRAINS[spec.behaviour],
+            ledger_fees=self.ledgers.fee_bound(org),
         )
 
     def _updates(self, participants: Mapping[str, Participant], index: int) -> list[ClientUpdate]:

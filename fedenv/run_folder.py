@@ -11,7 +11,9 @@
 Every adapter file holds exactly the canonical bytes whose SHA-256 the public ledger carries
 (payload ``"artifact"`` and ``"digest"``), so ``python -m chains verify <folder>`` recomputes
 each hash from the files.  Without a path, the folder is a fresh temporary directory, removed on
-``close()`` or when the env is garbage-collected.  A folder belongs to one env at a time.
+``close()`` or when the env is garbage-collected.  A folder belongs to one env at a time: a copy
+of a live env opens a folder of its own, filled with its original's files
+(:mod:`fedenv.folder_copies`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import json
 import shutil
 import tempfile
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 
 from fedenv.errors import ConfigError
+from fedenv.folder_copies import write_files
 from fedenv.ledgers import Ledgers, round_key
 from fedenv.scenario import Scenario
 
@@ -34,8 +38,15 @@ class RunFolder:
     """Creates (or reopens) a run folder and its ledgers; writes adapter files into it."""
 
     def __init__(
-        self, path: str | Path | None, scenario: Scenario, *, store_adapters: bool = True
+        self,
+        path: str | Path | None,
+        scenario: Scenario,
+        *,
+        store_adapters: bool = True,
+        files: Mapping[str, bytes] | None = None,
     ) -> None:
+        """``files``: a copied folder's files (:func:`fedenv.folder_copies.folder_files`),
+        written into the new folder before it opens."""
         self.owned = path is None
         self.path = (
             Path(tempfile.mkdtemp(prefix=f"fedenv-{scenario.name}-"))
@@ -47,6 +58,8 @@ class RunFolder:
         )
         self.store_adapters = store_adapters
         self.path.mkdir(parents=True, exist_ok=True)
+        if files:
+            write_files(self.path, files)
         config = {"scenario": scenario.to_dict(), "env": {"store_adapters": store_adapters}}
         config_file = self.path / CONFIG_FILE
         if config_file.exists():

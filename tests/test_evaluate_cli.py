@@ -80,7 +80,8 @@ def test_help_lists_every_option_with_its_help(capsys):
         (["--sweep", "reward_pool=5,10", "--override", "incentives.reward_pool=3"],
          "argument --sweep: 'incentives.reward_pool' is both swept and set by --override"),
         (["--reference", "bribes"], "argument --reference: 'bribes' is not among"),
-        (["--mechanisms", "loo,none"], "argument --reference: 'equal' is not among"),
+        (["--mechanisms", "loo,none", "--reference", "equal"],
+         "argument --reference: 'equal' is not among"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(tmp_path, capsys, argv, message):
@@ -203,3 +204,30 @@ def test_a_2x2_sweep_writes_the_grid_tables_and_one_figure_per_metric(tmp_path, 
     assert (orgs["reward"] - (orgs["payout"] + orgs["model_value"] - orgs["costs"])).abs().max() < 1e-9
     assert (out / "orgs.csv").is_file() and (out / "orgs.parquet").is_file()
     assert len(results.grid) == 4 * 2 * len(METRICS) and len(results.paired) == 4 * len(METRICS)
+
+
+def test_ray_tasks_give_the_process_pools_results(tmp_path, capsys):
+    """--backend ray (a local Ray, 2 CPUs) writes the process pool's results.csv, timing
+    aside, and ships every run's ledgers back into <out>/envs, where they verify."""
+    pytest.importorskip("ray", reason="needs the optional 'ray' extra")
+    from chains import verify_path
+
+    common = [*TINY, "--mechanisms", "shapley", "--seeds", "0,1", "--workers", "2"]
+    common += ["--policy", "random", "--override", "max_rounds=2"]
+    tables = {}
+    for backend in ("process", "ray"):
+        out = tmp_path / backend
+        code, _, err = _main(capsys, *common, "--backend", backend, "--out", str(out))
+        assert code == 0, err
+        with (out / "results.csv").open() as file:
+            rows = list(csv.DictReader(file))
+        tables[backend] = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+        folder = out / "envs" / "tiny" / "shapley" / "seed-1"
+        assert (folder / "public.db").is_file() and list(folder.glob("adapters/e*/r0000/*"))
+        assert all(report.ok for report in verify_path(folder))
+    assert len(tables["ray"]) == 2 and tables["ray"] == tables["process"]
+
+
+def test_an_address_needs_the_ray_backend(tmp_path, capsys):
+    code, _, err = _main(capsys, *TINY, "--address", "auto", "--out", str(tmp_path / "x"))
+    assert code == 2 and "--address" in err and "is the Ray cluster of --backend ray" in err

@@ -29,6 +29,9 @@ FEDENV_LAYERS = (
     (
         "fedenv.ledgers",
         "fedenv.run_folder",
+        "fedenv.folder_copies",
+        "fedenv.budgets",
+        "fedenv.actions",
         "fedenv.records",
         "fedenv.render",
         "fedenv.round",

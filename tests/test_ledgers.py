@@ -502,3 +502,31 @@ def test_a_tampered_ethereum_log_of_a_run_fails_naming_it(tmp_path, shared_cache
     conn.close()
     failed = [r for r in verify_path(tmp_path) if not r.ok]
     assert [(r.path, r.problems[0].reason) for r in failed] == [(str(log), "eth-index")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_a_rounds_fees_never_pass_the_bound_the_hard_budgets_plan_with(tmp_path, size):
+    """Whoever takes part, each participant pays at most :meth:`Ledgers.fee_bound` (its public
+    record, store, attest and its share of the records), so a level the budget mask allows never
+    takes an organization past its budget."""
+    ledgers = Ledgers.for_scenario(tmp_path, SUB)
+    ledgers.start_episode("cd" * 32)
+    for round, start in enumerate(range(len(SUB.org_names))):
+        ledgers.tick()
+        names = list(SUB.org_names)
+        participants = (names[start:] + names[:start])[:size]
+        rows = {}
+        for org in participants:
+            data = f"{org}-{round}".encode() * 50
+            digest = hashlib.sha256(data).hexdigest()
+            ledgers.post_update(org, 0, round, digest)
+            ledgers.store_private_update(org, 0, round, data, participants=participants)
+            rows[org] = {"digest": digest, "contribution": 0.0, "accepted": True, "payout": 0.0}
+        ledgers.record_scoring(0, round, rows, pool=1.0)
+        ledgers.record_benchmark(0, round, "ab" * 32, dict.fromkeys(SUB.org_names, 1.0),
+                                 participants)
+        for org in participants:
+            assert 0 < ledgers.round_fees[org] <= ledgers.fee_bound(org) + 1e-12, (org, round)
+        assert set(ledgers.round_fees) == set(participants)
+        ledgers.seal()
+    ledgers.close()

@@ -150,6 +150,21 @@ class Ledgers:
         """The first channel (the only one, ``consortium``, of a scenario without channels)."""
         return next(iter(self.channels.values()))
 
+    def fee_bound(self, org: str) -> float:
+        """The most the ledgers can charge ``org`` in one round it takes part in, known before
+        the round (the env's hard budgets plan with it; the round charges what was spent, never
+        more): its public record; its store on its updates channel and its attest on the widest
+        scoring channel it belongs to, each endorsed by every member; and, as if it were the only
+        participant to share them, the endorsements of the scoring and benchmark records of the
+        channels it belongs to."""
+        mine = self.layout.channels_of(org)
+        scoring = [p for p in mine if "scoring" in p.carries]
+        home = self.layout.updates_channel(org)
+        attest = max((p.fee(len(p.members)) for p in scoring if p is not home), default=0.0)
+        shared = max((p.endorsement_fee * len(p.members) for p in scoring), default=0.0)
+        shared += sum(p.endorsement_fee * len(p.members) for p in mine if "benchmark" in p.carries)
+        return self.public_fee + home.fee(len(home.members)) + attest + shared
+
     # --- episodes and rounds -----------------------------------------------------------------
     def tick(self) -> int:
         """Advance the logical clock by one (an episode start or a round); returns the time.
