@@ -34,7 +34,7 @@ from chains.fabric.verify import ORDERER_KIND, check_channel, check_orderer
 from chains.merkle import EMPTY_ROOT, range_hash
 from chains.replay import ReplayFailure, replay
 from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
-from chains.sqlite_files import UnsafeFile, check_schema, open_readonly, truncation
+from chains.sqlite_files import UnsafeFile, check_schema, open_readonly
 from chains.store import FORMAT, KIND, SCHEMA, read_meta, read_node
 from chains.validation import LedgerState
 
@@ -153,11 +153,7 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
     report, chain = VerifyReport(str(path), expect or "unknown", False, 0, 0), _Chain()
     deadline = time.monotonic() + limits.max_seconds
     try:
-        with open_readonly(path, limits) as conn:
-            truncated = truncation(path)
-            if truncated:
-                report.problems.append(Problem(None, "truncated", truncated))
-                return report, chain
+        with open_readonly(path, limits, report.notes) as conn:
             kind = _read_kind(conn)
             report.kind = kind or report.kind
             if kind == KIND:

@@ -353,6 +353,36 @@ def test_verify_in_one_process_a_ledger_written_by_another(tmp_path):
     assert bad.returncode == 1 and "block 4: block-signature" in bad.stdout
 
 
+def test_an_unfinished_last_block_is_a_note_not_corruption(tmp_path, capsys):
+    """A writer stopped (killed, a full disk) while its block was going into the write-ahead log:
+    the frames it wrote after the last commit are no damage, and verify says so apart."""
+    path = tmp_path / "live" / "public.db"
+    path.parent.mkdir()
+    ledger = PublicLedger.create(path, orgs=CAS, proposer=ORDERER)
+    for r in range(3):
+        ledger.transact(CLIENTS[r], "update-hash", {"round": r, "digest": digest(str(r))})
+        ledger.seal()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA cache_size=1")  # the open transaction spills into the log
+    writer.execute("BEGIN IMMEDIATE")
+    for i in range(30):
+        writer.execute("INSERT INTO certs VALUES (?, ?)", (f"x{i}", bytes(3000)))
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{path}{suffix}", stopped / f"public.db{suffix}")
+    writer.execute("ROLLBACK")
+    writer.close()
+    ledger.close()
+    (report,) = verify_path(stopped)
+    assert report.ok and report.blocks == 4 and not report.problems, report.summary()
+    assert len(report.notes) == 1 and report.notes[0].startswith("incomplete last block")
+    assert main(["verify", str(stopped)]) == 0
+    assert "note: incomplete last block" in capsys.readouterr().out
+    (clean,) = verify_path(path)
+    assert clean.ok and not clean.notes
+
+
 def run_folder(tmp_path: Path) -> tuple[Path, Path]:
     folder = tmp_path / "run"
     (folder / "adapters").mkdir(parents=True)
