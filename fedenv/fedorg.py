@@ -74,6 +74,14 @@ after the round's block).  ``env.round_log`` keeps this episode's rounds as type
 organization): the infos are ``round_log[-1].info(agent)``, and the records add what infos leave
 out (the global digest, the scoring and anchor transactions, wall-clock timings).  Pickling an env copies its configuration: the copy builds its own engine,
 opens the same run folder (a new temporary one if none was given) and must be reset.
+
+## The run folder
+
+``run_dir`` (:mod:`fedenv.run_folder`) has one writer: the env holds its lock until ``close()``,
+and a second env on it, in this process or another, a copy included, gets
+:class:`~fedenv.errors.FolderBusyError` naming the holder.  A write that fails for want of space
+raises :class:`~fedenv.errors.StorageError` (what, where, how much space is left); the folder
+holds every round committed before it: close the env, free space and open the folder again.
 """
 
 from __future__ import annotations
@@ -91,6 +99,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
+from fedenv.disk import storage_errors
 from fedenv.errors import ConfigError, FedenvError
 from fedenv.records import INFO_KEYS, RoundOutcome
 from fedenv.render import round_table
@@ -154,6 +163,7 @@ class FedOrgParallelEnv(ParallelEnv):
         run_dir: str | Path | None = None,
         render_mode: str | None = None,
         store_adapters: bool = True,
+        keep_adapter_episodes: int = 0,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(
@@ -166,6 +176,7 @@ class FedOrgParallelEnv(ParallelEnv):
             "run_dir": run_dir,
             "render_mode": render_mode,
             "store_adapters": store_adapters,
+            "keep_adapter_episodes": keep_adapter_episodes,
         }
         self.possible_agents = list(scenario.org_names)
         self._orgs = {o.name: o for o in scenario.organizations}
@@ -176,7 +187,13 @@ class FedOrgParallelEnv(ParallelEnv):
         from fedenv.round import RoundPlayer  # torch, transformers, the ledgers: load on use
         from fedenv.run_folder import RunFolder
 
-        self.run = RunFolder(run_dir, scenario, store_adapters=store_adapters)
+        with storage_errors("the env folder", run_dir or "a temporary folder"):
+            self.run = RunFolder(
+                run_dir,
+                scenario,
+                store_adapters=store_adapters,
+                keep_adapter_episodes=keep_adapter_episodes,
+            )
         try:
             self._player = RoundPlayer(scenario, self.run)
         except BaseException:
@@ -201,7 +218,8 @@ class FedOrgParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._seed, self._resets_since_seed = int(seed), 0
-        self._player.start_episode(self._seed, self._resets_since_seed)
+        with storage_errors("the env folder", self.run.path):
+            self._player.start_episode(self._seed, self._resets_since_seed)
         self._resets_since_seed += 1
         self.agents = list(self.possible_agents)
         self._round = 0
@@ -213,7 +231,8 @@ class FedOrgParallelEnv(ParallelEnv):
     def step(self, actions: Mapping[str, Any]):
         levels = self._validate(actions)
         start = time.perf_counter()
-        outcome = self._player.play(self._round, levels)
+        with storage_errors("the env folder", self.run.path):
+            outcome = self._player.play(self._round, levels)
         self._round += 1
         rewards, terminations, truncations, infos = {}, {}, {}, {}
         for org in self.agents:
@@ -327,6 +346,7 @@ def parallel_env(
     run_dir: str | Path | None = None,
     render_mode: str | None = None,
     store_adapters: bool = True,
+    keep_adapter_episodes: int = 0,
     **overrides: Any,
 ) -> FedOrgParallelEnv:
     """The ParallelEnv of ``scenario`` (a bundled name, a TOML file or a :class:`Scenario`).
@@ -334,13 +354,19 @@ def parallel_env(
     ``overrides`` are validated like the scenario file's keys (``seed``, ``max_rounds``,
     ``device``, ``contribution``, ``mechanism``, ``aggregator``, ``reward_pool``, ``preset``,
     or dotted paths such as ``lora.r``).  ``run_dir``: the run folder (default: a temporary
-    one, removed on close).  ``store_adapters=False`` keeps only hashes, no adapter files."""
+    one, removed on close; see :mod:`fedenv.run_folder`).  ``store_adapters=False`` keeps only
+    hashes, no adapter files; ``keep_adapter_episodes=K`` keeps the adapters of the last K
+    episodes (0: all)."""
     if isinstance(scenario, Scenario):
         scenario = scenario.with_overrides(**overrides) if overrides else scenario
     else:
         scenario = load_scenario(scenario, **overrides)
     return FedOrgParallelEnv(
-        scenario, run_dir=run_dir, render_mode=render_mode, store_adapters=store_adapters
+        scenario,
+        run_dir=run_dir,
+        render_mode=render_mode,
+        store_adapters=store_adapters,
+        keep_adapter_episodes=keep_adapter_episodes,
     )
 
 

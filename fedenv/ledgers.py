@@ -23,6 +23,12 @@ Per round (see :class:`Ledgers` for the calls):
 - the consortium's orderer anchors the new global state's digest (``global-model-hash``) and the
   round's summary (``round-summary``) on the public ledger and seals the round's block.
 
+Growth: a round commits two channel blocks (the private updates, then the scoring), so the
+collections' ``blockToLive`` defaults to ``2 x max_rounds`` blocks: a raw update (and a scoring
+record's private copy) stays in the side stores for the rest of its episode (what unlearning
+needs) and leaves every file, WAL included, during the next one; the hashes stay on the
+ledger.  The scenario's ``ledger.block_to_live`` sets another value (0: for ever).
+
 One chaincode holds both functions because world state is per chaincode: the scoring check
 reads what ``store`` wrote.  The chaincode's own policy is any one peer; the collections'
 endorsement policies give each function its real rule.
@@ -54,6 +60,8 @@ PUBLIC_FILE = "public.db"
 FABRIC_DIR = "fabric"
 MAX_PAYLOAD_BYTES = 65536  # a round summary names every organization
 EPISODE_START = "episode-start"
+ARTIFACTS_PRUNED = "artifacts-pruned"  # chains.verify counts the named folders as pruned
+BLOCKS_PER_ROUND = 2  # channel blocks a round with participants commits: updates, then scores
 
 
 def round_key(episode: int, round: int) -> str:
@@ -131,7 +139,14 @@ class Ledgers:
     """The public ledger and the consortium channel of one run folder (created or reopened)."""
 
     def __init__(
-        self, folder: str | Path, orgs: Sequence[str], *, seed: int, endorsement: str = "majority"
+        self,
+        folder: str | Path,
+        orgs: Sequence[str],
+        *,
+        seed: int,
+        endorsement: str = "majority",
+        block_to_live: int | None = None,
+        max_rounds: int = 10,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -141,9 +156,13 @@ class Ledgers:
             self.orgs, seed=seed, path=self.folder / FABRIC_DIR, clock=self._clock
         )
         members = ", ".join(f"'{o}.member'" for o in self.orgs)
+        lifetime = BLOCKS_PER_ROUND * max_rounds if block_to_live is None else block_to_live
         collections = [
             CollectionConfig(
-                collection_name(o), f"OR('{o}.member')", endorsement_policy=f"OR('{o}.peer')"
+                collection_name(o),
+                f"OR('{o}.member')",
+                block_to_live=lifetime,
+                endorsement_policy=f"OR('{o}.peer')",
             )
             for o in self.orgs
         ]
@@ -151,6 +170,7 @@ class Ledgers:
             CollectionConfig(
                 SCORES,
                 f"OR({members})",
+                block_to_live=lifetime,
                 endorsement_policy=endorsement_policy(self.orgs, endorsement),
             )
         )
@@ -209,6 +229,19 @@ class Ledgers:
         self.seal()
         self.episodes += 1
         return self.episodes - 1, tx_id
+
+    def record_pruning(self, prefixes: Sequence[str]) -> str:
+        """Seal a signed record that the artifacts under ``prefixes`` (folders relative to the
+        run folder, ending in ``/``) are deleted on purpose; returns its tx id."""
+        listed = sorted(prefixes)
+        payload = {
+            "event": ARTIFACTS_PRUNED,
+            "prefixes": listed,
+            "digest": hashlib.sha256(canonical_json(listed)).hexdigest(),
+        }
+        tx_id = self.public.anchor("anchor", payload)
+        self.seal()
+        return tx_id
 
     def post_update(
         self, org: str, episode: int, round: int, digest: str, artifact: str | None = None

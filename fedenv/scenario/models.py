@@ -88,6 +88,13 @@ class LedgerSettings(Settings):
     endorsement: Annotated[str, AfterValidator(one_of(ENDORSEMENT))] = Field(
         "majority", description="scoring endorsement policy over the orgs' peers"
     )
+    block_to_live: int | None = Field(
+        None,
+        ge=0,
+        description="channel blocks a raw update (and a scoring record's private copy) stays in "
+        "the private data collections (Fabric's blockToLive; 0: for ever; default: "
+        "2 x max_rounds, the rest of its episode)",
+    )
 
 
 class Scenario(Settings):
