@@ -17,7 +17,9 @@ in :mod:`fedenv.evaluation.metrics`, the aggregation and outputs in
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -31,8 +33,9 @@ from agents.cli import comma_list, fail, parse, parse_overrides
 from agents.config import ConfigError as AgentsConfigError
 from agents.registry import ALGORITHMS, build_team, parse_algo_spec, resolve_assignment
 from agents.rollout import episode_seed
-from fedenv.device import check_device
-from fedenv.errors import ConfigError, FedenvError
+from fedenv.device import check_device, resolve_device
+from fedenv.disk import storage_error
+from fedenv.errors import ConfigError, FedenvError, FolderBusyError
 from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison, play_episode
 from fedenv.evaluation.report import (
     plot_summary,
@@ -42,6 +45,7 @@ from fedenv.evaluation.report import (
     verdict,
     write_results,
 )
+from fedenv.folder_lock import LOCK_FILE, FolderLock
 
 PROG = "evaluate.py"
 
@@ -179,6 +183,53 @@ def _report_progress(result: RunResult, done: int, total: int) -> None:
     )
 
 
+def _check_devices(config: EvaluateConfig, plan: Plan) -> None:
+    """Every run's device exists here, blamed on the option that chose it."""
+    for scenario in plan.scenarios:
+        try:
+            resolve_device(scenario.device)
+        except ConfigError as error:
+            if config.device:
+                raise ConfigError("device", error.problem) from None
+            if "device" in parse_overrides(config.override):
+                raise ConfigError("override", f"device: {error.problem}") from None
+            raise ConfigError("scenario", f"{scenario.name}: device: {error.problem}") from None
+
+
+def _check_out(out: Path, plan: Plan) -> None:
+    """``--out`` is a new or empty folder, and every run folder lies inside it."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{out} exists and is not a folder")
+    if out.is_dir() and (out / "results.json").exists():
+        raise ConfigError("out", f"{out} already holds results; choose a new folder")
+    if out.is_dir() and any(name != LOCK_FILE for name in os.listdir(out)):
+        raise ConfigError("out", f"{out} is not empty; evaluate.py writes into a new or empty "
+                                 f"folder")
+    root = (out / "envs").resolve()
+    for run in plan.runs(out / "envs"):
+        if not Path(run.run_dir or "").resolve().is_relative_to(root):
+            raise ConfigError("out", f"the run folder {run.run_dir} would lie outside {out}")
+
+
+def _compare(config: EvaluateConfig, plan: Plan, policy: AgentsPolicy, out: Path):
+    """The comparison and its outputs, under ``out``'s lock."""
+    with FolderLock(out, purpose="evaluate.py output folder"):
+        _check_out(out, plan)  # still new, now that no one else writes it
+        comparison = compare(
+            plan,
+            policy,
+            workers=config.workers,
+            env_root=out / "envs",
+            store_adapters=config.adapters,
+            progress=_report_progress if config.progress else None,
+        )
+        rows = summarize_comparison(comparison)
+        record = {**dataclasses.asdict(config), "out": str(out)}
+        paths = write_results(comparison, rows, out, record)
+        plots = plot_summary(rows, out / "plots") if config.plot else None
+    return rows, paths, plots
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config, _ = parse(EvaluateConfig, argv, prog=PROG)
     try:
@@ -190,14 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=config.overrides(),
             contribution=config.contribution or None,
         )
+        _check_devices(config, plan)
         policy = AgentsPolicy(config.policy, config.train_episodes)
         for scenario in plan.scenarios:
             policy.check(scenario.org_names)
         out = config.out_dir(plan)
-        if out.exists() and (not out.is_dir() or (out / "results.json").exists()):
-            raise ConfigError(
-                "out", f"{out} already holds results (or is a file); choose a new folder"
-            )
+        _check_out(out, plan)
         if config.plot:
             try:
                 require_matplotlib()
@@ -205,24 +254,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError("plot", str(error)) from None
     except (ConfigError, AgentsConfigError) as error:
         fail(PROG, error.field, error.problem)
+    created = False
     try:
-        comparison = compare(
-            plan,
-            policy,
-            workers=config.workers,
-            env_root=out / "envs",
-            store_adapters=config.adapters,
-            progress=_report_progress if config.progress else None,
-        )
-    except FedenvError as error:
-        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir()
+            created = True  # this process made it, and only then may remove it
+        except FileExistsError:
+            pass
+        rows, paths, plots = _compare(config, plan, policy, out)
+    except FolderBusyError as error:  # another evaluate.py writes there: leave it alone
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
-    rows = summarize_comparison(comparison)
+    except ConfigError as error:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if error.field == "out":  # --out was taken meanwhile
+            fail(PROG, error.field, error.problem)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    except BaseException as error:
+        if created:  # a failed or interrupted comparison leaves no partial output folder
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(error, KeyboardInterrupt):
+            print(f"\n{PROG}: interrupted", file=sys.stderr)
+            return 130
+        failure = storage_error(error, "the output folder", out) or error
+        if not isinstance(failure, FedenvError):
+            raise
+        print(f"{PROG}: error: {failure}", file=sys.stderr)
+        return 1
     attackers = {
         s.name: any(o.behaviour != "honest" for o in s.organizations) for s in plan.scenarios
     }
-    record = {**dataclasses.asdict(config), "out": str(out)}
-    paths = write_results(comparison, rows, out, record)
     seeds = len(plan.seeds)
     print(
         f"\n{plan.episodes} episode(s) per run, policy {config.policy!r}; mean ± std over "
@@ -231,8 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary_table(rows))
     print(verdict(rows, has_attackers=attackers))
     print(f"results: {paths['json']}, {paths['csv']}, {paths['summary_csv']}")
-    if config.plot:
-        plots = plot_summary(rows, out / "plots")
+    if plots is not None:
         print(f"plots: {len(plots)} charts in {out / 'plots'}")
     return 0
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chains.artifacts import check_artifacts
+from chains.artifacts import PRUNED_EVENT, check_artifacts
 from chains.canonical import parse_json
 from chains.errors import ChainsError, ConfigError, MalformedError
 from chains.fabric.verify import ORDERER_KIND, check_channel, check_orderer
@@ -94,6 +94,7 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
         return
     state = LedgerState()
     artifacts: list[tuple[int, object, object]] = []
+    pruned: list[tuple[int, object]] = []
 
     def on_block(height: int, rows: list) -> None:
         report.blocks += 1
@@ -103,6 +104,10 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
             if b'"artifact"' in row[6]:
                 payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
                 artifacts.append((height, payload.get("artifact"), payload.get("digest")))
+            if row[5] == "anchor" and PRUNED_EVENT.encode() in row[6]:
+                payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
+                if payload.get("event") == PRUNED_EVENT:
+                    pruned.append((height, payload.get("prefixes")))
 
     try:
         replay(conn, state, on_block=on_block, deadline=deadline)
@@ -117,7 +122,8 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
         report.problems.append(Problem(None, "meta", "meta.chain is not the genesis id"))
     report.problems.extend(_check_known_heads(conn, state.frontier.size, known_heads))
     if artifact_root is not None:
-        report.problems.extend(check_artifacts(artifact_root, artifacts, limits, deadline))
+        report.problems.extend(check_artifacts(artifact_root, artifacts, limits, deadline,
+                                               pruned=pruned, notes=report.notes))
 
 
 def _check_known_heads(conn: sqlite3.Connection, size: int,

@@ -71,7 +71,7 @@ def holder_record(purpose: str) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv])[:300],
+        "command": " ".join([Path(sys.executable).name, *sys.argv])[:1000],
         "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "process_start": process_start(os.getpid()),
         "purpose": purpose,
@@ -120,8 +120,10 @@ def _message(folder: Path, purpose: str, record: dict[str, Any] | None) -> str:
                 f"env, or a copy of one, holds it; close that one first, or give this one its "
                 f"own folder")
     else:
+        command = str(record.get("command"))
+        command = command if len(command) <= 300 else command[:300] + "..."
         holder = (f"PID {record.get('pid')} on host {record.get('host')} since "
-                  f"{record.get('since')} ({str(record.get('command'))[:200]})")
+                  f"{record.get('since')} ({command})")
     return (f"{folder} is in use by {holder}; one writer per {purpose}: wait for it to finish, "
             f"or use another folder")
 
@@ -145,15 +147,16 @@ class FolderLock:
         """Take the lock (the folder must exist); FolderBusyError when another writer has it."""
         if self._fd is not None:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o644)
+        fd = self._flocked()
+        self._flock = fd is not None
+        if fd is None:
+            fd = self._exclusive_record()
         try:
-            self._flock = self._try_flock(fd)
-            if not self._flock:
-                os.close(fd)
-                fd = self._exclusive_record()
             self._write_record(fd)
         except BaseException:
             os.close(fd)
+            if not self._flock:
+                self.path.unlink(missing_ok=True)
             raise
         self._fd = fd
         self._finalizer = weakref.finalize(self, _close_quietly, fd)
@@ -183,18 +186,21 @@ class FolderLock:
         self.release()
 
     # --- the two modes ---------------------------------------------------------------------
-    def _try_flock(self, fd: int) -> bool:
-        """True once flocked; False where flock is not available; FolderBusyError if held."""
+    def _flocked(self) -> int | None:
+        """The lock file, flocked; None where flock is not available; FolderBusyError if held."""
         if fcntl is None:
-            return False
+            return None
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
+            return fd
         except BlockingIOError:
+            os.close(fd)
             raise self._busy(_read_record(self.path)) from None
         except OSError as exc:
+            os.close(fd)
             if exc.errno in _NO_FLOCK:
-                return False
+                return None
             raise
 
     def _exclusive_record(self) -> int:

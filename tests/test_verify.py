@@ -410,6 +410,36 @@ def test_a_run_folder_recomputes_artifact_digests(tmp_path, capsys):
     assert verify_path(folder)[0].problems[0].reason == "artifact-missing"
 
 
+def test_pruned_artifacts_are_a_note_only_when_a_later_record_names_them(tmp_path, capsys):
+    folder = tmp_path / "run"
+    files = {f"adapters/e{e}/u.bin": f"update {e}".encode() for e in range(4)}
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    with PublicLedger.create(folder / "public.db", orgs=CAS, proposer=ORDERER) as ledger:
+        def prune(prefixes):
+            ledger.anchor("anchor", {"event": "artifacts-pruned", "prefixes": prefixes,
+                                     "digest": digest(str(prefixes))})
+            ledger.seal()
+
+        prune(["adapters/e3/"])  # before e3's artifact was named: excuses nothing
+        for name, data in files.items():
+            ledger.transact(CLIENTS[0], "update-hash", {"round": 0, "artifact": name,
+                                                        "digest": hashlib.sha256(data).hexdigest()})
+        ledger.seal()
+        prune(["adapters/e0/", "adapters/e1/", "../", "/abs/", "", 7])
+    for e in (0, 1, 3):
+        shutil.rmtree(folder / f"adapters/e{e}")
+    (folder / "adapters/e2/u.bin").write_bytes(b"tampered")
+    (report,) = verify_path(folder)
+    assert sorted((p.block, p.reason, p.detail[:14]) for p in report.problems) == [
+        (2, "artifact-digest", "adapters/e2/u."), (2, "artifact-missing", "adapters/e3/u.")]
+    assert report.notes == [("2 artifact(s) pruned on purpose (records in block(s) 3): their "
+                            "hashes stay on the ledger, their files are gone")]
+    assert main(["verify", str(folder)]) == 1
+    assert "note: 2 artifact(s) pruned on purpose" in capsys.readouterr().out
+
+
 def test_artifacts_outside_the_folder_are_refused(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
