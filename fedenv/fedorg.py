@@ -103,6 +103,14 @@ original is untouched.  A copy never opens its original's run folder: it gets a 
 own holding a copy of the original's files (:mod:`fedenv.folder_copies`): a new temporary one,
 or ``<run_dir>.copy-<n>`` beside a named one.  After ``close()``, ``reset``, ``step``,
 ``state``, ``render`` and copies raise :class:`EnvClosedError`.
+
+## The run folder
+
+``run_dir`` (:mod:`fedenv.run_folder`) has one writer: the env holds its lock until ``close()``,
+and a second env on it, in this process or another, gets
+:class:`~fedenv.errors.FolderBusyError` naming the holder.  A write that fails for want of space
+raises :class:`~fedenv.errors.StorageError` (what, where, how much space is left); the folder
+holds every round committed before it: close the env, free space and open the folder again.
 """
 
 from __future__ import annotations
@@ -123,6 +131,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from fedenv.actions import InvalidActionError, resolve_actions
 from fedenv.budgets import Budgets
+from fedenv.disk import storage_errors
 from fedenv.errors import ConfigError, FedenvError
 from fedenv.records import INFO_KEYS, RoundOutcome
 from fedenv.render import round_table
@@ -191,6 +200,7 @@ class FedOrgParallelEnv(ParallelEnv):
         store_adapters: bool = True,
         strict: bool = False,
         mask_observations: bool = False,
+        keep_adapter_episodes: int = 0,
         _files: Mapping[str, bytes] | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -208,6 +218,7 @@ class FedOrgParallelEnv(ParallelEnv):
             "store_adapters": store_adapters,
             "strict": self.strict,
             "mask_observations": self.mask_observations,
+            "keep_adapter_episodes": keep_adapter_episodes,
         }
         self.possible_agents = list(scenario.org_names)
         self.observation_fields = OBS_FIELDS  # names of the observation's fields, in order
@@ -227,7 +238,14 @@ class FedOrgParallelEnv(ParallelEnv):
         from fedenv.round import RoundPlayer  # torch, transformers, the ledgers: load on use
         from fedenv.run_folder import RunFolder
 
-        self.run = RunFolder(run_dir, scenario, store_adapters=store_adapters, files=_files)
+        with storage_errors("the env folder", run_dir or "a temporary folder"):
+            self.run = RunFolder(
+                run_dir,
+                scenario,
+                store_adapters=store_adapters,
+                keep_adapter_episodes=keep_adapter_episodes,
+                files=_files,
+            )
         try:
             self._player = RoundPlayer(scenario, self.run)
         except BaseException:
@@ -275,7 +293,8 @@ class FedOrgParallelEnv(ParallelEnv):
         if seed is not None:
             self._seed, self._resets_since_seed = int(seed), 0
             self._np_random, self._np_random_seed = seeding.np_random(int(seed))
-        self._player.start_episode(self._seed, self._resets_since_seed)
+        with storage_errors("the env folder", self.run.path):
+            self._player.start_episode(self._seed, self._resets_since_seed)
         self._resets_since_seed += 1
         self.agents = list(self.possible_agents)
         self._round = 0
@@ -306,7 +325,8 @@ class FedOrgParallelEnv(ParallelEnv):
             strict=self.strict,
         )
         start = time.perf_counter()
-        outcome = self._player.play(self._round, levels)
+        with storage_errors("the env folder", self.run.path):
+            outcome = self._player.play(self._round, levels)
         self._round += 1
         last_round = self._round >= self.scenario.max_rounds
         rewards, terminations, truncations, infos = {}, {}, {}, {}
@@ -455,6 +475,7 @@ def parallel_env(
     strict: bool = False,
     mask_observations: bool = False,
     max_cycles: int | None = None,
+    keep_adapter_episodes: int = 0,
     **overrides: Any,
 ) -> FedOrgParallelEnv:
     """The ParallelEnv of ``scenario`` (a bundled name, a TOML file or a :class:`Scenario`).
@@ -462,10 +483,12 @@ def parallel_env(
     ``overrides`` are validated like the scenario file's keys (``seed``, ``max_rounds``,
     ``device``, ``contribution``, ``mechanism``, ``aggregator``, ``reward_pool``, ``preset``,
     or dotted paths such as ``lora.r``); ``max_cycles`` is PettingZoo's name for ``max_rounds``.
-    ``run_dir``: the run folder (default: a temporary one, removed on close).
-    ``store_adapters=False`` keeps only hashes, no adapter files.  ``strict``: actions for done
-    agents and masked levels are errors (see Actions).  ``mask_observations``: Dict
-    observations ``{"observation", "action_mask"}`` (PettingZoo's classic convention)."""
+    ``run_dir``: the run folder (default: a temporary one, removed on close; see
+    :mod:`fedenv.run_folder`).  ``store_adapters=False`` keeps only hashes, no adapter files;
+    ``keep_adapter_episodes=K`` keeps the adapters of the last K episodes (0: all).
+    ``strict``: actions for done agents and masked levels are errors (see Actions).
+    ``mask_observations``: Dict observations ``{"observation", "action_mask"}`` (PettingZoo's
+    classic convention)."""
     if max_cycles is not None:
         if "max_rounds" in overrides:
             raise ConfigError("max_cycles", "is PettingZoo's name for max_rounds: give one")
@@ -481,6 +504,7 @@ def parallel_env(
         store_adapters=store_adapters,
         strict=strict,
         mask_observations=mask_observations,
+        keep_adapter_episodes=keep_adapter_episodes,
     )
 
 

@@ -102,6 +102,7 @@ class RoundPlayer:
         self.episode_seed = derive_seed(seed, "episode", index)
         artifact = self.run.save_adapter(None, None, "base", self.engine.global_state_bytes())
         self.episode, _ = self.ledgers.start_episode(self.engine.global_digest, artifact)
+        self.run.prune_adapters(self.episode)
 
     def play(self, index: int, levels: Mapping[str, int]) -> RoundOutcome:
         """Round ``index`` of the episode; ``levels[org]`` is the org's action (0 = sit out).

@@ -231,3 +231,68 @@ def test_ray_tasks_give_the_process_pools_results(tmp_path, capsys):
 def test_an_address_needs_the_ray_backend(tmp_path, capsys):
     code, _, err = _main(capsys, *TINY, "--address", "auto", "--out", str(tmp_path / "x"))
     assert code == 2 and "--address" in err and "is the Ray cluster of --backend ray" in err
+
+
+def _tiny_file(tmp_path, **changes: str) -> str:
+    """scenarios/tiny.toml with some lines replaced (``key = value``) or appended."""
+    text = (fedenv.scenario.load.SCENARIO_DIR / "tiny.toml").read_text()
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_broken_data_file_leaves_no_output_folder(tmp_path, capsys):
+    data = tmp_path / "bank.jsonl"
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                    {"role": "assistant", "content": "hello"}]})
+    data.write_text(good + "\n" + '{"messages": [{"role": "user"}]}\n')
+    scenario = _tiny_file(tmp_path, **{'domain = "bank"': 'domain = "bank"\ndata_path = "bank.jsonl"'})
+    out = tmp_path / "results" / "eval"
+    code, _, err = _main(capsys, "--scenario", scenario, "--no-progress", "--seeds", "0",
+                         "--mechanisms", "equal", "--override", "max_rounds=1", "--out", str(out))
+    assert code == 1 and f"{data}:2: messages[0] is missing content" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_a_device_that_is_not_here_is_blamed_on_the_option_that_chose_it(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here")
+    out = tmp_path / "eval"
+    code, _, err = _main(capsys, *TINY, "--device", "cuda", "--out", str(out))
+    assert code == 2 and "argument --device: 'cuda' requested but CUDA is not available" in err
+    code, _, err = _main(capsys, *TINY, "--override", "device=cuda:1", "--out", str(out))
+    assert code == 2 and "argument --override: device: 'cuda:1' requested" in err
+    scenario = _tiny_file(tmp_path, **{'device = "cpu"': 'device = "cuda"'})
+    code, _, err = _main(capsys, "--scenario", scenario, "--no-progress", "--out", str(out))
+    assert code == 2 and "argument --scenario: tiny: device: 'cuda' requested" in err
+    assert not out.exists()
+
+
+def test_the_output_folder_is_new_and_has_one_writer(tmp_path, capsys):
+    from fedenv.folder_lock import FolderLock
+
+    taken = tmp_path / "taken"
+    (taken / "notes.txt").parent.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    code, _, err = _main(capsys, *TINY, "--out", str(taken))
+    assert code == 2 and "argument --out: " in err and "is not empty" in err
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with FolderLock(busy, purpose="evaluate.py output folder"):  # another evaluate.py writes it
+        code, _, err = _main(capsys, *TINY, "--seeds", "0", "--mechanisms", "equal",
+                             "--override", "max_rounds=1", "--out", str(busy))
+    assert code == 1 and "is already open in this process" in err
+    assert busy.is_dir() and sorted(p.name for p in busy.iterdir()) == [".fedenv.lock"]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/absolute", "x" * 300, "a/b", ".."])
+def test_a_hostile_scenario_name_is_refused_before_anything_is_written(tmp_path, capsys, name):
+    scenario = _tiny_file(tmp_path, **{'name = "tiny"': f"name = {json.dumps(name)}"})
+    out = tmp_path / "eval"
+    code, _, err = _main(capsys, "--scenario", scenario, "--no-progress", "--out", str(out))
+    assert code == 2 and "argument --scenario: " in err and "name: must be 1-128 letters" in err
+    assert not out.exists() and not (tmp_path / "escaped").exists()

@@ -21,7 +21,14 @@ SCRIPTS = ("train_agents", "evaluate")
 
 # fedenv's sub-packages, bottom to top: a module may import its own layer and the ones below.
 FEDENV_LAYERS = (
-    ("fedenv.errors", "fedenv.settings", "fedenv.device", "fedenv.seeding"),
+    (
+        "fedenv.errors",
+        "fedenv.settings",
+        "fedenv.device",
+        "fedenv.seeding",
+        "fedenv.disk",
+        "fedenv.folder_lock",
+    ),
     ("fedenv.data",),
     ("fedenv.engine",),
     ("fedenv.scoring",),

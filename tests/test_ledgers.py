@@ -529,4 +529,54 @@ def test_a_rounds_fees_never_pass_the_bound_the_hard_budgets_plan_with(tmp_path,
             assert 0 < ledgers.round_fees[org] <= ledgers.fee_bound(org) + 1e-12, (org, round)
         assert set(ledgers.round_fees) == set(participants)
         ledgers.seal()
+
+
+def _stored_rounds(ledgers: Ledgers, org: str) -> set[str]:
+    peer = next(p for p in ledgers.channel.peers if p.msp_id == org)
+    return {
+        key
+        for key in (round_key(e, r) for e in range(4) for r in range(2))
+        if peer.private_record(CHAINCODE, collection_name(org), key) is not None
+    }
+
+
+def test_raw_updates_live_for_the_rest_of_their_episode(tmp_path):
+    """blockToLive defaults to 3 x max_rounds blocks: a raw update is there for its whole
+    episode (what unlearning purges), and gone from every file during the next one."""
+    ledgers = Ledgers(tmp_path, ORGS, seed=1, max_rounds=2)
+    updates = {}
+    for episode in range(3):
+        ledgers.start_episode("cd" * 32)
+        for index in range(2):
+            updates[(episode, index)] = play_round(ledgers, episode, index)
+            if index == 0:
+                assert round_key(episode, 0) in _stored_rounds(ledgers, "skyway")
+        assert _stored_rounds(ledgers, "skyway") <= {round_key(e, r) for e in (episode - 1, episode)
+                                                     for r in range(2)}
+        assert {round_key(episode, 0), round_key(episode, 1)} <= _stored_rounds(ledgers, "skyway")
+    ledgers.close()
+    content = (tmp_path / "fabric" / CHANNEL / "peer0.skyway.db").read_bytes()
+    assert updates[(0, 0)]["skyway"] not in content  # expired: scrubbed from the file
+    assert updates[(2, 1)]["skyway"] in content
+    assert all(r.ok for r in verify_path(tmp_path))
+
+
+def test_block_to_live_zero_keeps_updates(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1, max_rounds=1, ledger=LedgerSettings(block_to_live=0))
+    for episode in range(3):
+        ledgers.start_episode("cd" * 32)
+        play_round(ledgers, episode, 0)
+    assert _stored_rounds(ledgers, "northbank") == {round_key(e, 0) for e in range(3)}
+    ledgers.close()
+
+
+def test_pruning_is_a_sealed_signed_record(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1)
+    height = ledgers.public.height
+    ledgers.record_pruning(["adapters/e00001/", "adapters/e00000/"])
+    assert ledgers.public.height == height + 1
+    (_, tx), = ledgers.public.ledger.transactions("anchor")
+    assert tx.payload["event"] == "artifacts-pruned"
+    assert tx.payload["prefixes"] == ["adapters/e00000/", "adapters/e00001/"]
+    assert tx.sender == ledgers.network.orderer.id
     ledgers.close()

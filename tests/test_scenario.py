@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -232,3 +233,30 @@ def test_engine_sections_are_the_engines_own_settings():
     with pytest.raises(ConfigError) as direct:
         LoraSettings(dropout=1.0)
     assert in_file.value.problem == direct.value.problem == "must be in [0, 1), got 1"
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/etc/passwd", "a/b", "..", ".hidden",
+                                  "x" * 129, "x" * 300, "tab\there", "nul\x00", ""])
+def test_hostile_names_are_refused_at_load(tmp_path, name):
+    """A scenario's name becomes a folder name (evaluate.py's envs/<name>/...)."""
+    path = write(tmp_path, f"name = {json.dumps(name)}\n" + GOOD)
+    with pytest.raises(ConfigError, match="name: must be 1-128 letters, digits"):
+        load_scenario(path)
+    with pytest.raises(ConfigError, match="name: must be 1-128"):
+        load_scenario("tiny").with_overrides(name=name)
+
+
+def test_a_50_mb_name_or_file_is_refused_at_once(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"x.toml: scenario: the file has \d+ bytes; a scenario"):
+        load_scenario(write(tmp_path, f'name = "{"n" * (50 << 20)}"\n' + GOOD))
+    with pytest.raises(ConfigError, match=r"name: must be 1-128 .* \(52428800 characters\)"):
+        scenario_from_dict({**load_scenario("tiny").to_dict(), "name": "n" * (50 << 20)})
+    assert time.perf_counter() - start < 5
+
+
+def test_a_default_name_from_an_odd_file_name_is_made_safe(tmp_path):
+    assert load_scenario(write(tmp_path, GOOD, "my scenario (v2).toml")).name == "my-scenario-v2"
+    assert load_scenario(write(tmp_path, GOOD, "run.2+b.toml")).name == "run.2+b"

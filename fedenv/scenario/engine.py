@@ -16,7 +16,7 @@ from fedenv.scenario.models import Organization, Scenario
 def organization_data(org: Organization, seed: int) -> list[Dialogue]:
     """``org``'s training dialogues: its JSONL file (first ``data_size``), or generated ones."""
     if org.data_path:
-        return load_jsonl(org.data_path)[: org.data_size]
+        return load_jsonl(org.data_path, max_dialogues=org.data_size)
     return generate_org_dialogues(
         org.domain, org.data_size, seed, org=org.name, quality=org.quality
     )
