@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: a CPU wheel where one is provided locally, the registry's (CUDA) build elsewhere.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,eth,plots,analysis]'
+	# The RL ecosystem's extras too (tests/test_rllib.py, test_torchrl.py, test_supersuit.py,
+	# evaluate.py --backend ray): ~20 s and ~700 MB more; torch stays pinned (PIP_CONSTRAINT).
+	$(BIN)/python -m pip install -q -e '.[dev,eth,plots,analysis,rllib,torchrl,supersuit]'
 	touch $(STAMP)
 
 train: setup

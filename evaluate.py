@@ -5,6 +5,7 @@
     python evaluate.py --policy q_learning --train-episodes 20 --workers 2 --plot
     python evaluate.py --override max_rounds=4 --contribution shapley
     python evaluate.py --scenario tiny --sweep 'incentives.reward_pool=5,10' --sweep 'lora.r=4,8'
+    python evaluate.py --backend ray --address auto --seeds 0,1,2,3,4,5,6,7   # on a Ray cluster
 
 Answers "which mechanism gets the best model for the least cost, fairly, and without paying
 attackers?" with paired differences to ``--reference`` over the seeds (95% CIs, paired tests,
@@ -20,7 +21,9 @@ in :mod:`fedenv.evaluation.metrics`, the aggregation and outputs in
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -42,10 +45,19 @@ from agents.registry import (
     resolve_assignment,
 )
 from agents.rollout import episode_seed
-from fedenv.device import check_device
-from fedenv.errors import ConfigError, FedenvError
-from fedenv.evaluation.play import Plan, RunResult, compare, plan_comparison, play_episode
+from fedenv.device import check_device, resolve_device
+from fedenv.disk import storage_error
+from fedenv.errors import ConfigError, FedenvError, FolderBusyError
+from fedenv.evaluation.play import (
+    BACKENDS,
+    Plan,
+    RunResult,
+    compare,
+    plan_comparison,
+    play_episode,
+)
 from fedenv.evaluation.plots import plot_grid, plot_summary, require_matplotlib
+from fedenv.evaluation.ray_backend import require_ray
 from fedenv.evaluation.report import (
     DEFAULT_REFERENCE,
     attack_table,
@@ -60,6 +72,7 @@ from fedenv.evaluation.report import (
 from fedenv.evaluation.sweep import SweepAxis, check_duplicate_keys, expand_plan, parse_sweeps
 from fedenv.evaluation.tidy import has_parquet, write_tidy
 from fedenv.evaluation.verdict import verdict
+from fedenv.folder_lock import LOCK_FILE, FolderLock
 
 PROG = "evaluate.py"
 
@@ -93,10 +106,14 @@ class EvaluateConfig:
     """scenario overrides KEY=VALUE (JSON, else a string): max_rounds=4 lora.r=4 (each key once)"""
     sweep: tuple[str, ...] = ()
     """a grid axis KEY=V1,V2,... (repeat for more axes; the grid is their product, same seeds)"""
-    reference: str = DEFAULT_REFERENCE
-    """the mechanism every other is compared to (paired differences over seeds)"""
+    reference: str = ""
+    """the mechanism the others are compared to over seeds ('': equal if compared, else the first)"""
     workers: int = 1
-    """processes running independent runs in parallel (1: in this process)"""
+    """processes running runs in parallel (1: this process; --backend ray: the local Ray's CPUs)"""
+    backend: str = "process"
+    """process (this process or --workers processes) or ray (every run a Ray task; ray extra)"""
+    address: str = ""
+    """the Ray cluster of --backend ray: auto or ray://host:10001 ('': a local Ray, started for the run)"""
     out: str = ""
     """output folder ('': runs/eval-<scenarios>__<policy>__<time>)"""
     adapters: bool = True
@@ -113,6 +130,13 @@ class EvaluateConfig:
             raise ConfigError("train_episodes", f"must be >= 0, got {self.train_episodes}")
         if self.workers < 1:
             raise ConfigError("workers", f"must be >= 1, got {self.workers}")
+        if self.backend not in BACKENDS:
+            known = ", ".join(BACKENDS)
+            raise ConfigError("backend", f"must be one of {known}, got {self.backend!r}")
+        if self.address and self.backend != "ray":
+            raise ConfigError("address", "is the Ray cluster of --backend ray")
+        if self.backend == "ray":
+            require_ray()
         if self.device:
             check_device(self.device)
         try:
@@ -252,6 +276,91 @@ def _report_progress(result: RunResult, done: int, total: int) -> None:
     )
 
 
+def _check_devices(config: EvaluateConfig, plan: Plan) -> None:
+    """Every run's device exists here, blamed on the option that chose it."""
+    for scenario in plan.scenarios:
+        try:
+            resolve_device(scenario.device)
+        except ConfigError as error:
+            if config.device:
+                raise ConfigError("device", error.problem) from None
+            if "device" in parse_overrides(config.override):
+                raise ConfigError("override", f"device: {error.problem}") from None
+            raise ConfigError("scenario", f"{scenario.name}: device: {error.problem}") from None
+
+
+def _check_out(out: Path, plan: Plan) -> None:
+    """``--out`` is a new or empty folder, and every run folder lies inside it."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{out} exists and is not a folder")
+    if out.is_dir() and (out / "results.json").exists():
+        raise ConfigError("out", f"{out} already holds results; choose a new folder")
+    if out.is_dir() and any(name != LOCK_FILE for name in os.listdir(out)):
+        raise ConfigError("out", f"{out} is not empty; evaluate.py writes into a new or empty "
+                                 f"folder")
+    root = (out / "envs").resolve()
+    for run in plan.runs(out / "envs"):
+        if not Path(run.run_dir or "").resolve().is_relative_to(root):
+            raise ConfigError("out", f"the run folder {run.run_dir} would lie outside {out}")
+
+
+def _compare(
+    config: EvaluateConfig, plan: Plan, cells: list, policy: AgentsPolicy, out: Path
+) -> None:
+    """The comparison, its outputs under ``out`` and its report on stdout, under ``out``'s
+    lock."""
+    with FolderLock(out, purpose="evaluate.py output folder"):
+        _check_out(out, plan)  # still new, now that no one else writes it
+        comparison = compare(
+            plan,
+            policy,
+            workers=config.workers,
+            backend=config.backend,
+            address=config.address or None,
+            env_root=out / "envs",
+            store_adapters=config.adapters,
+            progress=_report_progress if config.progress else None,
+        )
+        rows = summarize_comparison(comparison)
+        comparisons = paired_comparisons(rows, config.reference)
+        attackers = {
+            s.name: any(o.behaviour != "honest" for o in s.organizations) for s in plan.scenarios
+        }
+        record = {**dataclasses.asdict(config), "out": str(out)}
+        paths = write_results(comparison, rows, out, record, comparisons)
+        seeds = len(plan.seeds)
+        print(
+            f"\n{plan.episodes} episode(s) per run, policy {config.policy!r}, {seeds} seed(s): "
+            f"mean ± half-width of its 95% CI over seeds (Student t; a bootstrap interval is shown "
+            f"as [low, high]; docs/evaluate.md)\n"
+        )
+        print(summary_table(rows))
+        attacked = [r for r in rows if attackers.get(r.scenario)]
+        if attacked:
+            print("Attacks (docs/incentives.md; clean score = the global benchmark score):\n")
+            print(attack_table(attacked))
+        print(f"Paired differences to {config.reference!r} (mean [95% CI] over seeds; "
+              f"* = detected after Holm's correction):\n")
+        print(paired_table(comparisons))
+        print(verdict(rows, comparisons, has_attackers=attackers, reference=config.reference))
+        print(f"results: {paths['json']}, {paths['csv']}, {paths['summary_csv']}, "
+              f"{paths['paired_csv']}")
+        tidy = write_tidy(comparison, out, cells)
+        print("per organization and round: " + ", ".join(str(p) for p in tidy.values())
+              + ("" if has_parquet() else " (Parquet needs the 'analysis' extra: pandas, pyarrow)"))
+        print(f"tensorboard --logdir {write_tensorboard(comparison, rows, cells, out, config)}")
+        if cells:
+            grid = write_grid(rows, cells, out)
+            print("\n" + grid_table(rows, cells, "model/final_score"))
+            print(f"grid: {grid}, one table per metric in {out / 'grid'}")
+        if config.plot:
+            plots = plot_summary(rows, out / "plots")
+            print(f"plots: {len(plots)} charts in {out / 'plots'}")
+            if cells:
+                figures = plot_grid(rows, cells, out / "plots" / "grid")
+                print(f"grid figures: {len(figures)} in {out / 'plots' / 'grid'}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config, _ = parse(EvaluateConfig, argv, prog=PROG)
     try:
@@ -263,18 +372,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=config.overrides(),
             contribution=config.contribution or None,
         )
-        if config.reference not in plan.mechanisms:
+        if not config.reference:
+            default = DEFAULT_REFERENCE in plan.mechanisms
+            config.reference = DEFAULT_REFERENCE if default else plan.mechanisms[0]
+        elif config.reference not in plan.mechanisms:
             raise ConfigError("reference", f"{config.reference!r} is not among the mechanisms "
                                            f"{', '.join(plan.mechanisms)}")
         out = config.out_dir(plan)
         plan, cells = expand_plan(plan, config.sweeps())
+        _check_devices(config, plan)
         policy = AgentsPolicy(config.policy, config.train_episodes)
         for scenario in plan.scenarios:
             policy.check(scenario.org_names)
-        if out.exists() and (not out.is_dir() or (out / "results.json").exists()):
-            raise ConfigError(
-                "out", f"{out} already holds results (or is a file); choose a new folder"
-            )
+        _check_out(out, plan)
         if config.plot:
             try:
                 require_matplotlib()
@@ -282,56 +392,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError("plot", str(error)) from None
     except (ConfigError, AgentsConfigError) as error:
         fail(PROG, error.field, error.problem)
+    created = False
     try:
-        comparison = compare(
-            plan,
-            policy,
-            workers=config.workers,
-            env_root=out / "envs",
-            store_adapters=config.adapters,
-            progress=_report_progress if config.progress else None,
-        )
-    except FedenvError as error:
-        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir()
+            created = True  # this process made it, and only then may remove it
+        except FileExistsError:
+            pass
+        _compare(config, plan, cells, policy, out)
+    except FolderBusyError as error:  # another evaluate.py writes there: leave it alone
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
-    rows = summarize_comparison(comparison)
-    comparisons = paired_comparisons(rows, config.reference)
-    attackers = {
-        s.name: any(o.behaviour != "honest" for o in s.organizations) for s in plan.scenarios
-    }
-    record = {**dataclasses.asdict(config), "out": str(out)}
-    paths = write_results(comparison, rows, out, record, comparisons)
-    seeds = len(plan.seeds)
-    print(
-        f"\n{plan.episodes} episode(s) per run, policy {config.policy!r}, {seeds} seed(s): "
-        f"mean ± half-width of its 95% CI over seeds (Student t; a bootstrap interval is shown "
-        f"as [low, high]; docs/evaluate.md)\n"
-    )
-    print(summary_table(rows))
-    attacked = [r for r in rows if attackers.get(r.scenario)]
-    if attacked:
-        print("Attacks (docs/incentives.md; clean score = the global benchmark score):\n")
-        print(attack_table(attacked))
-    print(f"Paired differences to {config.reference!r} (mean [95% CI] over seeds; "
-          f"* = detected after Holm's correction):\n")
-    print(paired_table(comparisons))
-    print(verdict(rows, comparisons, has_attackers=attackers, reference=config.reference))
-    print(f"results: {paths['json']}, {paths['csv']}, {paths['summary_csv']}, "
-          f"{paths['paired_csv']}")
-    tidy = write_tidy(comparison, out, cells)
-    print("per organization and round: " + ", ".join(str(p) for p in tidy.values())
-          + ("" if has_parquet() else " (Parquet needs the 'analysis' extra: pandas, pyarrow)"))
-    print(f"tensorboard --logdir {write_tensorboard(comparison, rows, cells, out, config)}")
-    if cells:
-        grid = write_grid(rows, cells, out)
-        print("\n" + grid_table(rows, cells, "model/final_score"))
-        print(f"grid: {grid}, one table per metric in {out / 'grid'}")
-    if config.plot:
-        plots = plot_summary(rows, out / "plots")
-        print(f"plots: {len(plots)} charts in {out / 'plots'}")
-        if cells:
-            figures = plot_grid(rows, cells, out / "plots" / "grid")
-            print(f"grid figures: {len(figures)} in {out / 'plots' / 'grid'}")
+    except ConfigError as error:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if error.field == "out":  # --out was taken meanwhile
+            fail(PROG, error.field, error.problem)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    except BaseException as error:
+        if created:  # a failed or interrupted comparison leaves no partial output folder
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(error, KeyboardInterrupt):
+            print(f"\n{PROG}: interrupted", file=sys.stderr)
+            return 130
+        failure = storage_error(error, "the output folder", out) or error
+        if not isinstance(failure, FedenvError):
+            raise
+        print(f"{PROG}: error: {failure}", file=sys.stderr)
+        return 1
     return 0
 
 

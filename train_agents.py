@@ -23,10 +23,22 @@ from pettingzoo import ParallelEnv
 
 from agents.cli import fail, parse
 from agents.config import ConfigError
-from agents.run_config import EnvFactory, RunPaths, TrainConfig, create_env, prepare_run
+from agents.run_config import (
+    EnvFactory,
+    RunPaths,
+    TrainConfig,
+    check_new_run,
+    create_env,
+    prepare_run,
+    read_run_config,
+)
+from agents.serialization import load_state
 from agents.training import train
 from fedenv.device import resolve_device
+from fedenv.disk import storage_error
 from fedenv.errors import ConfigError as FedenvConfigError
+from fedenv.errors import FolderBusyError, StorageError
+from fedenv.folder_lock import FolderLock
 
 PROG = "train_agents.py"
 
@@ -61,6 +73,8 @@ def _setup_error(error: Exception, config: TrainConfig) -> ConfigError:
             return ConfigError("override", f"{field}={overrides[field]!r}: {problem}")
         if field == "device":
             return ConfigError("device", problem)
+        if field == "run_dir":  # the env folder: <run>/env, from --resume or --run-name
+            return ConfigError("resume" if config.resume else "run_name", problem)
         where = "" if field == "scenario" else f"{field}: "
         return ConfigError("scenario", f"{config.scenario!r}: {where}{problem}")
     return ConfigError("scenario", f"cannot create the env for {config.scenario!r}: {error}")
@@ -70,30 +84,80 @@ def _open_env(config: TrainConfig, make_env: EnvFactory, paths: RunPaths,
               device: torch.device) -> ParallelEnv:
     try:
         return create_env(config, make_env, paths, device)
-    except ConfigError:
+    except (ConfigError, StorageError):
         raise
     except (OSError, LookupError, ValueError, TypeError) as error:
         raise _setup_error(error, config) from error
 
 
+def _create_folder(paths: RunPaths) -> bool:
+    """Make the run folder; True when this process created it (and may remove it again)."""
+    paths.root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.root.mkdir()
+        return True
+    except FileExistsError:
+        return False
+
+
+def _run(config: TrainConfig, paths: RunPaths, make_env: EnvFactory, device: torch.device):
+    """Train under the run folder's lock: nothing is written before it is held."""
+    with FolderLock(paths.root, purpose="train_agents.py run folder"):
+        if config.resume:
+            read_run_config(paths.root)  # still a run, now that no one else writes it
+        else:
+            check_new_run(paths)  # another train_agents.py may have made it meanwhile
+        env = _open_env(config, make_env, paths, device)
+        try:
+            return train(config, env, paths, device=device)
+        finally:
+            env.close()
+
+
+def _storage_failure(error: OSError, paths: RunPaths) -> str | None:
+    """The one message of a write that failed for want of space, or None for other errors."""
+    failure = storage_error(error, "the run folder", paths.root)
+    if failure is None:
+        return None
+    if paths.checkpoint.exists():
+        episode = "its last checkpoint"
+        try:
+            episode = f"its last checkpoint (episode {int(load_state(paths.checkpoint)['episode'])})"
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError):
+            pass
+        then = f"python {PROG} --resume {paths.root} continues from {episode}"
+    elif paths.config.exists():
+        then = f"python {PROG} --resume {paths.root} starts it again from episode 0"
+    else:
+        then = "start the run again"
+    return f"{failure}\nthe run folder keeps every committed round; free space, then: {then}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config, given = parse(TrainConfig, argv, prog=PROG)
     paths: RunPaths | None = None
-    fresh_folder = False
+    created = False
     try:
-        config, paths = prepare_run(config, given)
+        config, paths = prepare_run(config, given)  # reads only
         device = _device(config.device)
         make_env = load_env_factory(config.env)
-        fresh_folder = not paths.root.exists()
-        env = _open_env(config, make_env, paths, device)
-        try:
-            result = train(config, env, paths, device=device)
-        finally:
-            env.close()
+        created = _create_folder(paths)
+        result = _run(config, paths, make_env, device)
+    except FolderBusyError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
     except ConfigError as error:
-        if fresh_folder and paths is not None and not paths.config.exists():
+        if created and paths is not None and not paths.config.exists():
             shutil.rmtree(paths.root, ignore_errors=True)  # nothing of the run was started
         fail(PROG, error.field, error.problem)
+    except OSError as error:
+        message = None if paths is None else _storage_failure(error, paths)
+        if message is None:
+            raise
+        if created and paths is not None and not paths.config.exists():
+            shutil.rmtree(paths.root, ignore_errors=True)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if paths is not None and paths.checkpoint.exists():
             print(f"\ninterrupted; continue with: python train_agents.py --resume {paths.root}",

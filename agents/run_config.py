@@ -4,12 +4,20 @@
 docstring is its ``--help`` text).  :func:`prepare_run` resolves a new run's folder or a resumed
 run's saved config; :func:`create_env` calls the env factory; :func:`config_table` is the
 config as TensorBoard's ``hyperparameters`` text.
+
+A run folder is marked: its ``config.json`` is ``{"format": "train_agents.run/1", "config":
+{...}}``.  ``--resume`` accepts only a folder with that marker (anything else, a run's ``env/``
+folder included, is refused with the reason, and nothing in it is written), and a new run goes
+only into a new or empty folder.  :func:`prepare_run` only reads; the caller takes the folder's
+lock before the first write.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +33,12 @@ from agents.dqn import DQNConfig
 from agents.q_learning import QLearningConfig
 from agents.registry import parse_algo_spec
 from agents.serialization import atomic_write_bytes
+
+RUN_FORMAT = "train_agents.run/1"
+"""The marker of a run folder (``config.json["format"]``); another version's is refused."""
+MAX_CONFIG_BYTES = 1 << 20
+MAX_RUN_NAME = 200
+LOCK_FILE = ".fedenv.lock"  # the folder lock's file, which train_agents.py takes (fedenv's name)
 
 # Options that may change when a run is resumed; all others define the run.
 RESUMABLE = {"episodes", "log_interval", "checkpoint_interval", "eval_episodes", "progress",
@@ -86,9 +100,14 @@ class TrainConfig:
         if not module or not function:
             raise ConfigError("env", f"must be 'module:function', got {self.env!r}")
         self.override = tuple(self.override)
-        self.env_overrides()  # validates the KEY=VALUE syntax
-        if "/" in self.run_name or self.run_name in (".", ".."):
-            raise ConfigError("run_name", f"must be a plain folder name, got {self.run_name!r}")
+        for key in self.env_overrides():  # also validates the KEY=VALUE syntax
+            if key in ("device", "run_dir"):
+                raise ConfigError("override", f"{key} is not an env override here: "
+                                  + ("set it with --device (the agents' and the env's)"
+                                     if key == "device" else
+                                     "the env folder is <run folder>/env"))
+        if self.run_name:
+            check_folder_name("run_name", self.run_name)
 
     def env_overrides(self) -> dict[str, Any]:
         return parse_overrides(self.override)
@@ -117,9 +136,66 @@ class RunPaths:
         return self.root / "env"
 
 
+def check_folder_name(field: str, name: str) -> str:
+    """``name`` if it can be one folder's name (it becomes a path part), else ConfigError."""
+    problem = None
+    if name in (".", "..") or any(c in name for c in "/\\") or not name.isprintable():
+        problem = "a plain folder name (no '/', '\\', control characters, '.' or '..')"
+    elif len(name) > MAX_RUN_NAME or len(name.encode("utf-8", "replace")) > 255:
+        problem = f"at most {MAX_RUN_NAME} characters (255 bytes)"
+    if problem:
+        shown = name if len(name) <= 80 else f"{name[:80]}... ({len(name)} characters)"
+        raise ConfigError(field, f"must be {problem}, got {shown!r}")
+    return name
+
+
 def write_config(config: TrainConfig, paths: RunPaths) -> None:
-    text = json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n"
+    record = {"format": RUN_FORMAT, "config": dataclasses.asdict(config)}
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(paths.config, text.encode())
+
+
+def read_run_config(folder: Path, field: str = "resume") -> TrainConfig:
+    """The config of the run in ``folder``; ConfigError(``field``) naming what is wrong when
+    ``folder`` is not a run folder of this version (reads only)."""
+    file = folder / "config.json"
+    if not folder.is_dir():
+        raise ConfigError(field, f"{folder} is not a run folder (no such folder)")
+    if not file.is_file():
+        raise ConfigError(field, f"{folder} is not a train_agents.py run folder (no config.json)"
+                          + _parent_hint(folder))
+    try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"{file.stat().st_size} bytes; a run's config is far smaller")
+        record = json.loads(file.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError included
+        raise ConfigError(field, f"{file} is not a run's config: {error}") from None
+    found = record.get("format") if isinstance(record, dict) else None
+    if found != RUN_FORMAT or not isinstance(record.get("config"), dict):
+        raise ConfigError(field, f"{folder} is not a train_agents.py run folder of this version "
+                                 f"(config.json format {found!r}, expected {RUN_FORMAT!r})"
+                          + _parent_hint(folder))
+    try:
+        return TrainConfig.from_dict(record["config"])
+    except (TypeError, ValueError, AttributeError) as error:
+        problem = getattr(error, "problem", error)
+        raise ConfigError(field, f"{file} does not fit this version: {problem}") from None
+
+
+def _parent_hint(folder: Path) -> str:
+    parent = folder.resolve().parent
+    try:
+        marked = json.loads((parent / "config.json").read_text()).get("format") == RUN_FORMAT
+    except (OSError, ValueError, AttributeError):
+        marked = False
+    return f"; did you mean --resume {folder.parent}?" if marked else ""
+
+
+def _holds_files(folder: Path) -> bool:
+    try:
+        return any(name != LOCK_FILE for name in os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def prepare_run(config: TrainConfig,
@@ -128,21 +204,15 @@ def prepare_run(config: TrainConfig,
     command line; on resume only :data:`RESUMABLE` ones may differ from the saved config).
     Nothing is written: :func:`train` writes ``config.json``."""
     if not config.resume:
-        name = config.run_name or "__".join([
-            Path(config.scenario).stem, config.algo.replace(",", "+").replace("=", "-"),
-            str(config.seed), str(int(time.time()))])
+        name = config.run_name or check_folder_name("run_name", "__".join([
+            re.sub(r"[^A-Za-z0-9_.+-]+", "-", Path(config.scenario).stem)[:64],
+            re.sub(r"[^A-Za-z0-9_.+-]+", "-", config.algo.replace(",", "+"))[:64],
+            str(config.seed), str(int(time.time()))]))
         paths = RunPaths(Path(config.runs_dir) / name)
-        if paths.config.exists():
-            raise ConfigError("run_name", f"{paths.root} already holds a run; choose another "
-                                          f"name or resume it with --resume {paths.root}")
+        check_new_run(paths)
         return dataclasses.replace(config, run_name=name), paths
     paths = RunPaths(Path(config.resume))
-    if not paths.config.is_file():
-        raise ConfigError("resume", f"{paths.root} is not a run folder (no config.json)")
-    try:
-        saved = TrainConfig.from_dict(json.loads(paths.config.read_text()))
-    except TypeError as error:  # a key this version does not know
-        raise ConfigError("resume", f"{paths.config} does not fit this version: {error}") from None
+    saved = read_run_config(paths.root)
     current, before = dataclasses.asdict(config), dataclasses.asdict(saved)
     for name in sorted(given):
         if name.split(".")[0] in RESUMABLE:
@@ -152,6 +222,18 @@ def prepare_run(config: TrainConfig,
             raise ConfigError(name, f"cannot change when resuming (the run has {old!r})")
     changes = {k: getattr(config, k) for k in RESUMABLE if k in given or k == "resume"}
     return dataclasses.replace(saved, **changes), paths
+
+
+def check_new_run(paths: RunPaths) -> None:
+    """A new run goes into a new or empty folder only (ConfigError("run_name") otherwise)."""
+    if paths.config.exists():
+        raise ConfigError("run_name", f"{paths.root} already holds a run; choose another "
+                                      f"name or resume it with --resume {paths.root}")
+    if paths.root.exists() and not paths.root.is_dir():
+        raise ConfigError("run_name", f"{paths.root} exists and is not a folder")
+    if _holds_files(paths.root):
+        raise ConfigError("run_name", f"{paths.root} is not empty and holds no run; a new run "
+                                      f"goes into a new or empty folder")
 
 
 def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:

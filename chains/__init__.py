@@ -24,6 +24,7 @@ from chains.errors import (
     IdentityError,
     LedgerCorruptError,
     LedgerError,
+    LedgerStorageError,
     MalformedError,
     TransactionRejected,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "LedgerConfig",
     "LedgerCorruptError",
     "LedgerError",
+    "LedgerStorageError",
     "LogicalClock",
     "MalformedError",
     "OrgCA",

@@ -8,6 +8,13 @@ followed, and the file must be a regular file within the size bound; FIFOs and d
 refused without being opened for blocking reads. Each failure is a `Problem` with a reason:
 `artifact-path` (bad name, a link, not a regular file), `artifact-missing`, `artifact-size`,
 `artifact-digest`, `artifact-unreadable`.
+
+Pruning: a writer that deletes artifacts on purpose (fedenv keeps only the last K episodes'
+adapters) first seals an `anchor` transaction whose payload is `{"event": "artifacts-pruned",
+"prefixes": ["adapters/e00003/", ...], "digest": ...}`. An artifact under such a prefix, named
+in a block before the record's, may then be missing: it is counted as pruned (a note naming the
+records' blocks), not reported. One that is still there is checked like any other, and a
+prefix that is not a safe relative folder (`name_problem`, ending in "/") prunes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from pathlib import Path
 
 from chains.report import Problem, VerifyLimits
 
-__all__ = ["check_artifacts", "name_problem"]
+__all__ = ["PRUNED_EVENT", "check_artifacts", "name_problem", "pruned_prefixes"]
+
+PRUNED_EVENT = "artifacts-pruned"
 
 _MAX_NAME = 1024
 _MAX_COMPONENT_BYTES = 255
@@ -88,10 +97,28 @@ def _digest(root: Path, name: str, limit: int, deadline: float | None) -> tuple[
             os.close(fd)
 
 
+def pruned_prefixes(records: Iterable[tuple[int, object]]) -> list[tuple[int, str]]:
+    """(block, prefix) of each valid prefix of the pruning records (block, prefixes)."""
+    found = []
+    for block, prefixes in records:
+        if not isinstance(prefixes, list):
+            continue
+        for prefix in prefixes:
+            if isinstance(prefix, str) and prefix.endswith("/") \
+                    and name_problem(prefix[:-1]) is None:
+                found.append((block, prefix))
+    return found
+
+
 def check_artifacts(root: Path, artifacts: Iterable[tuple[int, object, object]],
-                    limits: VerifyLimits, deadline: float | None = None) -> list[Problem]:
-    """Problems of each (block, name, digest) named by a ledger whose folder is `root`."""
-    problems = []
+                    limits: VerifyLimits, deadline: float | None = None, *,
+                    pruned: Iterable[tuple[int, object]] = (),
+                    notes: list[str] | None = None) -> list[Problem]:
+    """Problems of each (block, name, digest) named by a ledger whose folder is `root`;
+    `pruned` are the (block, prefixes) of pruning records (see the module doc), and the count
+    of artifacts they excuse goes to `notes`."""
+    prefixes = pruned_prefixes(pruned)
+    problems, excused, blocks = [], 0, set()
     for block, name, digest in artifacts:
         why = name_problem(name)
         if why is not None:
@@ -99,9 +126,20 @@ def check_artifacts(root: Path, artifacts: Iterable[tuple[int, object, object]],
             continue
         assert isinstance(name, str)
         reason, found = _digest(root, name, limits.max_artifact_bytes, deadline)
+        if reason == "artifact-missing":
+            record = next((b for b, p in prefixes if b > block and name.startswith(p)), None)
+            if record is not None:
+                excused += 1
+                blocks.add(record)
+                continue
         if reason:
             problems.append(Problem(block, reason, found))
         elif found != digest:
             problems.append(Problem(block, "artifact-digest",
                                     f"{name}: sha256 {found}, ledger says {digest}"))
+    if excused and notes is not None:
+        shown = ", ".join(str(b) for b in sorted(blocks)[:10])
+        notes.append(f"{excused} artifact(s) pruned on purpose (records in block(s) {shown}"
+                     f"{', ...' if len(blocks) > 10 else ''}): their hashes stay on the ledger, "
+                     f"their files are gone")
     return problems

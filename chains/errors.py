@@ -49,6 +49,16 @@ class TransactionRejected(LedgerError):
         super().__init__(f"transaction rejected ({reason}): {detail}")
 
 
+class LedgerStorageError(LedgerError, OSError):
+    """A ledger file could not be written: the disk is full (`errno` ENOSPC) or an I/O error
+    (EIO). Nothing of the write was committed (SQLite rolled it back): the file holds every
+    block before it, and the write can be retried once space is back. `filename` is the file,
+    `strerror` what SQLite or the system said."""
+
+    def __init__(self, code: int, message: str, path: str) -> None:
+        OSError.__init__(self, code, message, path)
+
+
 class LedgerCorruptError(LedgerError):
     """A ledger file does not verify (on open, or any block under full verification)."""
 

@@ -31,6 +31,7 @@ from chains.errors import (
     IdentityError,
     LedgerCorruptError,
     LedgerError,
+    LedgerStorageError,
     MalformedError,
     TransactionRejected,
 )
@@ -40,7 +41,7 @@ from chains.merkle import Frontier, consistency_proof, inclusion_proof
 from chains.msp import MSP
 from chains.proofs import ConsistencyProof, InclusionProof
 from chains.replay import ReplayFailure, replay
-from chains.sqlite_files import truncation
+from chains.sqlite_files import truncation, writing
 from chains.store import (
     BLOCK_COLUMNS,
     FORMAT,
@@ -117,7 +118,12 @@ class PublicLedger:
         except Violation as exc:
             raise LedgerError(f"genesis transaction is invalid: {exc}") from None
         path = Path(path)
-        conn = connect(path, create=True, synchronous=config.synchronous)
+        try:
+            with writing(path):
+                conn = connect(path, create=True, synchronous=config.synchronous)
+        except LedgerStorageError:
+            _remove(path)  # a schema cut short by a full disk: nothing of the ledger is there
+            raise
         ledger = cls(path, conn, state, proposer, clock, config)
         ledger._pending.append(genesis)
         try:
@@ -125,7 +131,7 @@ class PublicLedger:
                                           ("chain", genesis.id)])
         except BaseException:
             conn.close()
-            path.unlink(missing_ok=True)
+            _remove(path)
             raise
         return ledger
 
@@ -281,7 +287,8 @@ class PublicLedger:
             certs[self.proposer.id] = self.proposer.cert_pem
         block_row = (height, header.hash, header.encode(), header.sign(self.proposer), head.size,
                      head.encode(), head.signature)
-        write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
+        with writing(self.path):
+            write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
         self._stored_certs.update(certs)
         state.height, state.prev_hash, state.timestamp = height, header.hash, timestamp
         state.frontier, state.head, self._pending = frontier, head, []
@@ -379,6 +386,11 @@ class PublicLedger:
     def __repr__(self) -> str:
         return (f"PublicLedger({self.path}, height={self.height}, tree_size={self.tree_size}, "
                 f"pending={self.pending})")
+
+
+def _remove(path: Path) -> None:
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
 
 
 def _require_orderer(msp: MSP, proposer: Identity, at: int) -> None:

@@ -46,6 +46,7 @@ class VerifyReport:
     transactions: int
     problems: list[Problem] = field(default_factory=list)
     head: str = ""  # e.g. "size=120 root=ab12..." of the last verified tree head
+    notes: list[str] = field(default_factory=list)  # facts that are not problems
 
     def __post_init__(self) -> None:
         self.path = printable(self.path, 4096)
@@ -58,6 +59,8 @@ class VerifyReport:
         for p in self.problems:
             where = f"block {p.block}" if p.block is not None else "file"
             line += f"\n     {where}: {p.reason}" + (f" ({p.detail})" if p.detail else "")
+        for note in self.notes:
+            line += f"\n     note: {printable(note)}"
         return line
 
 

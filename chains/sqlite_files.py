@@ -16,6 +16,7 @@ returns, `trusted_schema=OFF` and `query_only=ON`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import shutil
@@ -26,11 +27,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from chains.errors import MalformedError
+from chains.errors import LedgerStorageError, MalformedError
 from chains.report import VerifyLimits
+from chains.wal import scan_wal
 
 __all__ = ["MAX_VALUE_BYTES", "UnsafeFile", "check_schema", "harden", "open_readonly",
-           "truncation"]
+           "rollback", "storage_failure", "truncation", "unfinished_write", "writing"]
 
 MAX_VALUE_BYTES = 32 << 20  # no stored value is bigger: a longer one is refused by SQLite
 _JOURNALS = ("-wal", "-journal")
@@ -66,6 +68,48 @@ def check_schema(conn: sqlite3.Connection, script: str) -> str | None:
             if odd else "") + (f"; missing {lacking}" if lacking else "")
 
 
+_FULL = ("SQLITE_FULL",)
+_IO = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")
+
+
+def storage_failure(exc: BaseException, path: str | Path | None) -> LedgerStorageError | None:
+    """`exc` as a `LedgerStorageError` naming `path` when it is a write that failed for want of
+    space (ENOSPC) or on an I/O error (EIO, or the system's errno), else None."""
+    if isinstance(exc, LedgerStorageError):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name.startswith(_FULL) or "disk is full" in str(exc):
+            return LedgerStorageError(errno.ENOSPC, f"disk full ({exc})", str(path))
+        if name.startswith(_IO):
+            return LedgerStorageError(errno.EIO, f"I/O error ({exc})", str(path))
+        return None
+    if isinstance(exc, OSError):
+        return LedgerStorageError(exc.errno or errno.EIO, exc.strerror or str(exc), str(path))
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str | Path | None) -> Iterator[None]:
+    """Writes to the ledger file `path` inside this block that fail for want of space or on an
+    I/O error raise `LedgerStorageError` (ENOSPC / EIO, naming the file) instead of SQLite's
+    bare OperationalError or the system's OSError; every other error passes unchanged."""
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as exc:
+        failure = storage_failure(exc, path)
+        if failure is None or failure is exc:
+            raise
+        raise failure from exc
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not undone it already (it does on a full disk
+    or an I/O error, after which ROLLBACK itself would fail and hide the real error)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 def _strict_text(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
@@ -89,18 +133,42 @@ def harden(conn: sqlite3.Connection, *, deadline: float | None = None,
 
 
 def truncation(path: str | Path) -> str | None:
-    """Why the file is shorter than its SQLite header says it is (a truncated copy), or None."""
+    """Why the file is shorter than its database is (a truncated copy), or None.
+
+    The size is the SQLite header's page count, or the last commit's in a write-ahead log
+    beside the file (`<path>-wal`, see `chains.wal`): pages past the file's end that the log
+    commits are not missing (a checkpoint that could not grow the file on a full disk leaves
+    them there), the others are."""
     with open(path, "rb") as f:
         header = f.read(100)
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         return None  # not SQLite at all: sqlite3 itself says so
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    declared, actual = pages * page_size, os.stat(path).st_size
-    if header[24:28] == header[92:96] and declared > actual:  # the page count is valid
-        return f"the file has {actual} bytes, its header declares {declared}"
+    if page_size < 512 or page_size & (page_size - 1):
+        return None  # not a valid header: sqlite3 itself says so
+    pages = int.from_bytes(header[28:32], "big") if header[24:28] == header[92:96] else 0
+    actual = os.stat(path).st_size
+    held, logged = actual // page_size, set()
+    wal = scan_wal(f"{path}-wal")
+    if wal is not None and wal.db_pages:
+        pages, logged = wal.db_pages, wal.committed
+    missing = max(0, pages - held) - sum(1 for n in logged if held < n <= pages)
+    if missing > 0:
+        return (f"the file has {actual} bytes, its database {pages * page_size} "
+                f"({missing} pages missing from the file and its log)")
     return None
+
+
+def unfinished_write(path: str | Path) -> str | None:
+    """A note when the file's write-ahead log ends in a transaction its writer never finished
+    (SQLite ignores it: the ledger is whole up to its last committed block), else None."""
+    wal = scan_wal(f"{path}-wal")
+    if wal is None or not wal.unfinished:
+        return None
+    return (f"incomplete last block: the write-ahead log ends in {wal.trailing} frame(s) of a "
+            f"transaction that was never committed (its writer was stopped, or the disk filled, "
+            f"while it wrote a block); SQLite ignores them, and every committed block is whole")
 
 
 def _regular(path: Path, what: str, limit: int) -> os.stat_result | None:
@@ -132,11 +200,14 @@ def _copy(source: Path, target: Path, limit: int) -> None:
 
 
 @contextlib.contextmanager
-def open_readonly(path: Path, limits: VerifyLimits) -> Iterator[sqlite3.Connection]:
+def open_readonly(path: Path, limits: VerifyLimits,
+                  notes: list[str] | None = None) -> Iterator[sqlite3.Connection]:
     """A read-only, bounded connection to the ledger file `path` (see the module doc).
 
-    Raises UnsafeFile for a link, a non-regular or oversized file; sqlite3.DatabaseError for a
-    file SQLite cannot read.
+    Raises UnsafeFile for a link, a non-regular, oversized or truncated file (`truncation`,
+    judged on the file as SQLite recovers it); sqlite3.DatabaseError for a file SQLite cannot
+    read. A write-ahead log that ends in an unfinished transaction is not a problem: its note
+    (`unfinished_write`) goes to `notes`.
     """
     info = _regular(path, path.name, limits.max_ledger_bytes)
     if info is None:
@@ -145,6 +216,7 @@ def open_readonly(path: Path, limits: VerifyLimits) -> Iterator[sqlite3.Connecti
                 for s in _JOURNALS}
     deadline = time.monotonic() + limits.max_seconds
     if not any(j is not None and j.st_size > 0 for j in journals.values()):
+        _refuse_truncated(path)
         conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
         try:
             yield harden(conn, deadline=deadline, read_only=True)
@@ -163,8 +235,18 @@ def open_readonly(path: Path, limits: VerifyLimits) -> Iterator[sqlite3.Connecti
             harden(conn, deadline=deadline)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             conn.execute("PRAGMA query_only=ON")
+            _refuse_truncated(copy)
+            note = unfinished_write(copy)
+            if note is not None and notes is not None:
+                notes.append(note)
             yield conn
         finally:
             conn.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _refuse_truncated(path: Path) -> None:
+    problem = truncation(path)
+    if problem:
+        raise UnsafeFile("truncated", problem)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from chains.errors import LedgerCorruptError, LedgerError
-from chains.sqlite_files import check_schema, harden
+from chains.sqlite_files import check_schema, harden, rollback
 
 __all__ = ["FORMAT", "KIND", "SCHEMA", "BlockRow", "TxRow", "connect", "node_key", "write_block"]
 
@@ -96,7 +96,8 @@ def node_key(level: int, index: int) -> int:
 def write_block(conn: sqlite3.Connection, block: BlockRow, txs: Sequence[TxRow],
                 nodes: Iterable[tuple[int, int, bytes]], certs: Iterable[tuple[str, bytes]],
                 meta: Iterable[tuple[str, str]] = ()) -> None:
-    """Commit a block with its transactions, new Merkle nodes and certificates, atomically."""
+    """Commit a block with its transactions, new Merkle nodes and certificates, atomically (on
+    any error, nothing of it: SQLite's own rollback on a full disk included)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta)
@@ -109,7 +110,7 @@ def write_block(conn: sqlite3.Connection, block: BlockRow, txs: Sequence[TxRow],
                      "tree_head_signature) VALUES (?, ?, ?, ?, ?, ?, ?)", block)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chains.artifacts import check_artifacts
+from chains.artifacts import PRUNED_EVENT, check_artifacts
 from chains.canonical import parse_json
 from chains.errors import ChainsError, ConfigError, MalformedError
 from chains.ethereum_log import KIND as ETHEREUM_KIND
@@ -37,7 +37,7 @@ from chains.fabric.verify import ORDERER_KIND, check_channel, check_orderer
 from chains.merkle import EMPTY_ROOT, range_hash
 from chains.replay import ReplayFailure, replay
 from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
-from chains.sqlite_files import UnsafeFile, check_schema, open_readonly, truncation
+from chains.sqlite_files import UnsafeFile, check_schema, open_readonly
 from chains.store import FORMAT, KIND, SCHEMA, read_meta, read_node
 from chains.validation import LedgerState
 
@@ -97,6 +97,7 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
         return
     state = LedgerState()
     artifacts: list[tuple[int, object, object]] = []
+    pruned: list[tuple[int, object]] = []
 
     def on_block(height: int, rows: list) -> None:
         report.blocks += 1
@@ -106,6 +107,10 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
             if b'"artifact"' in row[6]:
                 payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
                 artifacts.append((height, payload.get("artifact"), payload.get("digest")))
+            if row[5] == "anchor" and PRUNED_EVENT.encode() in row[6]:
+                payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
+                if payload.get("event") == PRUNED_EVENT:
+                    pruned.append((height, payload.get("prefixes")))
 
     try:
         replay(conn, state, on_block=on_block, deadline=deadline)
@@ -120,7 +125,8 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
         report.problems.append(Problem(None, "meta", "meta.chain is not the genesis id"))
     report.problems.extend(_check_known_heads(conn, state.frontier.size, known_heads))
     if artifact_root is not None:
-        report.problems.extend(check_artifacts(artifact_root, artifacts, limits, deadline))
+        report.problems.extend(check_artifacts(artifact_root, artifacts, limits, deadline,
+                                               pruned=pruned, notes=report.notes))
 
 
 def _check_known_heads(conn: sqlite3.Connection, size: int,
@@ -156,11 +162,7 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
     report, chain = VerifyReport(str(path), expect or "unknown", False, 0, 0), _Chain()
     deadline = time.monotonic() + limits.max_seconds
     try:
-        with open_readonly(path, limits) as conn:
-            truncated = truncation(path)
-            if truncated:
-                report.problems.append(Problem(None, "truncated", truncated))
-                return report, chain
+        with open_readonly(path, limits, report.notes) as conn:
             kind = _read_kind(conn)
             report.kind = kind or report.kind
             if kind == KIND:

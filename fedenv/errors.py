@@ -53,3 +53,26 @@ class NoParticipantsError(FedenvError, ValueError):
 
 class InvalidUpdateError(FedenvError, ValueError):
     """A client update cannot be used: NaN/inf values, missing keys, or shape/dtype mismatch."""
+
+
+class FolderBusyError(FedenvError):
+    """A folder that another writer holds (see :mod:`fedenv.folder_lock`); ``holder`` is its
+    record (``pid``, ``host``, ``command``, ``since``), or None when it could not be read."""
+
+    def __init__(self, folder: str | Path, holder: dict | None, message: str) -> None:
+        self.folder = str(folder)
+        self.holder = holder
+        super().__init__(message)
+
+
+class StorageError(FedenvError, OSError):
+    """A write that failed for want of space or on an I/O error (see :mod:`fedenv.disk`): the
+    message says what was written, where, and how much space is left; ``errno`` and
+    ``filename`` are the system's."""
+
+    def __init__(self, code: int, message: str, filename: str) -> None:
+        OSError.__init__(self, code, message, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

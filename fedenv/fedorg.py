@@ -2,14 +2,15 @@
 
 | Import             | ``import fedenv; env = fedenv.parallel_env("default")``       |
 | ------------------ | ------------------------------------------------------------- |
-| Actions            | Discrete                                                      |
+| Actions            | Discrete, masked by the budget                                |
 | Parallel API       | Yes (``fedenv.env()`` is the AEC version)                     |
 | Manual Control     | No                                                            |
 | Agents             | one per organization, named by it: ``env.possible_agents``    |
 | Action Shape       | ``Discrete(1 + R)``, R = number of resource levels            |
 | Action Values      | 0 = sit the round out, k = take part at resource level k      |
-| Observation Shape  | ``(11,)``, ``float32``                                        |
+| Observation Shape  | ``(11,)``, ``float32`` (a ``Dict`` with ``mask_observations``) |
 | Observation Values | see Observations                                              |
+| State Shape        | ``(10 N,)``, ``float32``: the N organizations' observations  |
 
 Organizations decide, round after round, whether and how hard to take part in federated LoRA
 fine-tuning of a causal language model.  Every ``step`` is one real federated round: the
@@ -23,9 +24,16 @@ adapter, whose hash is anchored on the public ledger.  Scenarios (``scenarios/*.
 ## Actions
 
 ``Discrete(1 + R)``: 0 sits the round out; k in 1..R trains at ``resource_levels[k-1]``
-(its local steps and data share) and pays its compute cost.  An agent missing from the action
-dict sits the round out (action 0).  An action outside the space, or an agent not in
-``env.agents``, raises :class:`InvalidActionError` before anything runs.
+(its local steps and data share) and pays its costs.  Budgets are hard
+(:mod:`fedenv.budgets`): a level whose costs would take the organization's spending past its
+``budget`` is masked.  The mask (``int8``, 1 = allowed, action 0 always) is in every info
+(``infos[agent]["action_mask"]``, after ``reset`` too) and, with ``mask_observations=True``, in
+the observation (``{"observation": Box, "action_mask": Box}``, PettingZoo's classic convention).
+An agent missing from the action dict sits the round out.  By default a masked level plays the
+highest affordable level below it (0 if none; the info's ``resource`` is the level played) and
+an action for an agent that is done is ignored (as PettingZoo's ``aec_to_parallel`` does); with
+``strict=True`` both raise :class:`InvalidActionError`.  An action outside the space, or for an
+agent the env does not have, always raises before anything runs (:mod:`fedenv.actions`).
 
 ## Observations
 
@@ -33,6 +41,8 @@ A ``Box`` of ``len(OBS_FIELDS)`` floats, the same space for every agent.  Scores
 benchmark) are divided by 10; money is divided by the scenario's reward pool (by 1 if it is 0).
 ``env.observation_fields`` names the fields in order (:data:`OBS_FIELDS`), so a learner can be
 told which to observe by name (``q_learning``'s ``state``).
+``env.state()`` concatenates the observations of ``possible_agents`` in order (zeros for those
+that are done), for centralised critics; ``env.state_space`` is its ``Box``.
 
 | field                | meaning                                              | range    |
 | -------------------- | ---------------------------------------------------- | -------- |
@@ -73,15 +83,34 @@ and record why they reject or down-weight one (:mod:`fedenv.scoring.defence`, do
 
 ``reset(seed)`` restores the base global adapter and every organization's budget; the seed
 drives local training and sampling (the scenario's own ``seed`` fixes data, base model and
-identities).  An organization whose budget is spent is terminated; after ``max_rounds``
-rounds the others are truncated.  ``infos[agent]`` carries the keys of :data:`INFO_KEYS`
+identities) and seeds ``env.np_random``.  Ends, as Gymnasium defines them: an organization that
+can afford no level any more is *terminated* (a terminal state: sitting out forever is worth
+0); the round ``max_rounds`` (alias ``max_cycles``) *truncates* every organization still live in
+it, those terminated in that same round included (both flags true, as Gymnasium's ``TimeLimit``
+does; ``terminated`` decides bootstrapping).  So the last round ends every agent at once and
+``all(truncations.values())`` holds on it.  ``infos[agent]`` carries the keys of
+:data:`INFO_KEYS` and ``action_mask``
 (``round`` is the 0-based index of the round just played, ``tx_ids`` the org's public
 update-hash and private-collection transactions, ``public_height`` the public ledger's height
 after the round's block).  ``env.round_log`` keeps this episode's rounds as typed records
 (:class:`fedenv.records.RoundOutcome`, one :class:`~fedenv.records.OrgOutcome` per live
-organization): the infos are ``round_log[-1].info(agent)``, and the records add what infos leave
-out (the global digest, the scoring and anchor transactions, wall-clock timings).  Pickling an env copies its configuration: the copy builds its own engine,
-opens the same run folder (a new temporary one if none was given) and must be reset.
+organization): the infos are ``round_log[-1].info(agent)`` (plus the mask), and the records add
+what infos leave out (the global digest, the scoring and anchor transactions, wall-clock timings).
+
+Copies (``pickle``, ``copy.deepcopy``) carry the live episode: the copy continues exactly as the
+original would (same observations, rewards, infos, ledger heights and transaction ids) and the
+original is untouched.  A copy never opens its original's run folder: it gets a folder of its
+own holding a copy of the original's files (:mod:`fedenv.folder_copies`): a new temporary one,
+or ``<run_dir>.copy-<n>`` beside a named one.  After ``close()``, ``reset``, ``step``,
+``state``, ``render`` and copies raise :class:`EnvClosedError`.
+
+## The run folder
+
+``run_dir`` (:mod:`fedenv.run_folder`) has one writer: the env holds its lock until ``close()``,
+and a second env on it, in this process or another, gets
+:class:`~fedenv.errors.FolderBusyError` naming the holder.  A write that fails for want of space
+raises :class:`~fedenv.errors.StorageError` (what, where, how much space is left); the folder
+holds every round committed before it: close the env, free space and open the folder again.
 """
 
 from __future__ import annotations
@@ -96,9 +125,13 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
+from fedenv.actions import InvalidActionError, resolve_actions
+from fedenv.budgets import Budgets
+from fedenv.disk import storage_errors
 from fedenv.errors import ConfigError, FedenvError
 from fedenv.records import INFO_KEYS, RoundOutcome
 from fedenv.render import round_table
@@ -107,6 +140,7 @@ from fedenv.scenario import Scenario, load_scenario
 __all__ = [
     "INFO_KEYS",
     "OBS_FIELDS",
+    "EnvClosedError",
     "FedOrgParallelEnv",
     "InvalidActionError",
     "env",
@@ -130,15 +164,15 @@ _OBSERVATIONS = (  # field, low, high: see the Observations table above
 OBS_FIELDS = tuple(name for name, _, _ in _OBSERVATIONS)
 _OBS_LOW = np.array([low for _, low, _ in _OBSERVATIONS], dtype=np.float32)
 _OBS_HIGH = np.array([high for _, _, high in _OBSERVATIONS], dtype=np.float32)
+ACTION_MASK = "action_mask"  # the infos' (and Dict observations') key, as in PettingZoo classic
 
 
-class InvalidActionError(FedenvError, ValueError):
-    """An action outside the action space, or for an agent that is not in ``env.agents``."""
+class EnvClosedError(FedenvError, RuntimeError):
+    """``reset``, ``step``, ``state``, ``render`` or a copy of an env after ``close()``."""
 
 
 @dataclass
 class _OrgState:
-    spent: float = 0.0
     reward: float = 0.0
     contribution: float = 0.0
     payout: float = 0.0
@@ -154,6 +188,7 @@ class FedOrgParallelEnv(ParallelEnv):
         "name": "fedorg_v0",
         "render_modes": ["ansi", "human"],
         "is_parallelizable": True,
+        "render_fps": 1,
     }
 
     def __init__(
@@ -163,6 +198,10 @@ class FedOrgParallelEnv(ParallelEnv):
         run_dir: str | Path | None = None,
         render_mode: str | None = None,
         store_adapters: bool = True,
+        strict: bool = False,
+        mask_observations: bool = False,
+        keep_adapter_episodes: int = 0,
+        _files: Mapping[str, bytes] | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(
@@ -171,22 +210,42 @@ class FedOrgParallelEnv(ParallelEnv):
             )
         self.scenario = scenario
         self.render_mode = render_mode
+        self.strict = bool(strict)
+        self.mask_observations = bool(mask_observations)
         self._init_args = {
             "run_dir": run_dir,
             "render_mode": render_mode,
             "store_adapters": store_adapters,
+            "strict": self.strict,
+            "mask_observations": self.mask_observations,
+            "keep_adapter_episodes": keep_adapter_episodes,
         }
         self.possible_agents = list(scenario.org_names)
         self.observation_fields = OBS_FIELDS  # names of the observation's fields, in order
         self._orgs = {o.name: o for o in scenario.organizations}
         self.agents: list[str] = []
         self._action_space = spaces.Discrete(1 + scenario.num_levels)
-        self._observation_space = spaces.Box(_OBS_LOW, _OBS_HIGH, dtype=np.float32)
+        box = spaces.Box(_OBS_LOW, _OBS_HIGH, dtype=np.float32)
+        mask_box = spaces.Box(0, 1, (self._action_space.n,), dtype=np.int8)
+        self._observation_space = (
+            spaces.Dict({"observation": box, ACTION_MASK: mask_box})
+            if self.mask_observations
+            else box
+        )
+        n = len(self.possible_agents)
+        self.state_space = spaces.Box(np.tile(_OBS_LOW, n), np.tile(_OBS_HIGH, n), dtype=np.float32)
         self._money_scale = scenario.incentives.reward_pool or 1.0
         from fedenv.round import RoundPlayer  # torch, transformers, the ledgers: load on use
         from fedenv.run_folder import RunFolder
 
-        self.run = RunFolder(run_dir, scenario, store_adapters=store_adapters)
+        with storage_errors("the env folder", run_dir or "a temporary folder"):
+            self.run = RunFolder(
+                run_dir,
+                scenario,
+                store_adapters=store_adapters,
+                keep_adapter_episodes=keep_adapter_episodes,
+                files=_files,
+            )
         try:
             self._player = RoundPlayer(scenario, self.run)
         except BaseException:
@@ -196,14 +255,21 @@ class FedOrgParallelEnv(ParallelEnv):
             a: [m for m in self.run.ledgers.layout.updates_channel(a).members if m != a]
             for a in self.possible_agents
         }
+        self._budgets = Budgets(
+            {o.name: o.budget for o in scenario.organizations},
+            scenario.num_levels,
+            lambda org, level: self._player.level_costs(org, level).total,
+        )
         self._seed = scenario.seed
         self._resets_since_seed = 0
         self._round = 0
         self._state: dict[str, _OrgState] = {}
+        self._participated: set[str] = set()
         self.round_log: list[RoundOutcome] = []
+        self._np_random, self._np_random_seed = seeding.np_random(scenario.seed)
 
     # --- spaces -----------------------------------------------------------------------------
-    def observation_space(self, agent: str) -> spaces.Box:
+    def observation_space(self, agent: str) -> spaces.Box | spaces.Dict:
         self._check_known(agent)
         return self._observation_space
 
@@ -211,36 +277,70 @@ class FedOrgParallelEnv(ParallelEnv):
         self._check_known(agent)
         return self._action_space
 
+    @property
+    def np_random(self) -> np.random.Generator:
+        """A generator seeded by ``reset(seed)`` (before any: by the scenario's seed), for
+        wrappers and users; the env's own randomness derives from the seed by name."""
+        return self._np_random
+
+    @property
+    def np_random_seed(self) -> int:
+        return self._np_random_seed
+
     # --- the PettingZoo API -----------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None):
+        self._check_open()
         if seed is not None:
             self._seed, self._resets_since_seed = int(seed), 0
-        self._player.start_episode(self._seed, self._resets_since_seed)
+            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
+        with storage_errors("the env folder", self.run.path):
+            self._player.start_episode(self._seed, self._resets_since_seed)
         self._resets_since_seed += 1
         self.agents = list(self.possible_agents)
         self._round = 0
+        self._budgets.reset()
         self._state = {a: _OrgState() for a in self.agents}
-        self._participated: set[str] = set()
+        self._participated = set()
         self.round_log = []
-        return {a: self._observe(a) for a in self.agents}, {a: {} for a in self.agents}
+        return (
+            {a: self._observe(a) for a in self.agents},
+            {a: {ACTION_MASK: self._budgets.mask(a)} for a in self.agents},
+        )
 
     def step(self, actions: Mapping[str, Any]):
-        levels = self._validate(actions)
+        self._check_open()
+        if not self.agents and self.round_log:
+            raise InvalidActionError(
+                "the episode is over (every agent is done): call reset() to start the next one. "
+                "A wrapper that steps on past the last round cannot drive fedenv: SuperSuit "
+                "3.11.0's black_death_v3 ends an episode only when every agent is both "
+                "terminated and truncated; see docs/integrations.md for the SB3 path"
+            )
+        levels = resolve_actions(
+            actions,
+            live=self.agents,
+            possible=self.possible_agents,
+            space=self._action_space,
+            budgets=self._budgets,
+            strict=self.strict,
+        )
         start = time.perf_counter()
-        outcome = self._player.play(self._round, levels)
+        with storage_errors("the env folder", self.run.path):
+            outcome = self._player.play(self._round, levels)
         self._round += 1
+        last_round = self._round >= self.scenario.max_rounds
         rewards, terminations, truncations, infos = {}, {}, {}, {}
         for org in self.agents:
             row, state = outcome.orgs[org], self._state[org]
-            state.spent += row.costs.total
+            self._budgets.spend(org, row.costs.total)
             state.reward, state.contribution = row.reward, row.contribution
             state.payout, state.level = row.payout, row.level
             state.submitted += row.participated
             state.accepted += row.accepted
             rewards[org] = row.reward
-            terminations[org] = state.spent >= self._orgs[org].budget
-            truncations[org] = not terminations[org] and self._round >= self.scenario.max_rounds
-            infos[org] = outcome.info(org)
+            terminations[org] = self._budgets.out(org)
+            truncations[org] = last_round
+            infos[org] = {**outcome.info(org), ACTION_MASK: self._budgets.mask(org)}
         self._participated = {o for o, k in levels.items() if k}
         observations = {a: self._observe(a) for a in self.agents}
         self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
@@ -252,15 +352,22 @@ class FedOrgParallelEnv(ParallelEnv):
             self.render()
         return observations, rewards, terminations, truncations, infos
 
-    def render(self) -> str | None:
-        if self.render_mode is None:
+    def render(self, mode: str | None = None) -> str | None:
+        """The last round as a table (``ansi``: returned; ``human``: printed).  ``mode``: the
+        old-style argument some wrappers still pass (RLlib's ``ParallelPettingZooEnv``); None
+        means the env's ``render_mode``."""
+        self._check_open()
+        mode = mode or self.render_mode
+        if mode is None:
             gymnasium.logger.warn(
                 "render() called without a render_mode; pass render_mode="
                 "'ansi' or 'human' to fedenv.parallel_env"
             )
             return None
+        if mode not in self.metadata["render_modes"]:
+            raise ConfigError("render_mode", f"must be one of {self.metadata['render_modes']}")
         table = round_table(self.round_log[-1] if self.round_log else None)
-        if self.render_mode == "human":
+        if mode == "human":
             print(table, end="")
             return None
         return table
@@ -271,58 +378,76 @@ class FedOrgParallelEnv(ParallelEnv):
             self.run = None
 
     def state(self) -> np.ndarray:
-        """Every possible agent's observation, stacked (zeros for agents that are done)."""
-        return np.stack(
+        """``possible_agents``' observations, concatenated (zeros for one that is done)."""
+        self._check_open()
+        return np.concatenate(
             [
-                self._observe(a) if a in self.agents else np.zeros(len(OBS_FIELDS), np.float32)
+                self._box(a) if a in self.agents else np.zeros(len(OBS_FIELDS), np.float32)
                 for a in self.possible_agents
             ]
         )
 
-    # --- pickling: the configuration travels, not the open files ----------------------------
+    # --- copies (pickle, copy.deepcopy): the live state travels, with the folder's files ---
     def __getstate__(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, **self._init_args}
+        self._check_open()
+        from fedenv.folder_copies import folder_files
+
+        episode = None
+        if self._state:  # reset at least once: the episode goes on in the copy
+            names = ("agents", "_round", "_state", "_participated", "round_log")
+            episode = {name: getattr(self, name) for name in names}
+            episode["budgets"] = dict(self._budgets.spent)
+            episode["player"] = self._player.episode_state()
+        named = self._init_args["run_dir"]
+        return {
+            "scenario": self.scenario,
+            "options": {**self._init_args, "run_dir": None if named is None else str(named)},
+            "files": folder_files(self.run.path),
+            "episode": episode,
+            "np_random": (self._np_random.bit_generator.state, self._np_random_seed),
+            "seed": (self._seed, self._resets_since_seed),
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state.pop("scenario"), **state)
+        from fedenv.folder_copies import copy_destination
+
+        options = dict(state["options"])
+        if options["run_dir"] is not None:  # never the original's folder: a new sibling
+            options["run_dir"] = copy_destination(options["run_dir"])
+        self.__init__(state["scenario"], **options, _files=state["files"])
+        bit_state, self._np_random_seed = state["np_random"]
+        self._np_random.bit_generator.state = bit_state
+        self._seed, self._resets_since_seed = state["seed"]
+        episode = state["episode"]
+        if episode is not None:
+            self._budgets.spent = episode.pop("budgets")
+            self._player.restore_episode_state(episode.pop("player"))
+            vars(self).update(episode)
 
     # --- helpers ----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if getattr(self, "run", None) is None:
+            raise EnvClosedError(
+                f"this {self.metadata['name']} env is closed; build a new one "
+                "(fedenv.parallel_env) to go on"
+            )
+
     def _check_known(self, agent: str) -> None:
         if agent not in self.possible_agents:
             raise InvalidActionError(f"unknown agent {agent!r} (agents: {self.possible_agents})")
 
-    def _validate(self, actions: Mapping[str, Any]) -> dict[str, int]:
-        if not self.agents:
-            raise InvalidActionError("no live agents: call reset() before step()")
-        if not isinstance(actions, Mapping):
-            raise InvalidActionError(
-                f"actions must be a dict agent -> action, got {type(actions).__name__}"
-            )
-        for agent, action in actions.items():
-            if agent not in self.agents:
-                why = (
-                    "is done (terminated or truncated)"
-                    if agent in self.possible_agents
-                    else "is not an agent of this env"
-                )
-                raise InvalidActionError(
-                    f"action for {agent!r}, which {why}; live agents: {self.agents}"
-                )
-            if isinstance(action, (bool, np.bool_)) or not self._action_space.contains(action):
-                raise InvalidActionError(
-                    f"action {action!r} of {agent!r} is not in "
-                    f"{self._action_space} (0 = sit out, 1..{self._action_space.n - 1} "
-                    f"= resource level)"
-                )
-        return {agent: int(actions.get(agent, 0)) for agent in self.agents}
+    def _observe(self, agent: str) -> np.ndarray | dict[str, np.ndarray]:
+        if self.mask_observations:
+            return {"observation": self._box(agent), ACTION_MASK: self._budgets.mask(agent)}
+        return self._box(agent)
 
-    def _observe(self, agent: str) -> np.ndarray:
+    def _box(self, agent: str) -> np.ndarray:
         state, org = self._state[agent], self._orgs[agent]
         scores = self._player.global_result
         others = [a for a in self.possible_agents if a != agent]
         values = (
             self._round / self.scenario.max_rounds,
-            max(0.0, org.budget - state.spent) / org.budget,
+            self._budgets.left(agent) / org.budget,
             state.reward / self._money_scale,
             state.contribution / 10.0,
             state.payout / self._money_scale,
@@ -347,20 +472,39 @@ def parallel_env(
     run_dir: str | Path | None = None,
     render_mode: str | None = None,
     store_adapters: bool = True,
+    strict: bool = False,
+    mask_observations: bool = False,
+    max_cycles: int | None = None,
+    keep_adapter_episodes: int = 0,
     **overrides: Any,
 ) -> FedOrgParallelEnv:
     """The ParallelEnv of ``scenario`` (a bundled name, a TOML file or a :class:`Scenario`).
 
     ``overrides`` are validated like the scenario file's keys (``seed``, ``max_rounds``,
     ``device``, ``contribution``, ``mechanism``, ``aggregator``, ``reward_pool``, ``preset``,
-    or dotted paths such as ``lora.r``).  ``run_dir``: the run folder (default: a temporary
-    one, removed on close).  ``store_adapters=False`` keeps only hashes, no adapter files."""
+    or dotted paths such as ``lora.r``); ``max_cycles`` is PettingZoo's name for ``max_rounds``.
+    ``run_dir``: the run folder (default: a temporary one, removed on close; see
+    :mod:`fedenv.run_folder`).  ``store_adapters=False`` keeps only hashes, no adapter files;
+    ``keep_adapter_episodes=K`` keeps the adapters of the last K episodes (0: all).
+    ``strict``: actions for done agents and masked levels are errors (see Actions).
+    ``mask_observations``: Dict observations ``{"observation", "action_mask"}`` (PettingZoo's
+    classic convention)."""
+    if max_cycles is not None:
+        if "max_rounds" in overrides:
+            raise ConfigError("max_cycles", "is PettingZoo's name for max_rounds: give one")
+        overrides["max_rounds"] = max_cycles
     if isinstance(scenario, Scenario):
         scenario = scenario.with_overrides(**overrides) if overrides else scenario
     else:
         scenario = load_scenario(scenario, **overrides)
     return FedOrgParallelEnv(
-        scenario, run_dir=run_dir, render_mode=render_mode, store_adapters=store_adapters
+        scenario,
+        run_dir=run_dir,
+        render_mode=render_mode,
+        store_adapters=store_adapters,
+        strict=strict,
+        mask_observations=mask_observations,
+        keep_adapter_episodes=keep_adapter_episodes,
     )
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -107,6 +108,27 @@ class RoundPlayer:
         self._measures: dict[str, float] = {}  # of the current global model
         self.global_result: BenchmarkResult | None = None
 
+    _REBUILT = (
+        "scenario", "run", "ledgers", "engine", "mechanism", "orgs", "defence", "measures"
+    )
+    """What a player builds from its scenario and run folder: not part of :meth:`episode_state`."""
+
+    def episode_state(self) -> dict[str, Any]:
+        """Everything a copy of the player needs to continue the episode (picklable): its own
+        fields (episode, seeds, benchmark results, ...) and the engine's global state."""
+        state = {k: v for k, v in vars(self).items() if k not in self._REBUILT}
+        state["engine"] = (self.engine.global_state(), self.engine.round)
+        state["defence"] = self.defence.episode_state()
+        return state
+
+    def restore_episode_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from another player's :meth:`episode_state` (same scenario, copied ledgers)."""
+        state = dict(state)
+        global_state, round_index = state.pop("engine")
+        self.engine.restore_global_state(global_state, round_index)
+        self.defence.restore_episode_state(state.pop("defence"))
+        vars(self).update(state)
+
     def start_episode(self, seed: int, index: int) -> None:
         """Back to the base global state; anchor it; seed the episode's randomness."""
         self.engine.reset()
@@ -119,6 +141,7 @@ class RoundPlayer:
         self.episode_seed = derive_seed(seed, "episode", index)
         artifact = self.run.save_adapter(None, None, "base", self.engine.global_state_bytes())
         self.episode, _ = self.ledgers.start_episode(self.engine.global_digest, artifact)
+        self.run.prune_adapters(self.episode)
 
     def play(self, index: int, levels: Mapping[str, int]) -> RoundOutcome:
         """Round ``index`` of the episode; ``levels[org]`` is the org's action (0 = sit out).
@@ -311,6 +334,23 @@ class RoundPlayer:
             weight=decision.weight,
             reasons=tuple(decision.reasons),
             reputation=reputation,
+        )
+
+    def level_costs(self, org: str, level: int) -> RoundCosts:
+        """The most a round at ``level`` can cost ``org`` (nothing at 0), known before the round:
+        compute and communication exactly, ledger fees at their bound
+        (:meth:`fedenv.ledgers.Ledgers.fee_bound`; the round charges the fees actually paid,
+        which depend on who else takes part). The env's hard budgets (:mod:`fedenv.budgets`)
+        check actions against this, so no round takes an organization past its budget."""
+        if not level:
+            return RoundCosts()
+        spec = self.orgs[org]
+        return round_costs(
+            spec.unit_cost,
+            self.scenario.level(level).compute,
+            self.scenario.costs,
+            trains=ATTACKS[spec.behaviour].trains,
+            ledger_fees=self.ledgers.fee_bound(org),
         )
 
     def _updates(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,3 +30,16 @@ def test_base(test_cache_dir):
     return load_base(
         "test", device="cpu", dtype="float32", cache_dir=test_cache_dir, progress=False
     )
+
+
+@pytest.fixture(scope="module")
+def shared_cache(test_cache_dir, test_base) -> Iterator[None]:
+    """Build envs on the session's "test" base model instead of building it again: points
+    ``FEDENV_CACHE`` at the session's cache for the module (``usefixtures("shared_cache")``)."""
+    old = os.environ.get("FEDENV_CACHE")
+    os.environ["FEDENV_CACHE"] = str(test_cache_dir)
+    yield
+    if old is None:
+        os.environ.pop("FEDENV_CACHE")
+    else:
+        os.environ["FEDENV_CACHE"] = old

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from fedenv.data import Dialogue, Message, generate_org_dialogues
-from fedenv.data.encoding import IGNORE_INDEX, collate, encode_dialogue
+from fedenv.data.encoding import (
+    IGNORE_INDEX,
+    MAX_CHARS_PER_TOKEN,
+    clip_messages,
+    collate,
+    encode_dialogue,
+)
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -119,3 +125,30 @@ def test_collate_pads_right_and_masks_padding():
         collate([([1, 2], [1])], pad_id=0)
     with pytest.raises(ValueError, match="at least one"):
         collate([], pad_id=0)
+
+
+def test_a_dialogue_within_the_budget_is_encoded_exactly_as_before(test_base):
+    _, tokenizer = test_base
+    for dialogue in [DIALOGUE, *generate_org_dialogues("clinic", 8, seed=2)]:
+        full = encode_dialogue(tokenizer, dialogue, None)
+        for max_len in (8, 32, 4096):
+            assert encode_dialogue(tokenizer, dialogue, max_len) == tuple(
+                part[:max_len] for part in full
+            )
+
+
+def test_a_huge_dialogue_costs_what_max_len_tokens_cost(test_base):
+    """A 50 MB assistant turn and 100,000 messages: cut before rendering and tokenizing, so the
+    first max_len tokens come out at once (the whole dialogue would take minutes and gigabytes)."""
+    import time
+
+    _, tokenizer = test_base
+    huge = Dialogue((Message("user", "Tell me all."), Message("assistant", "fee " * 12_500_000)))
+    many = Dialogue(tuple(Message(r, "ok") for _ in range(50_000) for r in ("user", "assistant")))
+    for dialogue in (huge, many):
+        start = time.perf_counter()
+        ids, labels = encode_dialogue(tokenizer, dialogue, 64)
+        assert len(ids) == len(labels) == 64 and time.perf_counter() - start < 5
+    cut = clip_messages(huge.messages, 64)
+    assert len(cut) == 2 and len(cut[0].content) + len(cut[1].content) == MAX_CHARS_PER_TOKEN * 64
+    assert clip_messages(DIALOGUE.messages, 64) is DIALOGUE.messages

@@ -1,10 +1,9 @@
-"""The PettingZoo env on the "tiny" scenario: the API tests, seeding, pickling, bad actions, and
-a short episode with real training whose run folder verifies offline."""
+"""The env on the "tiny" scenario: spaces, bad actions, rewards and costs, and a short episode
+with real training whose run folder verifies offline.  PettingZoo's own tests, the ends of an
+episode, masks, budgets and copies: tests/test_fedorg.py."""
 
 from __future__ import annotations
 
-import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -12,32 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gymnasium import spaces
-from gymnasium.utils.env_checker import data_equivalence
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import fedenv
 from chains import verify_path
-from fedenv.engine.build import shared_base
 from fedenv.errors import ConfigError
 from fedenv.fedorg import INFO_KEYS, OBS_FIELDS, InvalidActionError
 from fedenv.records import RoundOutcome
 from fedenv.render import round_table
 
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_cache(test_cache_dir, test_base):
-    """Build envs on the session's "test" base model (conftest) instead of building it again."""
-    old = os.environ.get("FEDENV_CACHE")
-    os.environ["FEDENV_CACHE"] = str(test_cache_dir)
-    yield
-    if old is None:
-        os.environ.pop("FEDENV_CACHE")
-    else:
-        os.environ["FEDENV_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("shared_cache")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(shared_cache, tmp_path_factory):
     env = fedenv.parallel_env("tiny", run_dir=tmp_path_factory.mktemp("run"), render_mode="ansi")
     yield env
     env.close()
@@ -52,6 +38,7 @@ def test_metadata_spaces_and_docs(env):
         "name": "fedorg_v0",
         "render_modes": ["ansi", "human"],
         "is_parallelizable": True,
+        "render_fps": 1,
     }
     assert env.possible_agents == ["northbank", "citycare", "skyway"]
     obs_spaces = {id(env.observation_space(a)) for a in env.possible_agents}
@@ -72,25 +59,6 @@ def test_import_fedenv_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_parallel_api(env):
-    parallel_api_test(env, num_cycles=10)
-
-
-@pytest.mark.filterwarnings("ignore:We recommend agents to be named")  # named by organization
-def test_aec_api():
-    aec = fedenv.env("tiny")
-    try:
-        api_test(aec, num_cycles=10)
-    finally:
-        aec.close()
-
-
-def test_same_seed_same_episode():
-    loads = shared_base.cache_info().misses
-    parallel_seed_test(lambda: fedenv.parallel_env("tiny"))
-    assert shared_base.cache_info().misses == loads  # both envs shared the loaded base model
-
-
 def test_a_run_folder_can_be_reopened(tmp_path):
     for expected_episode in (0, 1):
         env = fedenv.parallel_env("tiny", run_dir=tmp_path)
@@ -108,20 +76,6 @@ def test_a_run_folder_can_be_reopened(tmp_path):
     )
     with pytest.raises(ConfigError, match="run_dir: holds a run of a different scenario"):
         fedenv.parallel_env("tiny", run_dir=tmp_path, seed=1)
-
-
-def test_a_pickled_env_replays_the_same_round():
-    original = fedenv.parallel_env("tiny")
-    copy = pickle.loads(pickle.dumps(original))
-    try:
-        assert copy.scenario == original.scenario and copy.run.path != original.run.path
-        results = [
-            e.reset(seed=5) + e.step({"northbank": 1, "skyway": 2}) for e in (original, copy)
-        ]
-        assert data_equivalence(results[0], results[1])
-    finally:
-        original.close()
-        copy.close()
 
 
 @pytest.mark.parametrize(
@@ -150,12 +104,16 @@ def test_done_agents_and_missing_agents(env):
     assert [infos[a]["participated"] for a in env.possible_agents] == [False, True, False]
     while "citycare" in env.agents:  # citycare's budget runs out at level 2
         env.step({"citycare": 2})
-    with pytest.raises(InvalidActionError, match="'citycare', which is done"):
-        env.step({"citycare": 1})
+    _, _, _, _, infos = env.step({"citycare": 1, "skyway": 1})  # a done agent's action: ignored
+    assert "citycare" not in infos and infos["skyway"]["resource"] == 1
     while env.agents:
         env.step({})
-    with pytest.raises(InvalidActionError, match=r"call reset\(\) before step\(\)"):
+    with pytest.raises(InvalidActionError, match=r"the episode is over .*call reset\(\)"):
         env.step({})
+    fresh = fedenv.parallel_env("tiny")
+    with pytest.raises(InvalidActionError, match=r"no live agents: call reset\(\) before step"):
+        fresh.step({})
+    fresh.close()
 
 
 def test_attackers_are_screened_and_free_riders_pay_no_compute():
@@ -193,7 +151,9 @@ def test_short_episode_trains_scores_pays_and_verifies(env, capsys):
         terminated |= {a for a, t in terms.items() if t}
         record = env.round_log[-1]  # the typed record the infos are made from, at the env's edge
         assert isinstance(record, RoundOutcome) and list(record.orgs) == list(infos)
+        masks = {a: info.pop("action_mask") for a, info in infos.items()}  # the env's, at its edge
         assert infos == {a: record.info(a) for a in infos}
+        assert all(mask.dtype == np.int8 and mask[0] == 1 for mask in masks.values())
         assert tables[-1] == round_table(record)
         assert {"train", "scoring", "ledgers", "aggregate", "step"} <= set(record.timings)
         for a, info in infos.items():
@@ -236,7 +196,7 @@ def test_reset_restores_the_base_model_and_budgets(env):
     again, infos = env.reset(seed=2)
     assert env._player.engine.global_digest == digest[1] and env.round_log == []
     assert all(np.array_equal(first[a], again[a]) for a in env.agents)
-    assert infos == {a: {} for a in env.agents}
+    assert all(set(info) == {"action_mask"} for info in infos.values())
 
 
 def test_the_shapley_mechanism_pays_on_shapley_values_whatever_decides_acceptance():

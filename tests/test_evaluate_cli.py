@@ -80,7 +80,8 @@ def test_help_lists_every_option_with_its_help(capsys):
         (["--sweep", "reward_pool=5,10", "--override", "incentives.reward_pool=3"],
          "argument --sweep: 'incentives.reward_pool' is both swept and set by --override"),
         (["--reference", "bribes"], "argument --reference: 'bribes' is not among"),
-        (["--mechanisms", "loo,none"], "argument --reference: 'equal' is not among"),
+        (["--mechanisms", "loo,none", "--reference", "equal"],
+         "argument --reference: 'equal' is not among"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(tmp_path, capsys, argv, message):
@@ -225,3 +226,95 @@ def test_an_attack_scenario_prints_the_attack_metrics(tmp_path, capsys):
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[:2] == ["false_facts_tiny", "shapley"] and len(cells) == len(header.split("|")) - 2
     assert cells[4] == "n/a" and cells[5] != "n/a"  # no backdoor; false facts measured
+
+
+def test_ray_tasks_give_the_process_pools_results(tmp_path, capsys):
+    """--backend ray (a local Ray, 2 CPUs) writes the process pool's results.csv, timing
+    aside, and ships every run's ledgers back into <out>/envs, where they verify."""
+    pytest.importorskip("ray", reason="needs the optional 'ray' extra")
+    from chains import verify_path
+
+    common = [*TINY, "--mechanisms", "shapley", "--seeds", "0,1", "--workers", "2"]
+    common += ["--policy", "random", "--override", "max_rounds=2"]
+    tables = {}
+    for backend in ("process", "ray"):
+        out = tmp_path / backend
+        code, _, err = _main(capsys, *common, "--backend", backend, "--out", str(out))
+        assert code == 0, err
+        with (out / "results.csv").open() as file:
+            rows = list(csv.DictReader(file))
+        tables[backend] = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+        folder = out / "envs" / "tiny" / "shapley" / "seed-1"
+        assert (folder / "public.db").is_file() and list(folder.glob("adapters/e*/r0000/*"))
+        assert all(report.ok for report in verify_path(folder))
+    assert len(tables["ray"]) == 2 and tables["ray"] == tables["process"]
+
+
+def test_an_address_needs_the_ray_backend(tmp_path, capsys):
+    code, _, err = _main(capsys, *TINY, "--address", "auto", "--out", str(tmp_path / "x"))
+    assert code == 2 and "--address" in err and "is the Ray cluster of --backend ray" in err
+
+
+def _tiny_file(tmp_path, **changes: str) -> str:
+    """scenarios/tiny.toml with some lines replaced (``key = value``) or appended."""
+    text = (fedenv.scenario.load.SCENARIO_DIR / "tiny.toml").read_text()
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_broken_data_file_leaves_no_output_folder(tmp_path, capsys):
+    data = tmp_path / "bank.jsonl"
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                    {"role": "assistant", "content": "hello"}]})
+    data.write_text(good + "\n" + '{"messages": [{"role": "user"}]}\n')
+    scenario = _tiny_file(tmp_path, **{'domain = "bank"': 'domain = "bank"\ndata_path = "bank.jsonl"'})
+    out = tmp_path / "results" / "eval"
+    code, _, err = _main(capsys, "--scenario", scenario, "--no-progress", "--seeds", "0",
+                         "--mechanisms", "equal", "--override", "max_rounds=1", "--out", str(out))
+    assert code == 1 and f"{data}:2: messages[0] is missing content" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_a_device_that_is_not_here_is_blamed_on_the_option_that_chose_it(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here")
+    out = tmp_path / "eval"
+    code, _, err = _main(capsys, *TINY, "--device", "cuda", "--out", str(out))
+    assert code == 2 and "argument --device: 'cuda' requested but CUDA is not available" in err
+    code, _, err = _main(capsys, *TINY, "--override", "device=cuda:1", "--out", str(out))
+    assert code == 2 and "argument --override: device: 'cuda:1' requested" in err
+    scenario = _tiny_file(tmp_path, **{'device = "cpu"': 'device = "cuda"'})
+    code, _, err = _main(capsys, "--scenario", scenario, "--no-progress", "--out", str(out))
+    assert code == 2 and "argument --scenario: tiny: device: 'cuda' requested" in err
+    assert not out.exists()
+
+
+def test_the_output_folder_is_new_and_has_one_writer(tmp_path, capsys):
+    from fedenv.folder_lock import FolderLock
+
+    taken = tmp_path / "taken"
+    (taken / "notes.txt").parent.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    code, _, err = _main(capsys, *TINY, "--out", str(taken))
+    assert code == 2 and "argument --out: " in err and "is not empty" in err
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with FolderLock(busy, purpose="evaluate.py output folder"):  # another evaluate.py writes it
+        code, _, err = _main(capsys, *TINY, "--seeds", "0", "--mechanisms", "equal",
+                             "--override", "max_rounds=1", "--out", str(busy))
+    assert code == 1 and "is already open in this process" in err
+    assert busy.is_dir() and sorted(p.name for p in busy.iterdir()) == [".fedenv.lock"]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/absolute", "x" * 300, "a/b", ".."])
+def test_a_hostile_scenario_name_is_refused_before_anything_is_written(tmp_path, capsys, name):
+    scenario = _tiny_file(tmp_path, **{'name = "tiny"': f"name = {json.dumps(name)}"})
+    out = tmp_path / "eval"
+    code, _, err = _main(capsys, "--scenario", scenario, "--no-progress", "--out", str(out))
+    assert code == 2 and "argument --scenario: " in err and "name: must be 1-128 letters" in err
+    assert not out.exists() and not (tmp_path / "escaped").exists()

@@ -132,3 +132,47 @@ def test_kill_9_while_committing_leaves_whole_blocks(tmp_path: Path) -> None:
     net.close()
     for name in ("orderer", "peer0.Org1", "peer0.Org2"):
         assert verify_channel_file(tmp_path / "ch" / f"{name}.db").ok
+
+
+def test_a_file_whose_creation_fails_holds_no_half_schema(tmp_path):
+    """Schema and meta are one transaction: a failure part-way (here a bad statement; a full
+    disk alike) leaves an empty file that the next open creates properly."""
+    from chains.fabric.errors import LedgerStateError
+    from chains.fabric.store import KIND, SCHEMA, open_store
+
+    path = tmp_path / "peer.db"
+    meta = {"kind": KIND, "format": "2", "channel": "c", "peer": "p"}
+    with pytest.raises(LedgerStateError, match="unreadable"):
+        open_store(path, SCHEMA + "CREATE TABLE broken(;", meta)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    conn.close()
+    open_store(path, SCHEMA, meta).close()
+    open_store(path, SCHEMA, meta).close()  # and reopens as the ledger it is
+
+
+def test_a_full_disk_at_a_peer_leaves_the_block_with_the_orderer(tmp_path):
+    """A peer that cannot commit (SQLite's "database or disk is full") raises one
+    LedgerStorageError naming its file; the block waits with the orderer and reaches the peer
+    once it has room again."""
+    import errno
+
+    from chains.errors import LedgerStorageError
+
+    net = Network.create(["Org1", "Org2"], seed=3, path=tmp_path)
+    ch = net.create_channel("c", ["Org1", "Org2"], "OR('Org1.peer', 'Org2.peer')", nonce=b"n" * 8)
+    ch.install_chaincode("kv", {"put": lambda stub, k, v: stub.put_state(k, v)})
+    gw = Gateway(ch, net.client("Org1"))
+    full = ch.peers[1]
+    (pages,) = full.store.conn.execute("PRAGMA page_count").fetchone()
+    full.store.conn.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(LedgerStorageError) as failure:
+        for i in range(20):
+            gw.submit("kv", "put", f"k{i}", "v" * 3000)
+    assert failure.value.errno == errno.ENOSPC and failure.value.filename == full.store.path
+    assert full.height < ch.orderer.height
+    full.store.conn.execute("PRAGMA max_page_count = 1073741823")
+    ch.flush()  # delivered now
+    assert full.height == ch.orderer.height == ch.peers[0].height
+    net.close()
+    assert all(verify_channel_file(p).ok for p in (tmp_path / "c").glob("*.db"))

@@ -109,3 +109,36 @@ def test_a_file_without_dialogues_is_an_error(tmp_path):
 def test_a_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_a_50_mb_line_is_refused_at_once_without_reading_it(tmp_path):
+    """A valid JSONL line of 50 MB: refused in well under 5 s, reading at most the limit."""
+    import time
+    import tracemalloc
+
+    from fedenv.data.jsonl import MAX_LINE_BYTES
+
+    record = {"messages": [{"role": "user", "content": "hi"},
+                           {"role": "assistant", "content": "x" * (50 << 20)}]}
+    path = tmp_path / "huge.jsonl"
+    ok = json.dumps({"messages": record["messages"][:1] + [{"role": "assistant", "content": "y"}]})
+    path.write_text(ok + "\n" + json.dumps(record) + "\n")
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(DataFormatError, match=r"huge.jsonl:2: the line is longer than 1048576"):
+        load_jsonl(path)
+    seconds = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert seconds < 5 and peak < 4 * MAX_LINE_BYTES
+
+
+def test_line_limit_and_first_dialogues_only(tmp_path):
+    line = json.dumps({"messages": [{"role": "assistant", "content": "z" * 990}]})
+    path = tmp_path / "d.jsonl"
+    path.write_text((line + "\r\n") * 3 + "not json\n")
+    assert len(load_jsonl(path, max_line_bytes=len(line), max_dialogues=3)) == 3
+    with pytest.raises(DataFormatError, match="d.jsonl:1: the line is longer than 1000 bytes"):
+        load_jsonl(path, max_line_bytes=1000)
+    with pytest.raises(DataFormatError, match="d.jsonl:4: invalid JSON"):
+        load_jsonl(path)

@@ -21,7 +21,14 @@ SCRIPTS = ("train_agents", "evaluate")
 
 # fedenv's sub-packages, bottom to top: a module may import its own layer and the ones below.
 FEDENV_LAYERS = (
-    ("fedenv.errors", "fedenv.settings", "fedenv.device", "fedenv.seeding"),
+    (
+        "fedenv.errors",
+        "fedenv.settings",
+        "fedenv.device",
+        "fedenv.seeding",
+        "fedenv.disk",
+        "fedenv.folder_lock",
+    ),
     ("fedenv.data",),
     ("fedenv.engine",),
     ("fedenv.scoring",),
@@ -29,6 +36,9 @@ FEDENV_LAYERS = (
     (
         "fedenv.ledgers",
         "fedenv.run_folder",
+        "fedenv.folder_copies",
+        "fedenv.budgets",
+        "fedenv.actions",
         "fedenv.records",
         "fedenv.render",
         "fedenv.round",

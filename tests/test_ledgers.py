@@ -566,3 +566,82 @@ def test_a_tampered_ethereum_log_of_a_run_fails_naming_it(tmp_path, shared_cache
     conn.close()
     failed = [r for r in verify_path(tmp_path) if not r.ok]
     assert [(r.path, r.problems[0].reason) for r in failed] == [(str(log), "eth-index")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_a_rounds_fees_never_pass_the_bound_the_hard_budgets_plan_with(tmp_path, size):
+    """Whoever takes part, each participant pays at most :meth:`Ledgers.fee_bound` (its public
+    record, store, attest and its share of the records), so a level the budget mask allows never
+    takes an organization past its budget."""
+    ledgers = Ledgers.for_scenario(tmp_path, SUB)
+    ledgers.start_episode("cd" * 32)
+    for round, start in enumerate(range(len(SUB.org_names))):
+        ledgers.tick()
+        names = list(SUB.org_names)
+        participants = (names[start:] + names[:start])[:size]
+        rows = {}
+        for org in participants:
+            data = f"{org}-{round}".encode() * 50
+            digest = hashlib.sha256(data).hexdigest()
+            ledgers.post_update(org, 0, round, digest)
+            ledgers.store_private_update(org, 0, round, data, participants=participants)
+            rows[org] = {"digest": digest, "contribution": 0.0, "accepted": True, "payout": 0.0,
+                         "weight": int(1e6 / size) / 1e6, "reasons": []}
+        ledgers.record_scoring(0, round, rows, pool=1.0)
+        ledgers.record_benchmark(0, round, "ab" * 32, dict.fromkeys(SUB.org_names, 1.0),
+                                 participants)
+        for org in participants:
+            assert 0 < ledgers.round_fees[org] <= ledgers.fee_bound(org) + 1e-12, (org, round)
+        assert set(ledgers.round_fees) == set(participants)
+        ledgers.seal()
+
+
+def _stored_rounds(ledgers: Ledgers, org: str) -> set[str]:
+    peer = next(p for p in ledgers.channel.peers if p.msp_id == org)
+    return {
+        key
+        for key in (round_key(e, r) for e in range(4) for r in range(2))
+        if peer.private_record(CHAINCODE, collection_name(org), key) is not None
+    }
+
+
+def test_raw_updates_live_for_the_rest_of_their_episode(tmp_path):
+    """blockToLive defaults to 3 x max_rounds blocks: a raw update is there for its whole
+    episode (what unlearning purges), and gone from every file during the next one."""
+    ledgers = Ledgers(tmp_path, ORGS, seed=1, max_rounds=2)
+    updates = {}
+    for episode in range(3):
+        ledgers.start_episode("cd" * 32)
+        for index in range(2):
+            updates[(episode, index)] = play_round(ledgers, episode, index)
+            if index == 0:
+                assert round_key(episode, 0) in _stored_rounds(ledgers, "skyway")
+        assert _stored_rounds(ledgers, "skyway") <= {round_key(e, r) for e in (episode - 1, episode)
+                                                     for r in range(2)}
+        assert {round_key(episode, 0), round_key(episode, 1)} <= _stored_rounds(ledgers, "skyway")
+    ledgers.close()
+    content = (tmp_path / "fabric" / CHANNEL / "peer0.skyway.db").read_bytes()
+    assert updates[(0, 0)]["skyway"] not in content  # expired: scrubbed from the file
+    assert updates[(2, 1)]["skyway"] in content
+    assert all(r.ok for r in verify_path(tmp_path))
+
+
+def test_block_to_live_zero_keeps_updates(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1, max_rounds=1, ledger=LedgerSettings(block_to_live=0))
+    for episode in range(3):
+        ledgers.start_episode("cd" * 32)
+        play_round(ledgers, episode, 0)
+    assert _stored_rounds(ledgers, "northbank") == {round_key(e, 0) for e in range(3)}
+    ledgers.close()
+
+
+def test_pruning_is_a_sealed_signed_record(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1)
+    height = ledgers.public.height
+    ledgers.record_pruning(["adapters/e00001/", "adapters/e00000/"])
+    assert ledgers.public.height == height + 1
+    (_, tx), = ledgers.public.ledger.transactions("anchor")
+    assert tx.payload["event"] == "artifacts-pruned"
+    assert tx.payload["prefixes"] == ["adapters/e00000/", "adapters/e00001/"]
+    assert tx.sender == ledgers.network.orderer.id
+    ledgers.close()

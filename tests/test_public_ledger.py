@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -18,7 +19,13 @@ from chains.anchor import Anchor
 from chains.blocks import TreeHead
 from chains.canonical import canonical_json
 from chains.clock import LogicalClock
-from chains.errors import ConfigError, LedgerCorruptError, LedgerError, TransactionRejected
+from chains.errors import (
+    ConfigError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerStorageError,
+    TransactionRejected,
+)
 from chains.identity import OrgCA
 from chains.merkle import verify_consistency
 from chains.proofs import InclusionProof
@@ -316,6 +323,32 @@ def test_a_failed_commit_leaves_no_half_block(tmp_path, org):
     assert ledger.seal().height == 2  # the same pending block commits once the fault is gone
     ledger.close()
     assert verify_ledger_file(path).ok
+
+
+def test_a_full_disk_is_named_and_the_block_commits_once_space_is_back(tmp_path, org):
+    """SQLite's own "database or disk is full" (its page limit; tests/test_run_folder.py fills
+    a real filesystem): one LedgerStorageError (an OSError, ENOSPC, naming the file), not
+    SQLite's failed ROLLBACK; nothing of the block is stored; the file reopens and verifies."""
+    path = tmp_path / "p.db"
+    ledger = org.ledger(path)
+    fill(ledger, org, 1)
+    conn = ledger._conn  # the writer's own connection: cap the file at its present size
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    for i in range(40):
+        ledger.transact(org.clients[i % 3], "anchor", {"digest": digest(str(i)), "pad": "x" * 1500})
+    with pytest.raises(LedgerStorageError) as failure:
+        ledger.seal()
+    assert failure.value.errno == errno.ENOSPC and failure.value.filename == str(path)
+    assert "disk full" in str(failure.value) and isinstance(failure.value, OSError)
+    assert (ledger.height, ledger.pending) == (1, 40)
+    report = verify_ledger_file(path)  # read while the writer holds the file: whole blocks only
+    assert report.ok and report.blocks == 2, report.summary()
+    conn.execute("PRAGMA max_page_count = 1073741823")  # space is back
+    assert ledger.seal().height == 2
+    ledger.close()
+    with PublicLedger.open(path) as reopened:
+        assert (reopened.height, reopened.tree_size) == (2, 1 + 3 + 40)
 
 
 def test_a_killed_writer_never_leaves_a_half_block(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -277,3 +278,30 @@ def test_the_bundled_attack_scenarios_extend_the_default_one():
         attackers = [o for o in attacked.organizations if o.behaviour != "honest"]
         assert attackers and attackers[0].behaviour.startswith(path.stem.split("_")[0])
         assert attacked.org_names[: len(default.org_names)] == default.org_names
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/etc/passwd", "a/b", "..", ".hidden",
+                                  "x" * 129, "x" * 300, "tab\there", "nul\x00", ""])
+def test_hostile_names_are_refused_at_load(tmp_path, name):
+    """A scenario's name becomes a folder name (evaluate.py's envs/<name>/...)."""
+    path = write(tmp_path, f"name = {json.dumps(name)}\n" + GOOD)
+    with pytest.raises(ConfigError, match="name: must be 1-128 letters, digits"):
+        load_scenario(path)
+    with pytest.raises(ConfigError, match="name: must be 1-128"):
+        load_scenario("tiny").with_overrides(name=name)
+
+
+def test_a_50_mb_name_or_file_is_refused_at_once(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"x.toml: scenario: the file has \d+ bytes; a scenario"):
+        load_scenario(write(tmp_path, f'name = "{"n" * (50 << 20)}"\n' + GOOD))
+    with pytest.raises(ConfigError, match=r"name: must be 1-128 .* \(52428800 characters\)"):
+        scenario_from_dict({**load_scenario("tiny").to_dict(), "name": "n" * (50 << 20)})
+    assert time.perf_counter() - start < 5
+
+
+def test_a_default_name_from_an_odd_file_name_is_made_safe(tmp_path):
+    assert load_scenario(write(tmp_path, GOOD, "my scenario (v2).toml")).name == "my-scenario-v2"
+    assert load_scenario(write(tmp_path, GOOD, "run.2+b.toml")).name == "run.2+b"

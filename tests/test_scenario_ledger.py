@@ -85,7 +85,7 @@ def test_without_channels_the_one_consortium_channel_is_todays(tmp_path):
         "OR('bank.member', 'ins.member', 'clinic.member', 'air.member')"
     )
     assert plan.functions == ("record", "store") and plan.fee(1) == 0.01
-    assert (sc.ledger.public, sc.ledger.ethereum_url, sc.ledger.block_to_live) == ("sqlite", "", 0)
+    assert (sc.ledger.public, sc.ledger.ethereum_url, sc.ledger.block_to_live) == ("sqlite", "", None)
 
 
 def test_declared_channels_become_the_layout(tmp_path):

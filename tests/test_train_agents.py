@@ -160,3 +160,131 @@ def test_a_missing_fedenv_scenario_is_named(tmp_path, capsys):
     code, _, err = _main(capsys, "--scenario", "atlantis", "--runs-dir", str(tmp_path))
     assert code == 2 and "argument --scenario: 'atlantis': no such file" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _summary(out: str) -> str:
+    """The per-organization table a run prints at its end."""
+    return next(b.strip() for b in out.split("\n\n") if b.strip().startswith("organization"))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"config.json": b'{"format": "fedenv.env/1", "scenario": {}, "env": {}}'},
+     "is not a train_agents.py run folder of this version (config.json format 'fedenv.env/1'"),
+    ({"config.json": b"{not json"}, "config.json is not a run's config: Expecting"),
+    ({"config.json": b'{"format": "train_agents.run/0", "config": {}}'}, "format 'train_agents.run/0'"),
+    ({"config.json": b'{"scenario": "tiny", "algo": "random"}'}, "config.json format None"),
+    ({"notes.txt": b"mine"}, "is not a train_agents.py run folder (no config.json)"),
+])
+def test_resume_refuses_a_foreign_folder_and_leaves_it_byte_identical(tmp_path, capsys, files,
+                                                                      message):
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    before = _snapshot(folder)
+    code, _, err = _main(capsys, *SUPPORT, "--resume", str(folder))
+    assert code == 2 and "argument --resume: " in err and message in err, err
+    assert "Traceback" not in err and _snapshot(folder) == before
+
+
+def test_resume_of_a_runs_env_folder_points_to_the_run(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _main(capsys, *SUPPORT, "--scenario", "tiny", "--runs-dir", str(tmp_path),
+                 "--run-name", "r", "--episodes", "1")[0] == 0
+    (run / "env").mkdir()
+    (run / "env" / "config.json").write_text('{"format": "fedenv.env/1"}')
+    before = _snapshot(run)
+    code, _, err = _main(capsys, *SUPPORT, "--resume", str(run / "env"))
+    assert code == 2 and f"did you mean --resume {run}?" in err
+    assert _snapshot(run) == before
+
+
+def _train_command(tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    return [sys.executable, str(ROOT / "train_agents.py"), *args], env
+
+
+def test_two_writers_the_second_fails_cleanly_and_the_first_equals_a_solo_run(tmp_path, capsys):
+    args = [*SUPPORT, "--scenario", "slow", "--runs-dir", str(tmp_path), "--episodes", "25",
+            "--checkpoint-interval", "5", "--seed", "2"]
+    command, env = _train_command(tmp_path, *args, "--run-name", "shared")
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "shared" / ".fedenv.lock"
+    try:
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text() and (tmp_path / "shared" / "config.json")
+                   .exists()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = _main(capsys, *args, "--run-name", "shared")
+        resumed = _main(capsys, *SUPPORT, "--resume", str(tmp_path / "shared"))
+    finally:
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second[0] == 2 and "already holds a run" in second[2], second
+    assert resumed[0] == 1 and f"is in use by PID {first.pid} on host" in resumed[2], resumed
+    assert "train_agents.py --env support_envs:parallel_env" in resumed[2]
+    assert "Traceback" not in resumed[2]
+    assert len(list((tmp_path / "shared").glob("events.out.tfevents.*"))) == 1
+
+    code, solo, _ = _main(capsys, *args, "--run-name", "solo")
+    assert code == 0
+    assert _summary(out) == _summary(solo)  # the same totals, to the digit
+    assert _tensorboard_view(tmp_path / "shared") == _tensorboard_view(tmp_path / "solo")
+
+
+def test_a_full_disk_is_one_message_and_the_run_resumes_to_the_same_results(
+        tmp_path, capsys, monkeypatch):
+    """The second checkpoint cannot be written (ENOSPC): one message naming the file, the space
+    and how to resume; resumed once space is back, the run ends as one never interrupted."""
+    import errno
+
+    from agents import training
+
+    args = [*SUPPORT, "--scenario", "tiny", "--runs-dir", str(tmp_path), "--episodes", "9",
+            "--checkpoint-interval", "3", "--seed", "4"]
+    saved, real_save = [], training.atomic_save
+
+    def save_until_full(state, path):
+        if len(saved) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        saved.append(path)
+        real_save(state, path)
+
+    monkeypatch.setattr(training, "atomic_save", save_until_full)
+    code, _, err = _main(capsys, *args, "--run-name", "full")
+    run = tmp_path / "full"
+    assert code == 1 and "Traceback" not in err
+    assert err.count("error:") == 1 and "cannot write the run folder: the disk is full (" in err
+    assert f"{run / 'checkpoints' / 'latest.pt'}; " in err and " free of " in err
+    assert f"--resume {run} continues from its last checkpoint (episode 3)" in err
+    monkeypatch.setattr(training, "atomic_save", real_save)  # space is back
+    code, out, _ = _main(capsys, *SUPPORT, "--resume", str(run))
+    assert code == 0 and f"resumed {run} at episode 3" in out
+    assert _main(capsys, *args, "--run-name", "solo")[0] == 0
+    assert _tensorboard_view(run) == _tensorboard_view(tmp_path / "solo")
+
+
+def test_a_real_full_filesystem_then_resume(tmp_path, capsys):
+    """fedenv's tiny scenario on a 1 MiB tmpfs (root only): every kind of write may hit the
+    full disk first; the run stops with one message, and resumes once the filesystem grows."""
+    from support_disk import small_filesystem
+
+    small = tmp_path / "small"
+    args = ["--scenario", "tiny", "--episodes", "4", "--checkpoint-interval", "1", "--device",
+            "cpu", "--no-progress", "--seed", "5"]
+    with small_filesystem(small, 1024) as resize:
+        code, _, err = _main(capsys, *args, "--runs-dir", str(small), "--run-name", "r")
+        assert code == 1 and "Traceback" not in err and err.count("error:") == 1, err
+        assert "the disk is full" in err and f"--resume {small / 'r'}" in err
+        resize(65536)
+        code, out, _ = _main(capsys, "--resume", str(small / "r"), "--no-progress")
+        assert code == 0, out
+        assert all(r.ok for r in verify_path(small / "r")), verify_path(small / "r")
+    code, solo, _ = _main(capsys, *args, "--runs-dir", str(tmp_path), "--run-name", "solo")
+    assert code == 0 and _summary(out) == _summary(solo)

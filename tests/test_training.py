@@ -50,7 +50,8 @@ def test_a_run_logs_every_tag_checkpoints_and_summarizes(tmp_path):
     run = tmp_path / "run"
     assert result.run_dir == run and result.episodes == 6 and result.global_step == 30
     assert (run / "checkpoints" / "latest.pt").is_file()
-    assert json.loads((run / "config.json").read_text())["episodes"] == 6
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["format"] == "train_agents.run/1" and saved["config"]["episodes"] == 6
     scalars = read_scalars(run)
     per_org = ["charts/episodic_return", "charts/participation", "charts/resource",
                "incentives/contribution", "incentives/payout", "costs/total",

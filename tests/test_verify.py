@@ -353,6 +353,36 @@ def test_verify_in_one_process_a_ledger_written_by_another(tmp_path):
     assert bad.returncode == 1 and "block 4: block-signature" in bad.stdout
 
 
+def test_an_unfinished_last_block_is_a_note_not_corruption(tmp_path, capsys):
+    """A writer stopped (killed, a full disk) while its block was going into the write-ahead log:
+    the frames it wrote after the last commit are no damage, and verify says so apart."""
+    path = tmp_path / "live" / "public.db"
+    path.parent.mkdir()
+    ledger = PublicLedger.create(path, orgs=CAS, proposer=ORDERER)
+    for r in range(3):
+        ledger.transact(CLIENTS[r], "update-hash", {"round": r, "digest": digest(str(r))})
+        ledger.seal()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA cache_size=1")  # the open transaction spills into the log
+    writer.execute("BEGIN IMMEDIATE")
+    for i in range(30):
+        writer.execute("INSERT INTO certs VALUES (?, ?)", (f"x{i}", bytes(3000)))
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{path}{suffix}", stopped / f"public.db{suffix}")
+    writer.execute("ROLLBACK")
+    writer.close()
+    ledger.close()
+    (report,) = verify_path(stopped)
+    assert report.ok and report.blocks == 4 and not report.problems, report.summary()
+    assert len(report.notes) == 1 and report.notes[0].startswith("incomplete last block")
+    assert main(["verify", str(stopped)]) == 0
+    assert "note: incomplete last block" in capsys.readouterr().out
+    (clean,) = verify_path(path)
+    assert clean.ok and not clean.notes
+
+
 def run_folder(tmp_path: Path) -> tuple[Path, Path]:
     folder = tmp_path / "run"
     (folder / "adapters").mkdir(parents=True)
@@ -378,6 +408,36 @@ def test_a_run_folder_recomputes_artifact_digests(tmp_path, capsys):
     assert "block 1: artifact-digest" in capsys.readouterr().out
     adapter.unlink()
     assert verify_path(folder)[0].problems[0].reason == "artifact-missing"
+
+
+def test_pruned_artifacts_are_a_note_only_when_a_later_record_names_them(tmp_path, capsys):
+    folder = tmp_path / "run"
+    files = {f"adapters/e{e}/u.bin": f"update {e}".encode() for e in range(4)}
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    with PublicLedger.create(folder / "public.db", orgs=CAS, proposer=ORDERER) as ledger:
+        def prune(prefixes):
+            ledger.anchor("anchor", {"event": "artifacts-pruned", "prefixes": prefixes,
+                                     "digest": digest(str(prefixes))})
+            ledger.seal()
+
+        prune(["adapters/e3/"])  # before e3's artifact was named: excuses nothing
+        for name, data in files.items():
+            ledger.transact(CLIENTS[0], "update-hash", {"round": 0, "artifact": name,
+                                                        "digest": hashlib.sha256(data).hexdigest()})
+        ledger.seal()
+        prune(["adapters/e0/", "adapters/e1/", "../", "/abs/", "", 7])
+    for e in (0, 1, 3):
+        shutil.rmtree(folder / f"adapters/e{e}")
+    (folder / "adapters/e2/u.bin").write_bytes(b"tampered")
+    (report,) = verify_path(folder)
+    assert sorted((p.block, p.reason, p.detail[:14]) for p in report.problems) == [
+        (2, "artifact-digest", "adapters/e2/u."), (2, "artifact-missing", "adapters/e3/u.")]
+    assert report.notes == [("2 artifact(s) pruned on purpose (records in block(s) 3): their "
+                            "hashes stay on the ledger, their files are gone")]
+    assert main(["verify", str(folder)]) == 1
+    assert "note: 2 artifact(s) pruned on purpose" in capsys.readouterr().out
 
 
 def test_artifacts_outside_the_folder_are_refused(tmp_path):

@@ -100,7 +100,7 @@ class Channel:
         self.clock = clock
         self._admins = dict(admins)
         self._seed = seed
-        self._counters: dict[str, int] = {}
+        self._counters: dict[str, tuple[int, int]] = {}  # creator -> (height, count)
         self._plans: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[Peer]] = {}
         self._waiting: list[Commit] = []           # in the orderer's pending order
         self._tickets: dict[int, list[Commit]] = {}  # block number -> its commits, until delivered
@@ -178,9 +178,12 @@ class Channel:
 
     # --- what gateways ask -------------------------------------------------------------------
     def next_nonce(self, identity: Identity) -> bytes:
-        """Deterministic and never repeated: seed, creator, height and a per-creator counter."""
-        count = self._counters.get(identity.id, 0)
-        self._counters[identity.id] = count + 1
+        """Deterministic and never repeated on the ledger: seed, creator, height and the creator's
+        count of proposals at this height.  Counted per height, so a channel reopened from its
+        files (a resumed run, a copied env) proposes with the nonces the running one would have."""
+        height, count = self._counters.get(identity.id, (self.height, 0))
+        count = count if height == self.height else 0
+        self._counters[identity.id] = (self.height, count + 1)
         return framed_hash(b"fedenv/fabric/nonce/v1", self._seed, self.config.chain_id.encode(),
                            identity.id.encode(), self.height.to_bytes(8, "big"),
                            count.to_bytes(8, "big"))[:24]

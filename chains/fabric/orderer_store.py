@@ -16,6 +16,7 @@ from chains.fabric.block import Block, BlockHeader
 from chains.fabric.codec import ZERO_HASH
 from chains.fabric.errors import LedgerStateError
 from chains.fabric.store import block_row, open_store
+from chains.sqlite_files import writing
 
 __all__ = ["FORMAT", "KIND", "SCHEMA", "OrdererStore"]
 
@@ -89,9 +90,9 @@ class OrdererStore:
         if block.number != self.height or block.previous_hash != self.last_hash:
             raise LedgerStateError(f"orderer block {block.number} does not extend height "
                                    f"{self.height}")
-        conn = self.conn
-        conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
-                     (*block_row(block), join_envelopes(block.envelopes)))  # one atomic row
+        with writing(self.path):  # one atomic row
+            self.conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                              (*block_row(block), join_envelopes(block.envelopes)))
         self.height, self.last_hash, self.last_time = block.number + 1, block.hash, block.timestamp
 
     def close(self) -> None:

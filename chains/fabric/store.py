@@ -27,7 +27,7 @@ from chains.fabric.errors import LedgerStateError
 from chains.fabric.private_data import PrivateRecord
 from chains.fabric.state import UpdateBatch
 from chains.fabric.validator import BlockResult
-from chains.sqlite_files import check_schema, harden
+from chains.sqlite_files import check_schema, harden, rollback, storage_failure, writing
 
 __all__ = ["FORMAT", "KIND", "SCHEMA", "LedgerStore", "block_row"]
 
@@ -68,35 +68,49 @@ def open_store(path: str | Path | None, schema: str, expected: dict[str, str]) -
     """A hardened WAL connection to a channel or orderer file, created with `schema` and `meta`
     = `expected` when new; an existing file must have exactly that schema and meta."""
     file = None if path is None else Path(path)
-    if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(":memory:" if file is None else str(file), isolation_level=None,
-                           check_same_thread=False)
-    try:
-        harden(conn)
-        conn.execute("PRAGMA busy_timeout=50")
+    with writing(file):
         if file is not None:
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA secure_delete=ON")
-        fresh = not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if fresh:
-            conn.executescript(schema)
+            file.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(":memory:" if file is None else str(file), isolation_level=None,
+                               check_same_thread=False)
+        try:
+            return _prepare(conn, file, schema, expected)
+        except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
+            conn.close()
+            if storage_failure(exc, file) is not None:
+                raise
+            raise LedgerStateError(f"{file}: unreadable ({exc})") from None
+        except BaseException:
+            conn.close()
+            raise
+
+
+def _prepare(conn: sqlite3.Connection, file: Path | None, schema: str,
+             expected: dict[str, str]) -> sqlite3.Connection:
+    harden(conn)
+    conn.execute("PRAGMA busy_timeout=50")
+    if file is not None:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA secure_delete=ON")
+    if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        conn.execute("BEGIN IMMEDIATE")  # schema and meta at once: a full disk leaves no half
+        try:
+            for statement in filter(None, (part.strip() for part in schema.split(";"))):
+                conn.execute(statement)
             conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(expected.items()))
-            return conn
-        problem = check_schema(conn, schema)
-        if problem:
-            raise LedgerStateError(f"{file}: {problem}")
-        found = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
-        if found != expected:
-            raise LedgerStateError(f"{file} is not the expected ledger: meta {found}, "
-                                   f"expected {expected}")
-    except (sqlite3.DatabaseError, UnicodeDecodeError, MalformedError) as exc:
-        conn.close()
-        raise LedgerStateError(f"{file}: unreadable ({exc})") from None
-    except BaseException:
-        conn.close()
-        raise
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+        return conn
+    problem = check_schema(conn, schema)
+    if problem:
+        raise LedgerStateError(f"{file}: {problem}")
+    found = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
+    if found != expected:
+        raise LedgerStateError(f"{file} is not the expected ledger: meta {found}, "
+                               f"expected {expected}")
     return conn
 
 
@@ -129,6 +143,15 @@ class LedgerStore:
                  block.envelopes[i]) for i, check in enumerate(result.checks)]
         batch: UpdateBatch = result.batch
         conn = self.conn
+        with writing(self.path):
+            self._write(conn, block, rows, batch, result)
+        if batch.erased and self.path is not None:
+            self.scrub_pending = True
+        self.scrub()
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, block: Block, rows: list, batch: UpdateBatch,
+               result: BlockResult) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", block_row(block))
@@ -156,17 +179,17 @@ class LedgerStore:
                               for d in result.definitions])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
-        if batch.erased and self.path is not None:
-            self.scrub_pending = True
-        self.scrub()
 
     def scrub(self, tries: int = 1) -> bool:
         """Checkpoint and truncate the WAL if erased values may linger in it; True when no
         scrub is pending afterwards (False: a reader still pins old frames; retried later)."""
         for attempt in range(tries if self.scrub_pending else 0):
-            busy, log, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            try:
+                busy, log, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError:  # a full disk: the file cannot take the pages yet
+                break
             if busy == 0 and log == 0:
                 self.scrub_pending = False
                 break

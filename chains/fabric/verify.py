@@ -26,7 +26,7 @@ from chains.fabric.replay import ChannelReplay, check_derived, genesis_config, r
 from chains.fabric.store import FORMAT, KIND, SCHEMA
 from chains.fabric.transaction import Envelope
 from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
-from chains.sqlite_files import UnsafeFile, check_schema, open_readonly, truncation
+from chains.sqlite_files import UnsafeFile, check_schema, open_readonly
 
 __all__ = ["ORDERER_KIND", "PrivateWriteProof", "check_channel", "check_orderer",
            "find_private_write", "verify_channel_file"]
@@ -106,17 +106,13 @@ def verify_channel_file(path: str | Path, *, limits: VerifyLimits = DEFAULT_LIMI
     report = VerifyReport(str(path), KIND, False, 0, 0)
     deadline = time.monotonic() + limits.max_seconds
     try:
-        with open_readonly(path, limits) as conn:
-            truncated = truncation(path)
-            if truncated:
-                report.problems.append(Problem(None, "truncated", truncated))
+        with open_readonly(path, limits, report.notes) as conn:
+            kind = _read_kind(conn)
+            if kind == ORDERER_KIND:
+                report.kind = ORDERER_KIND
+                check_orderer(conn, report, deadline)
             else:
-                kind = _read_kind(conn)
-                if kind == ORDERER_KIND:
-                    report.kind = ORDERER_KIND
-                    check_orderer(conn, report, deadline)
-                else:
-                    check_channel(conn, report, deadline)
+                check_channel(conn, report, deadline)
     except UnsafeFile as exc:
         report.problems.append(Problem(None, exc.reason, exc.detail))
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:

@@ -5,6 +5,12 @@ template's end-of-turn token. The assistant spans are found by rendering the dia
 prefix (``messages[:i]`` with the generation prompt, then ``messages[:i + 1]``), which needs no
 knowledge of the template; templates whose earlier turns render differently once more turns
 follow fall back to locating each assistant content string in the full rendering.
+
+Bounded work: with ``max_len`` set, a dialogue is cut *before* it is rendered and tokenized to
+what can reach its first ``max_len`` tokens (:func:`clip_messages`): at most ``max_len``
+messages (each renders to at least one token) and ``MAX_CHARS_PER_TOKEN x max_len`` characters
+of content (no token of a real vocabulary spans more characters).  A dialogue within both
+limits is encoded exactly as before; a 50 MB message costs what ``max_len`` tokens cost.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from fedenv.data.dialogues import Dialogue, Message
 from fedenv.errors import ConfigError, DataFormatError
 
 IGNORE_INDEX = -100
+MAX_CHARS_PER_TOKEN = 64
 
 
 def render(
@@ -86,14 +93,33 @@ def assistant_spans(
     return full, spans
 
 
+def clip_messages(messages: Sequence[Message], max_len: int | None) -> Sequence[Message]:
+    """The messages, cut to what can reach the first ``max_len`` tokens (see the module doc);
+    ``messages`` itself when nothing is cut (or ``max_len`` is None)."""
+    if max_len is None:
+        return messages
+    budget, kept = MAX_CHARS_PER_TOKEN * max_len, []
+    for message in messages[:max_len]:
+        if budget <= 0:
+            break
+        content = message.content[:budget]
+        budget -= len(content)
+        kept.append(message if len(content) == len(message.content) else
+                    Message(message.role, content))
+    if len(kept) == len(messages) and all(a is b for a, b in zip(kept, messages)):
+        return messages
+    return tuple(kept)
+
+
 def encode_dialogue(
     tokenizer: PreTrainedTokenizerBase, dialogue: Dialogue, max_len: int | None
 ) -> tuple[list[int], list[int]]:
     """``(input_ids, labels)``: labels copy the ids of assistant tokens and are -100 elsewhere.
 
-    Sequences longer than ``max_len`` are cut at the end (``None``: no limit).
+    Sequences longer than ``max_len`` are cut at the end (``None``: no limit); the dialogue is
+    first clipped to what can reach them (:func:`clip_messages`).
     """
-    text, spans = assistant_spans(tokenizer, dialogue.messages)
+    text, spans = assistant_spans(tokenizer, clip_messages(dialogue.messages, max_len))
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = encoding["input_ids"]
     labels = [IGNORE_INDEX] * len(ids)

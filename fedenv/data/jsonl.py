@@ -11,6 +11,11 @@ problem; no line is ever dropped):
 
 Blank (whitespace-only) lines hold no record and are passed over, as most JSONL readers do; a file
 with no dialogue at all is an error. Files are UTF-8 (a leading byte-order mark is accepted).
+
+Bounded input: a line longer than :data:`MAX_LINE_BYTES` (1 MiB) is refused, naming its line,
+before it is read in full or parsed (a dialogue past ``max_len`` tokens is cut anyway, and
+:mod:`fedenv.data.encoding` cuts long dialogues before tokenizing them); ``max_dialogues``
+stops reading once that many dialogues are in.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 
 from fedenv.data.dialogues import ROLES, Dialogue, Message
 from fedenv.errors import DataFormatError
+
+MAX_LINE_BYTES = 1 << 20
 
 
 def parse_record(record: Any) -> Dialogue:
@@ -62,12 +69,27 @@ def parse_record(record: Any) -> Dialogue:
     return Dialogue(tuple(messages), domain)
 
 
-def load_jsonl(path: str | Path) -> list[Dialogue]:
-    """All dialogues of a JSONL chat file, in file order (the rules: see the module docstring)."""
+def load_jsonl(
+    path: str | Path, *, max_dialogues: int | None = None, max_line_bytes: int = MAX_LINE_BYTES
+) -> list[Dialogue]:
+    """The dialogues of a JSONL chat file, in file order, the first ``max_dialogues`` of them
+    (``None``: all); the rules and limits: see the module docstring."""
     path = Path(path)
-    dialogues = []
+    dialogues: list[Dialogue] = []
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        number = 0
+        while max_dialogues is None or len(dialogues) < max_dialogues:
+            raw = fh.readline(max_line_bytes + 3)  # the limit, then "\r\n", then one more
+            if not raw:
+                break
+            number += 1
+            if len(raw.rstrip(b"\r\n")) > max_line_bytes:
+                raise DataFormatError(
+                    path,
+                    number,
+                    f"the line is longer than {max_line_bytes} bytes, the limit of one dialogue "
+                    f"(fedenv.data.jsonl.MAX_LINE_BYTES); split or shorten it",
+                )
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:

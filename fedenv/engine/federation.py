@@ -217,6 +217,20 @@ class FederatedEngine:
         """Canonical bytes of :meth:`global_state` (run folders, ledgers)."""
         return canonical_bytes(self.global_state())
 
+    def restore_global_state(self, state: Mapping[str, torch.Tensor], round: int) -> None:
+        """Make ``state`` (what :meth:`global_state` returned, maybe in another process) the
+        global state after ``round`` committed rounds: a copied env continues from it."""
+        adapter = {k: v for k, v in state.items() if not k.endswith(BASE_DELTA_SUFFIX)}
+        deltas = {
+            k[: -len(BASE_DELTA_SUFFIX)]: v for k, v in state.items() if k.endswith(BASE_DELTA_SUFFIX)
+        }
+        if set(adapter) != set(self._initial) or set(deltas) != set(self._base_delta):
+            raise ConfigError("state", "is not a global state of this engine (other keys)")
+        self._global = {k: adapter[k].to(self._initial[k]).clone() for k in self._initial}
+        self._base_delta = {m: deltas[m].to(d).clone() for m, d in self._base_delta.items()}
+        self.round = round
+        self._install()
+
     def _install(self) -> None:
         """Make the live model the global model; refresh the digest; drop stale evaluations."""
         self._trainer.load(self._global)
@@ -263,7 +277,9 @@ class FederatedEngine:
             raise ConfigError("round_seed", f"must be an integer >= 0, got {round_seed!r}")
         trainer = self._batched_trainer if self._grouped(grouped) else self._trainer
         jobs = [self._job(p, round_seed) for p in participants]
-        with self._threads():
+        # Training needs autograd whatever the caller runs under: RL libraries step envs inside
+        # torch.no_grad() (TorchRL's collectors) or inference mode.
+        with self._threads(), torch.inference_mode(False), torch.enable_grad():
             trained = trainer.train_jobs(self._global, jobs, self.config.training.batch_size)
         updates = []
         for participant, (adapter, loss, spent) in zip(participants, trained):

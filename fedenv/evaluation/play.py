@@ -47,6 +47,7 @@ from fedenv.scoring.incentives import MECHANISMS
 from fedenv.seeding import derive_seed
 
 __all__ = [
+    "BACKENDS",
     "METRICS",
     "Comparison",
     "Controller",
@@ -67,6 +68,8 @@ __all__ = [
     "unknown_domains",
 ]
 
+BACKENDS = ("process", "ray")
+"""Where :func:`compare` plays runs: this process or a process pool, or Ray tasks."""
 _OWN_DOMAIN = "own_domain_score"
 _GLOBAL = "global_score"
 
@@ -330,14 +333,22 @@ def compare(
     env_root: str | Path | None = None,
     store_adapters: bool = True,
     progress: Callable[[RunResult, int, int], None] | None = None,
+    backend: str = "process",
+    address: str | None = None,
 ) -> Comparison:
     """Play every run of ``plan``; ``workers > 1`` runs them in a process pool (``spawn``;
     ``policy`` must then be picklable, and each worker gets its share of the CPUs as torch
-    threads, see :func:`fedenv.device.cpu_threads`).  ``env_root``: keep each run's env folder
-    there (default: temporary folders); ``store_adapters=False`` keeps only the hashes.
-    ``progress(result, done, total)`` is called as runs finish."""
+    threads, see :func:`fedenv.device.cpu_threads`).  ``backend="ray"``: every run is a Ray task
+    (:mod:`fedenv.evaluation.ray_backend`; a local Ray of ``workers`` CPUs, or the cluster at
+    ``address``).  ``env_root``: keep each run's env folder there (default: temporary folders);
+    ``store_adapters=False`` keeps only the hashes.  ``progress(result, done, total)`` is
+    called as runs finish."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
+    if backend not in BACKENDS:
+        raise ConfigError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise ConfigError("address", "is the Ray cluster of --backend ray")
     specs = plan.runs(env_root, store_adapters=store_adapters)
     results: dict[int, RunResult] = {}
 
@@ -346,7 +357,11 @@ def compare(
         if progress is not None:
             progress(result, len(results), len(specs))
 
-    if workers == 1 or len(specs) == 1:
+    if backend == "ray":
+        from fedenv.evaluation.ray_backend import run_on_ray
+
+        run_on_ray(specs, run_one, policy, workers=workers, address=address, finished=finished)
+    elif workers == 1 or len(specs) == 1:
         for index, spec in enumerate(specs):
             finished(index, run_one(spec, policy))
     else:

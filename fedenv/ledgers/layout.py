@@ -16,6 +16,13 @@ on it, its clients cannot propose there, and a collection's values stay on its m
 Fees (:meth:`ChannelPlan.fee`): a transaction on a channel costs ``fee_per_tx`` plus
 ``endorsement_fee`` per endorsement it gathers; see :mod:`fedenv.ledgers.run_ledgers` for who
 pays which.
+
+Lifetimes: a collection keeps a value ``block_to_live`` of its channel's blocks (Fabric's
+blockToLive): the collection's own, else ``[ledger] block_to_live``, else
+``BLOCKS_PER_ROUND x max_rounds``, the rest of its episode at least (a round commits at most
+:data:`BLOCKS_PER_ROUND` blocks on a channel: the private updates, the scoring, the benchmark),
+so raw updates stay while the episode can still need them (unlearning) and leave the files
+during a later episode.  0 keeps values until purged.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ def _policy(text: str, members: Sequence[str]) -> str:
 
 def _any_of(orgs: Sequence[str], role: str) -> str:
     return f"OR({', '.join(repr(f'{o}.{role}') for o in orgs)})"
+
+BLOCKS_PER_ROUND = 3
+"""The most blocks a round commits on one channel (updates, scoring record, benchmark)."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +96,14 @@ class ChannelLayout:
         *,
         ledger: LedgerSettings | None = None,
         fee_per_tx: float = 0.0,
+        max_rounds: int = 10,
     ) -> None:
         ledger = ledger or LedgerSettings()
+        lifetime = BLOCKS_PER_ROUND * max_rounds
         self.orgs = tuple(orgs)
         settings = resolved_channels(channels, self.orgs)
         home = {m: c.name for c in settings if "updates" in c.carries for m in c.members}
-        self.plans = tuple(self._plan(c, ledger, fee_per_tx, home) for c in settings)
+        self.plans = tuple(self._plan(c, ledger, fee_per_tx, home, lifetime) for c in settings)
         self._by_name = {p.name: p for p in self.plans}
         self._updates = {org: self._by_name[name] for org, name in home.items()}
 
@@ -117,14 +129,20 @@ class ChannelLayout:
 
     @staticmethod
     def _plan(
-        channel: ChannelSettings, ledger: LedgerSettings, fee_per_tx: float, home: dict[str, str]
+        channel: ChannelSettings,
+        ledger: LedgerSettings,
+        fee_per_tx: float,
+        home: dict[str, str],
+        lifetime: int,
     ) -> ChannelPlan:
         members = channel.members
         policy = _policy(channel.endorsement or ledger.endorsement, members)
 
         def config(name: str, holders: Sequence[str], endorsement: str) -> CollectionConfig:
             own = channel.collection(name) or CollectionSettings(name=name)
-            keep = ledger.block_to_live if own.block_to_live is None else own.block_to_live
+            keep = next(
+                (b for b in (own.block_to_live, ledger.block_to_live) if b is not None), lifetime
+            )
             return CollectionConfig(
                 name,
                 _any_of(own.members or holders, "member"),

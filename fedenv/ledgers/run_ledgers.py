@@ -24,6 +24,12 @@ its public record; for each channel transaction it submits (store, attest), that
 are the consortium's: their ``fee_per_tx`` is charged to nobody, their endorsements are shared
 equally by the round's participants that are members of the channel.
 
+Growth: the raw updates (and the records' private copies) live ``blockToLive`` channel blocks
+(Fabric's; :mod:`fedenv.ledgers.layout`): by default for the rest of their episode (what
+unlearning needs) and out of every file, write-ahead log included, during a later one; their
+hashes stay on the ledgers.  ``[ledger] block_to_live`` (or a channel's or collection's) sets
+another value (0: until purged).
+
 Every key, certificate, nonce and salt derives from ``seed`` (the ledgers' genesis nonces too,
 so their chain ids are the seed's); block times are the env's logical round clock
 (:meth:`Ledgers.tick`, once per episode start and per round), never the wall clock.  Same seed
@@ -38,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chains.artifacts import PRUNED_EVENT
 from chains.canonical import canonical_json
 from chains.fabric import ChaincodeError, Channel, Commit, Gateway, Network
 from fedenv.ledgers.chaincode import BENCHMARK, CHAINCODE, FUNCTIONS, SCORES
@@ -82,6 +89,7 @@ class Ledgers:
         ledger: LedgerSettings | None = None,
         channels: Sequence[ChannelSettings] = (),
         ledger_fee_per_tx: float = 0.0,
+        max_rounds: int = 10,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +98,7 @@ class Ledgers:
         if endorsement is not None:
             ledger = ledger.model_copy(update={"endorsement": endorsement})
         self.layout = ChannelLayout(
-            self.orgs, channels, ledger=ledger, fee_per_tx=ledger_fee_per_tx
+            self.orgs, channels, ledger=ledger, fee_per_tx=ledger_fee_per_tx, max_rounds=max_rounds
         )
         self.public_fee = ledger_fee_per_tx
         self._clock = _RoundClock()
@@ -132,6 +140,7 @@ class Ledgers:
             ledger=scenario.ledger,
             channels=scenario.channels,
             ledger_fee_per_tx=scenario.costs.ledger_fee_per_tx,
+            max_rounds=scenario.max_rounds,
         )
 
     def _open_channel(self, plan: ChannelPlan, seed: int) -> Channel:
@@ -149,6 +158,21 @@ class Ledgers:
     def channel(self) -> Channel:
         """The first channel (the only one, ``consortium``, of a scenario without channels)."""
         return next(iter(self.channels.values()))
+
+    def fee_bound(self, org: str) -> float:
+        """The most the ledgers can charge ``org`` in one round it takes part in, known before
+        the round (the env's hard budgets plan with it; the round charges what was spent, never
+        more): its public record; its store on its updates channel and its attest on the widest
+        scoring channel it belongs to, each endorsed by every member; and, as if it were the only
+        participant to share them, the endorsements of the scoring and benchmark records of the
+        channels it belongs to."""
+        mine = self.layout.channels_of(org)
+        scoring = [p for p in mine if "scoring" in p.carries]
+        home = self.layout.updates_channel(org)
+        attest = max((p.fee(len(p.members)) for p in scoring if p is not home), default=0.0)
+        shared = max((p.endorsement_fee * len(p.members) for p in scoring), default=0.0)
+        shared += sum(p.endorsement_fee * len(p.members) for p in mine if "benchmark" in p.carries)
+        return self.public_fee + home.fee(len(home.members)) + attest + shared
 
     # --- episodes and rounds -----------------------------------------------------------------
     def tick(self) -> int:
@@ -173,6 +197,20 @@ class Ledgers:
         self.seal()
         self.episodes += 1
         return self.episodes - 1, tx_id
+
+    def record_pruning(self, prefixes: Sequence[str]) -> str:
+        """Seal a record, signed by the consortium's orderer, that the artifacts under
+        ``prefixes`` (folders relative to the run folder, ending in ``/``) are deleted on
+        purpose (``chains verify`` then counts them as pruned, not missing); the tx id."""
+        listed = sorted(prefixes)
+        payload = {
+            "event": PRUNED_EVENT,
+            "prefixes": listed,
+            "digest": hashlib.sha256(canonical_json(listed)).hexdigest(),
+        }
+        tx_id = self._anchor("anchor", payload)
+        self.seal()
+        return tx_id
 
     def post_update(
         self, org: str, episode: int, round: int, digest: str, artifact: str | None = None

@@ -20,7 +20,7 @@ def organization_data(org: Organization, seed: int) -> list[Dialogue]:
     """``org``'s training dialogues: its JSONL file (first ``data_size``), or generated ones;
     poisoned when its behaviour poisons data."""
     if org.data_path:
-        dialogues = load_jsonl(org.data_path)[: org.data_size]
+        dialogues = load_jsonl(org.data_path, max_dialogues=org.data_size)
     else:
         dialogues = generate_org_dialogues(
             org.domain, org.data_size, seed, org=org.name, quality=org.quality

@@ -75,11 +75,12 @@ class LedgerSettings(Settings):
         description="public = ethereum: a node's JSON-RPC URL; empty: an in-process eth-tester "
         "chain",
     )
-    block_to_live: int = Field(
-        0,
+    block_to_live: int | None = Field(
+        None,
         ge=0,
         description="blocks a private collection keeps a value (Fabric's blockToLive; "
-        "0 = until purged), for collections that set none",
+        "0 = until purged), for collections that set none; default: the rest of its episode "
+        "(3 x max_rounds blocks, fedenv.ledgers.layout)",
     )
 
     @model_validator(mode="after")

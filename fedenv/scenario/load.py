@@ -10,11 +10,15 @@ the file) loads that scenario's keys first; the file's tables then update them k
 other list replaces the base's. ``name`` is the file's own (its stem unless it sets one).
 
 Every problem is a :class:`~fedenv.errors.ConfigError` naming the file and the key, e.g.
-``scenarios/x.toml: organizations[2].unit_cost: must be >= 0, got -1``.
+``scenarios/x.toml: organizations[2].unit_cost: must be >= 0, got -1``.  A file is at most
+1 MiB; its ``name`` (default: the file's name, with other characters as ``-``) names folders, so
+it is 1-128 letters, digits, ``_``, ``.``, ``+``, ``=``, ``,``, ``[``, ``]`` or ``-`` (a sweep names
+its cells ``<scenario>[key=value,...]``).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +33,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a page of TOML; more is a mistake or an attack
 
 
 def load_scenario(path_or_name: str | Path, **overrides: Any) -> Scenario:
@@ -56,11 +61,20 @@ def _read(path: Path, source: str, *, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
         raise ConfigError("scenario", f"no such file (bundled scenarios: {known})", source)
+    size = path.stat().st_size
+    if size > MAX_SCENARIO_BYTES:
+        raise ConfigError(
+            "scenario",
+            f"the file has {size} bytes; a scenario is at most {MAX_SCENARIO_BYTES}",
+            source,
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("toml", str(exc), source) from None
-    raw.setdefault("name", path.stem)
+    raw.setdefault(
+        "name", re.sub(r"[^A-Za-z0-9_.+-]+", "-", path.stem).strip("-._+")[:64] or "scenario"
+    )
     for i, org in enumerate(raw.get("organizations") or ()):
         if isinstance(org, dict) and isinstance(org.get("data_path"), str) and org["data_path"]:
             data_path = (path.parent / org["data_path"]).resolve()

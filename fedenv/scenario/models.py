@@ -53,12 +53,26 @@ BEHAVIOURS = (
 )
 """What an organization sends when it takes part (see :mod:`fedenv.scoring.attacks`)."""
 ORG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")  # also a Fabric MSP ID
+SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=,\[\]-]{0,127}")
+"""A scenario's name names folders: portable file-name characters only (a sweep's cells are
+named ``<scenario>[key=value,...]``)."""
 
 
 def _org_name(name: str) -> str:
     if not ORG_NAME.fullmatch(name):
         raise ConfigError(
             "name", f"must be 1-32 letters, digits or '-', starting with a letter, got {name!r}"
+        )
+    return name
+
+
+def _scenario_name(name: str) -> str:
+    if not SCENARIO_NAME.fullmatch(name):
+        shown = name if len(name) <= 80 else f"{name[:80]}... ({len(name)} characters)"
+        raise ConfigError(
+            "name",
+            f"must be 1-128 letters, digits or '_.+=,[]-', starting with a letter or digit "
+            f"(it names folders), got {shown!r}",
         )
     return name
 
@@ -121,7 +135,9 @@ class Scenario(Settings):
     resource_levels: tuple[ResourceLevel, ...] = Field(
         min_length=1, strict=False, description="levels 1..R of the action space"
     )
-    name: str = Field("scenario", min_length=1, description="run name")
+    name: Annotated[str, AfterValidator(_scenario_name)] = Field(
+        "scenario", description="run name (names folders: 1-128 letters, digits, '_.+=,[]-')"
+    )
     seed: int = Field(
         0, ge=0, description="drives data, model, training, scoring and identities"
     )

@@ -110,6 +110,16 @@ class RoundDefence:
         self.histories.clear()
         self.reputations.clear()
 
+    def episode_state(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """What the episode has taught the defences (for a copy of the env)."""
+        return {o: h.clone() for o, h in self.histories.items()}, dict(self.reputations)
+
+    def restore_episode_state(self, state: tuple[dict, dict]) -> None:
+        """Continue from another env's :meth:`episode_state`."""
+        histories, reputations = state
+        self.histories = {o: h.clone() for o, h in histories.items()}
+        self.reputations = dict(reputations)
+
     def rule(self, shares: Mapping[str, float] | None) -> AggregationRule:
         """How the accepted updates combine: ``shares`` under the mean, or the statistic."""
         statistic = self.settings.aggregation
