@@ -130,24 +130,21 @@ def _markdown(header: Sequence[str], body: Sequence[Sequence[str]], text_columns
     return "\n".join([line(header), rule, *(line(r) for r in body)]) + "\n"
 
 
-def summary_table(rows: Sequence[SummaryRow]) -> str:
-    """A markdown table of the key metrics: mean ± half-width of the 95% CI over seeds."""
-    header = ("scenario", "mechanism", *(title for title, _ in TABLE_COLUMNS))
+def summary_table(
+    rows: Sequence[SummaryRow], columns: Sequence[tuple[str, str]] = TABLE_COLUMNS
+) -> str:
+    """A markdown table of ``columns`` (title, metric; default: the key metrics): mean ±
+    half-width of the 95% CI over seeds."""
+    header = ("scenario", "mechanism", *(title for title, _ in columns))
     body = [
-        (r.scenario, r.mechanism, *(interval_cell(r.stats[m]) for _, m in TABLE_COLUMNS))
-        for r in rows
+        (r.scenario, r.mechanism, *(interval_cell(r.stats[m]) for _, m in columns)) for r in rows
     ]
     return _markdown(header, body, 2)
 
 
 def attack_table(rows: Sequence[SummaryRow]) -> str:
     """The attack metrics (:data:`ATTACK_COLUMNS`) of ``rows``, as :func:`summary_table`."""
-    header = ("scenario", "mechanism", *(title for title, _ in ATTACK_COLUMNS))
-    body = [
-        (r.scenario, r.mechanism, *(interval_cell(r.stats[m]) for _, m in ATTACK_COLUMNS))
-        for r in rows
-    ]
-    return _markdown(header, body, 2)
+    return summary_table(rows, ATTACK_COLUMNS)
 
 
 def difference_cell(comparison: PairedComparison) -> str:
