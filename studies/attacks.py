@@ -70,8 +70,9 @@ class AttackStudyConfig:
     """print the table of an earlier attacks.json instead of running"""
 
 
-def run(config: AttackStudyConfig) -> list[dict[str, Any]]:
-    """Every (attack, defence) comparison; one row per (attack, defence, mechanism)."""
+def run(config: AttackStudyConfig, out: Path) -> list[dict[str, Any]]:
+    """Every (attack, defence) comparison; one row per (attack, defence, mechanism), written to
+    ``out / "attacks.json"`` after each comparison (a stopped study keeps what it finished)."""
     overrides = parse_overrides(config.override)
     policy = AgentsPolicy(config.policy, config.train_episodes)
     rows = []
@@ -93,6 +94,9 @@ def run(config: AttackStudyConfig) -> list[dict[str, Any]]:
                     "stats": {m: None if row.stats[m] is None else asdict(row.stats[m])
                               for _, m in ATTACK_COLUMNS},
                 })
+            (out / "attacks.json").write_text(
+                json.dumps({"config": asdict(config), "rows": rows}, indent=1)
+            )
             print(f"{attack} / {defence}: done", file=sys.stderr, flush=True)
     return rows
 
@@ -125,14 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         field, value = ("defences", unknown) if unknown else ("attacks", missing)
         known = DEFENCES if unknown else ATTACKS
         fail(PROG, field, f"unknown {value} (known: {', '.join(known)})")
-    try:
-        rows = run(config)
-    except ConfigError as error:
-        fail(PROG, error.field, error.problem)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "attacks.json").write_text(json.dumps({"config": asdict(config), "rows": rows},
-                                                 indent=1))
+    try:
+        rows = run(config, out)
+    except ConfigError as error:
+        fail(PROG, error.field, error.problem)
     print(table(rows))
     print(f"results: {out / 'attacks.json'}")
     return 0
