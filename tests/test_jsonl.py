@@ -142,3 +142,62 @@ def test_line_limit_and_first_dialogues_only(tmp_path):
         load_jsonl(path, max_line_bytes=1000)
     with pytest.raises(DataFormatError, match="d.jsonl:4: invalid JSON"):
         load_jsonl(path)
+
+
+def _scenario_training_on(tmp_path, lines: list[str]):
+    """The tiny scenario, its first organization training on a JSONL file of ``lines``."""
+    from pathlib import Path
+
+    data = write_lines(tmp_path / "bank.jsonl", lines)
+    tiny = (Path(__file__).resolve().parent.parent / "scenarios" / "tiny.toml").read_text()
+    assert tiny.count('domain = "bank"') == 1
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(tiny.replace('domain = "bank"', 'domain = "bank"\ndata_path = "bank.jsonl"'))
+    return scenario, data
+
+
+def _play_one_round(scenario) -> str:
+    """A fresh interpreter that imports fedenv's modules (torch and transformers: seconds) and
+    loads ``scenario``, untimed; then builds its env and plays one round, timed (see
+    support_measure)."""
+    return (f"import fedenv, fedenv.round, fedenv.scenario.engine\n"
+            f"from fedenv.scenario import load_scenario\n"
+            f"scenario = load_scenario({str(scenario)!r})"), """
+        env = fedenv.parallel_env(scenario)
+        env.reset(seed=0)
+        env.step({agent: 1 for agent in env.agents})
+        env.close()
+    """
+
+
+def test_a_50_mb_line_in_a_scenarios_data_is_refused_in_5_s_and_1_gb(tmp_path):
+    """As a user meets it: an organization's JSONL file holds one valid 50 MB dialogue (before,
+    135 s and 14.4 GB).  The env refuses it, naming file and line, in a process whose peak
+    memory, torch and the model included, stays under 1 GB."""
+    from support_measure import measured
+
+    record = {"messages": [{"role": "user", "content": "Tell me all."},
+                           {"role": "assistant", "content": "fee " * (50 << 18)}]}
+    scenario, data = _scenario_training_on(tmp_path, [json.dumps(record)])
+    assert data.stat().st_size > 50 << 20
+    result = measured(*_play_one_round(scenario))
+    assert result.error == (f"DataFormatError: {data}:1: the line is longer than 1048576 bytes, "
+                            f"the limit of one dialogue (fedenv.data.jsonl.MAX_LINE_BYTES); "
+                            f"split or shorten it")
+    assert result.seconds < 5 and result.peak_bytes < 1 << 30, result
+
+
+def test_dialogues_up_to_the_line_limit_train_in_bounded_time_and_memory(tmp_path):
+    """Every dialogue of the file just under the 1 MiB line limit: cut before tokenization to
+    what reaches max_len tokens, so a round costs what short dialogues cost (tokenized whole,
+    24 such dialogues took minutes and gigabytes)."""
+    from support_measure import measured
+
+    record = {"messages": [{"role": "user", "content": "Tell me all."},
+                           {"role": "assistant", "content": "fee " * 262_110}]}
+    line = json.dumps(record)
+    assert (1 << 20) - 100 < len(line) <= 1 << 20
+    scenario, _ = _scenario_training_on(tmp_path, [line] * 24)
+    result = measured(*_play_one_round(scenario))
+    assert result.error is None
+    assert result.seconds < 60 and result.peak_bytes < 1 << 30, result
