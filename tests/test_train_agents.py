@@ -288,3 +288,36 @@ def test_a_real_full_filesystem_then_resume(tmp_path, capsys):
         assert all(r.ok for r in verify_path(small / "r")), verify_path(small / "r")
     code, solo, _ = _main(capsys, *args, "--runs-dir", str(tmp_path), "--run-name", "solo")
     assert code == 0 and _summary(out) == _summary(solo)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "../../escaped", "/tmp/absolute", "a/b", "..",
+                                  ".", "x" * 300, "tab\there"])
+def test_a_run_name_that_is_not_one_folder_is_refused_before_anything_is_written(
+        tmp_path, capsys, name):
+    runs = tmp_path / "runs"
+    code, _, err = _main(capsys, *SUPPORT, "--scenario", "tiny", "--runs-dir", str(runs),
+                         "--run-name", name, "--episodes", "1")
+    assert code == 2, err
+    assert ("argument --run-name: must be a plain folder name" in err
+            or "argument --run-name: must be at most 200 characters" in err), err
+    assert list(tmp_path.iterdir()) == [] and not Path("/tmp/absolute").exists()
+
+
+def test_every_file_a_run_writes_lies_in_its_run_folder(tmp_path, capsys, monkeypatch):
+    """fedenv's tiny scenario from an empty working directory, temporary files redirected:
+    afterwards the run folder holds everything, and nothing else was left anywhere."""
+    import tempfile
+
+    work, temporary = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temporary.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    code, _, err = _main(capsys, "--scenario", "tiny", "--episodes", "2", "--device", "cpu",
+                         "--no-progress", "--run-name", "mine", "--checkpoint-interval", "1")
+    assert code == 0, err
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written and all(p.startswith("work/runs/mine/") for p in written), written
+    assert "work/runs/mine/env/config.json" in written
+    assert "work/runs/mine/checkpoints/latest.pt" in written
