@@ -141,3 +141,51 @@ def test_old_episodes_adapters_are_pruned_with_a_record_verify_accepts(tmp_path)
     assert "e00004" in os.listdir(folder / "adapters")
     with pytest.raises(ConfigError, match="keep_adapter_episodes: must be an integer >= 0"):
         fedenv.parallel_env("tiny", run_dir=tmp_path / "other", keep_adapter_episodes=-1)
+
+
+def _heads(folder: Path) -> list[tuple[str, str]]:
+    """Each ledger file of ``folder`` and the head verify finds (all must verify)."""
+    reports = verify_path(folder)
+    assert all(r.ok for r in reports), [r.summary() for r in reports if not r.ok]
+    return sorted((Path(r.path).name, r.head) for r in reports)
+
+
+def test_another_process_is_refused_and_a_killed_writers_folder_is_taken_over(tmp_path):
+    """A process plays an episode in an env folder and is killed (SIGKILL) while it holds it:
+    meanwhile an env in this process is refused, naming it, and writes nothing; afterwards the
+    folder is taken over and ends with the ledgers of one process playing both episodes."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    root = Path(__file__).resolve().parent.parent
+    folder, solo = tmp_path / "env", tmp_path / "solo"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = [{str(root / "tests")!r}, {str(root)!r}]
+        import fedenv
+        from test_run_folder import play
+        env = fedenv.parallel_env("tiny", run_dir={str(folder)!r}, max_rounds=1)
+        play(env)
+        print("played", flush=True)
+        time.sleep(600)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "played"
+        before = snapshot(folder)
+        with pytest.raises(FolderBusyError, match=f"is in use by PID {holder.pid} on host"):
+            fedenv.parallel_env("tiny", run_dir=folder, max_rounds=1)
+        assert snapshot(folder) == before
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    assert holder.returncode == -signal.SIGKILL
+    env = fedenv.parallel_env("tiny", run_dir=folder, max_rounds=1)
+    play(env)
+    env.close()
+    env = fedenv.parallel_env("tiny", run_dir=solo, max_rounds=1)
+    play(env, 2)
+    env.close()
+    assert _heads(folder) == _heads(solo)
