@@ -305,3 +305,33 @@ def test_a_50_mb_name_or_file_is_refused_at_once(tmp_path):
 def test_a_default_name_from_an_odd_file_name_is_made_safe(tmp_path):
     assert load_scenario(write(tmp_path, GOOD, "my scenario (v2).toml")).name == "my-scenario-v2"
     assert load_scenario(write(tmp_path, GOOD, "run.2+b.toml")).name == "run.2+b"
+
+
+CHANNEL = """
+[[channels]]
+name = {channel}
+members = ["a", "b"]
+carries = ["updates", "scoring", "benchmark"]
+[[channels.collections]]
+name = {collection}
+"""
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/etc/passwd", "a/b", "..", "x" * 300,
+                                  "nul\x00", "new\nline", ""])
+@pytest.mark.parametrize("where", ["organization", "channel", "collection"])
+def test_hostile_organization_channel_and_collection_names_are_refused_at_load(
+        tmp_path, where, name):
+    """They name files and folders too (adapters/<org>.safetensors, fabric/<channel>/,
+    peer0.<org>.db): each is refused at load, naming its key."""
+    text, key = GOOD, {"organization": "organizations[0].name", "channel": "channels[0].name",
+                       "collection": "channels[0].collections[0].name"}[where]
+    if where == "organization":
+        text = text.replace('name = "a"', f"name = {json.dumps(name)}")
+    else:
+        text += CHANNEL.format(
+            channel=json.dumps(name if where == "channel" else "ok"),
+            collection=json.dumps(name if where == "collection" else "a-updates"))
+    with pytest.raises(ConfigError) as refused:
+        load_scenario(write(tmp_path, text))
+    assert str(refused.value).startswith(f"{tmp_path / 'x.toml'}: {key}: must be"), refused.value
