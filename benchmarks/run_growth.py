@@ -8,15 +8,25 @@ adapters) an env plays ``--warmup`` episodes (every organization at its highest 
 round has every update), is closed (the write-ahead logs are checkpointed into the files), then
 plays ``--episodes`` more and is closed again; the difference in the folder's size, divided by
 the steps of those episodes, is the growth per step.  The warm-up lets the first episode's
-private updates reach their blockToLive, so the figure is the long-run rate.  Sizes are file
-sizes (what ``du`` counts before filesystem blocks), by part: the public ledger, the orderer's
-copy of the channel, the peers' copies, the adapters.
+private updates reach their blockToLive (3 x max_rounds channel blocks, about one episode), so
+the figure is the long-run rate.  Sizes are file sizes (what ``du`` counts before filesystem
+blocks); each SQLite file is split by the tables its pages hold (SQLite's ``dbstat``):
+
+    public          the public ledger (public.db: blocks, transactions, Merkle nodes)
+    blocks@orderer  the channel's blocks, the orderer's copy (fabric/<channel>/orderer.db)
+    blocks@peers    the channel's blocks and transactions, every peer's copy
+    private@peers   private data collections (values, and their hashes) at the peers
+    state@peers     the peers' world state (and their other tables)
+    free pages      pages SQLite freed (purged values) and will reuse
+    adapters        adapter files (adapters/)
+    other           anything else (config.json, the lock, a write-ahead log left behind)
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -36,25 +46,55 @@ MODES = {  # name -> env options
 }
 
 
-def part_of(relative: Path) -> str:
-    name = relative.as_posix()
-    if name.startswith("adapters/"):
-        return "adapters"
-    if name.startswith("public.db"):
-        return "public ledger"
-    if name.endswith("orderer.db") or "orderer.db-" in name:
-        return "orderer (channel)"
-    if name.startswith("fabric/"):
-        return "peers (channel)"
-    return "other"
+PARTS = ("public", "blocks@orderer", "blocks@peers",
+         "private@peers", "state@peers", "free pages", "adapters", "other")
+_PEER_TABLES = {  # a peer's SQLite tables (chains.fabric.store) -> the part they hold
+    "blocks": "blocks@peers", "transactions": "blocks@peers",
+    "transactions_by_id": "blocks@peers",
+    "sqlite_autoindex_transactions_1": "blocks@peers",
+    "private_state": "private@peers", "hashed_state": "private@peers",
+}
+
+
+def database_parts(file: Path, relative: str) -> dict[str, int]:
+    """The bytes of one SQLite file by part: its pages by the table (or index) they hold
+    (SQLite's dbstat), free pages apart; a write-ahead log left beside it counts as "other"."""
+    if relative == "public.db" or relative.startswith("public-eth.db"):
+        default = "public"
+    elif relative.endswith("orderer.db"):
+        default = "blocks@orderer"
+    else:
+        default = "state@peers"
+    connection = sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True)
+    try:
+        (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+        (free,) = connection.execute("PRAGMA freelist_count").fetchone()
+        rows = connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+    finally:
+        connection.close()
+    parts = {"free pages": free * page_size}
+    for table, size in rows:
+        part = _PEER_TABLES.get(table, default) if default.endswith("@peers") else default
+        parts[part] = parts.get(part, 0) + size
+    parts["other"] = file.stat().st_size - sum(parts.values())  # the header page's rest: 0
+    return parts
 
 
 def folder_sizes(folder: Path) -> dict[str, int]:
+    """The folder's bytes (file sizes, as ``du`` counts them before filesystem blocks) by
+    part; every byte counts once."""
     sizes: dict[str, int] = {}
     for file in folder.rglob("*"):
-        if file.is_file() and not file.is_symlink():
-            part = part_of(file.relative_to(folder))
-            sizes[part] = sizes.get(part, 0) + file.stat().st_size
+        if not file.is_file() or file.is_symlink():
+            continue
+        relative = file.relative_to(folder).as_posix()
+        if relative.endswith(".db"):
+            parts = database_parts(file, relative)
+        else:
+            parts = {"adapters" if relative.startswith("adapters/") else "other":
+                     file.stat().st_size}
+        for part, size in parts.items():
+            sizes[part] = sizes.get(part, 0) + size
     return sizes
 
 
@@ -96,14 +136,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="episodes before measuring")
     parser.add_argument("--episodes", type=int, default=3, help="episodes measured")
     args = parser.parse_args(argv)
-    parts = ("public ledger", "orderer (channel)", "peers (channel)", "adapters")
+    parts = list(PARTS)
     print(f"bytes per env step (warm-up {args.warmup} episodes, then {args.episodes} measured; "
           f"every organization at its highest level)")
-    print(f"{'scenario':<9} {'mode':<26} {'total':>9} " + " ".join(f"{p:>18}" for p in parts))
+    print(f"{'scenario':<9} {'mode':<26} {'total':>9} " + " ".join(f"{p:>14}" for p in parts))
     for scenario in args.scenarios:
         for mode in args.modes:
             g = measure(scenario, mode, args.warmup, args.episodes)
-            cells = " ".join(f"{g.get(p, 0):>18,.0f}" for p in parts)
+            cells = " ".join(f"{g.get(p, 0):>14,.0f}" for p in parts)
             print(f"{scenario:<9} {mode:<26} {g['total']:>9,.0f} {cells}   "
                   f"({g['steps']} steps, {g['seconds']:.0f} s)", flush=True)
 
