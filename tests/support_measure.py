@@ -2,9 +2,12 @@
 
 ``measured(setup, code)`` runs ``setup`` (imports, building inputs: not timed) then ``code`` in
 a new Python process and returns what ``code`` took: wall seconds, the process's peak resident
-memory (``resource.getrusage``: everything the process ever held, its imports included, so the
-figure is an upper bound of what ``code`` needs) and the error it raised, if any, as
-``"<type>: <message>"``.  A bound checked this way cannot be hidden by memory that the test
+memory (everything the process ever held, its imports included, so the figure is an upper
+bound of what ``code`` needs) and the error it raised, if any, as ``"<type>: <message>"``.
+The peak is Linux's ``VmHWM`` (``/proc/self/status``), the high-water mark of this program's
+own memory: ``getrusage``'s ``ru_maxrss`` would report the parent's peak instead when the
+parent was larger at fork (Linux carries it across ``fork`` and ``exec``); it is the fallback
+where ``/proc`` is missing.  A bound checked this way cannot be hidden by memory that the test
 process already holds, and a runaway allocation cannot take the test process down with it.
 """
 
@@ -21,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 _WRAPPER = """
-import json, resource, sys, time
+import json, re, resource, sys, time
 {setup}
 error = None
 start = time.perf_counter()
@@ -30,7 +33,11 @@ try:
 except Exception as exc:
     error = f"{{type(exc).__name__}}: {{exc}}"
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+try:
+    with open("/proc/self/status") as status:
+        peak = int(re.search(r"VmHWM:\\s*(\\d+) kB", status.read()).group(1)) * 1024
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 print("MEASURED " + json.dumps({{"seconds": seconds, "peak_bytes": peak, "error": error}}))
 """
 
