@@ -43,3 +43,20 @@ def shared_cache(test_cache_dir, test_base) -> Iterator[None]:
         os.environ.pop("FEDENV_CACHE")
     else:
         os.environ["FEDENV_CACHE"] = old
+
+
+@pytest.fixture
+def files_written(tmp_path, monkeypatch):
+    """Run from an empty working directory ``<tmp_path>/work`` with temporary files redirected
+    into ``<tmp_path>/tmp``; call the fixture's value to list, relative to ``tmp_path``, every
+    file that is left in either (the test checks that a command wrote only where it should)."""
+    import tempfile
+
+    work, temporary = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temporary.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    return lambda: sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+                          if p.is_file())

@@ -320,21 +320,13 @@ def test_a_hostile_scenario_name_is_refused_before_anything_is_written(tmp_path,
     assert not out.exists() and not (tmp_path / "escaped").exists()
 
 
-def test_every_file_an_evaluation_writes_lies_in_its_output_folder(tmp_path, capsys, monkeypatch):
+def test_every_file_an_evaluation_writes_lies_in_its_output_folder(capsys, files_written):
     """From an empty working directory, temporary files redirected: --out holds everything
     (the runs' ledgers included), and nothing else was left anywhere."""
-    import tempfile
-
-    work, temporary = tmp_path / "work", tmp_path / "tmp"
-    work.mkdir()
-    temporary.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("TMPDIR", str(temporary))
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     code, _, err = _main(capsys, *TINY, "--seeds", "0", "--mechanisms", "equal,loo",
                          "--override", "max_rounds=1", "--out", "out")
     assert code == 0, err
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    written = files_written()
     assert all(p.startswith("work/out/") for p in written), written
     assert "work/out/results.csv" in written
     assert any(p.startswith("work/out/envs/") and p.endswith("public.db") for p in written)

@@ -303,21 +303,13 @@ def test_a_run_name_that_is_not_one_folder_is_refused_before_anything_is_written
     assert list(tmp_path.iterdir()) == [] and not Path("/tmp/absolute").exists()
 
 
-def test_every_file_a_run_writes_lies_in_its_run_folder(tmp_path, capsys, monkeypatch):
+def test_every_file_a_run_writes_lies_in_its_run_folder(capsys, files_written):
     """fedenv's tiny scenario from an empty working directory, temporary files redirected:
     afterwards the run folder holds everything, and nothing else was left anywhere."""
-    import tempfile
-
-    work, temporary = tmp_path / "work", tmp_path / "tmp"
-    work.mkdir()
-    temporary.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("TMPDIR", str(temporary))
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     code, _, err = _main(capsys, "--scenario", "tiny", "--episodes", "2", "--device", "cpu",
                          "--no-progress", "--run-name", "mine", "--checkpoint-interval", "1")
     assert code == 0, err
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    written = files_written()
     assert written and all(p.startswith("work/runs/mine/") for p in written), written
     assert "work/runs/mine/env/config.json" in written
     assert "work/runs/mine/checkpoints/latest.pt" in written
