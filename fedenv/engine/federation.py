@@ -45,6 +45,12 @@ from fedenv.engine.aggregators import AggregationRule, get_aggregator, normalize
 from fedenv.engine.batched_training import BatchedTrainer
 from fedenv.engine.coalitions import CoalitionEvaluator
 from fedenv.engine.compiled import CompiledCall
+from fedenv.engine.global_state import (
+    BASE_DELTA_SUFFIX,
+    join_global_state,
+    next_global_state,
+    split_global_state,
+)
 from fedenv.engine.local_training import (
     LocalTrainer,
     TokenizedDataset,
@@ -57,9 +63,9 @@ from fedenv.engine.lora import (
     adapter_digest,
     canonical_bytes,
     clone_adapter,
-    dense_deltas,
     fresh_adapter,
     lora_modules,
+    validate_adapter,
 )
 from fedenv.engine.multi_lora import lora_layers, use_grouped
 from fedenv.engine.rounds import ClientUpdate, Participant, RoundResult, check_participants
@@ -69,15 +75,21 @@ from fedenv.errors import (
     ConfigError,
     InvalidUpdateError,
     NoParticipantsError,
+    UnknownOrganizationError,
 )
 from fedenv.seeding import derive_seed
 
 if TYPE_CHECKING:
     from fedenv.data.benchmark import Benchmark, BenchmarkResult
 
-__all__ = ["ClientUpdate", "EngineConfig", "FederatedEngine", "Participant", "RoundResult"]
-
-BASE_DELTA_SUFFIX = ".base_layer.weight_delta"  # global-state key of a module's merged change
+__all__ = [
+    "BASE_DELTA_SUFFIX",
+    "ClientUpdate",
+    "EngineConfig",
+    "FederatedEngine",
+    "Participant",
+    "RoundResult",
+]
 
 
 class FederatedEngine:
@@ -209,9 +221,47 @@ class FederatedEngine:
 
     def global_state(self) -> Adapter:
         """The global adapter plus, for ``flora``, every module's merged change (cloned)."""
-        state = clone_adapter(self._global)
-        state.update({m + BASE_DELTA_SUFFIX: d.clone() for m, d in self._base_delta.items()})
-        return state
+        return clone_adapter(join_global_state(self._global, self._base_delta))
+
+    def load_global_state(self, state: Mapping[str, torch.Tensor]) -> str:
+        """Make ``state`` (as :meth:`global_state` returns it, e.g. read back from a run folder)
+        the global state; returns its digest.  It must have the global state's keys and shapes;
+        a bad state raises :class:`InvalidUpdateError` and changes nothing."""
+        adapter, base_delta = split_global_state(state)
+        validate_adapter(adapter, self._initial, source="global state")
+        if set(base_delta) != set(self._base_delta) or any(
+            base_delta[m].shape != d.shape for m, d in self._base_delta.items()
+        ):
+            raise InvalidUpdateError("global state: its merged base changes do not fit the model")
+        self._global = {
+            k: adapter[k].to(self._initial[k].device, self._initial[k].dtype).clone()
+            for k in self._initial
+        }
+        self._base_delta = {m: base_delta[m].float().clone() for m in self._base_delta}
+        self._install()
+        return self._global_digest
+
+    @property
+    def initial_adapter(self) -> Adapter:
+        """A clone of the seeded adapter every episode starts from (and ``flora`` re-seeds)."""
+        return clone_adapter(self._initial)
+
+    @property
+    def lora_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """The live LoRA parameters by adapter key (the global adapter outside a call)."""
+        return dict(self._trainer.parameters)
+
+    @property
+    def trainable_keys(self) -> frozenset[str]:
+        """The adapter keys local training changes (every ``lora_B``, and ``lora_A`` unless the
+        aggregator freezes it)."""
+        return self._trainer.trainable_keys
+
+    def dataset(self, org: str) -> TokenizedDataset:
+        """``org``'s tokenized training data."""
+        if org not in self._data:
+            raise UnknownOrganizationError(org, self.orgs)
+        return self._data[org]
 
     def global_state_bytes(self) -> bytes:
         """Canonical bytes of :meth:`global_state` (run folders, ledgers)."""
@@ -329,15 +379,14 @@ class FederatedEngine:
         if not updates:
             raise NoParticipantsError("commit needs at least one update")
         aggregate = self._aggregate(self._verified.check(updates), rule)
-        base_delta = self._base_delta
-        if self.aggregator.folds_into_base:  # merge B @ A into the base; restart from fresh LoRA
-            deltas = dense_deltas(aggregate, self.config.lora.scale)
-            base_delta = {m: d + deltas[m] for m, d in self._base_delta.items()}
-            fresh_seed = derive_seed(self.config.seed, "fresh-adapter", adapter_digest(aggregate))
-            new_global = fresh_adapter(self._initial, fresh_seed)
-        else:
-            new_global = {k: aggregate[k].to(self._initial[k].dtype) for k in self._initial}
-        self._global, self._base_delta = new_global, base_delta
+        self._global, self._base_delta = next_global_state(
+            self.aggregator,
+            aggregate,
+            self._base_delta,
+            scale=self.config.lora.scale,
+            initial=self._initial,
+            seed=self.config.seed,
+        )
         self.round += 1
         self._install()
         return self._global_digest

@@ -20,7 +20,13 @@ wrote):
   carries one);
 - ``benchmark(key)`` (benchmark): the global model's score on each channel member's own domain
   (in transient data), into the members-only ``benchmark`` collection; scores must be within
-  0..10.
+  0..10;
+- ``purge(key)`` (updates): the caller's raw update of a round purged from its collection, on
+  every member peer and for good (its salted hash and published digest stay);
+- ``certify(key, json, endorse)`` (updates): an unlearning certificate; every endorsing peer
+  checks that each removed digest is one the forgotten organization published on this channel
+  and that its raw update was purged; ``endorse = "scores"`` also writes it into the ``scores``
+  collection, which brings in the channel's endorsement policy.
 
 What a record holds besides what is checked here is the round's (:mod:`fedenv.round`).
 """
@@ -162,10 +168,49 @@ def record_benchmark(stub: ChaincodeStub, key: str) -> dict[str, Any]:
     return {"round": key, "domains": len(evaluation["scores"])}
 
 
+def purge_update(stub: ChaincodeStub, key: str) -> str:
+    """``federation.purge(key)``: the caller's raw update of round ``key`` out of its collection
+    for good (the right to be forgotten); the hashes stay on the channel."""
+    org = stub.creator.msp_id
+    if stub.get_state(f"digest/{key}/{org}") is None:
+        raise ChaincodeError(f"{org} stored no update for round {key} on this channel")
+    if stub.get_state(f"purged/{key}/{org}") is not None:
+        raise ChaincodeError(f"{org}'s update of round {key} is already purged")
+    stub.purge_private_data(collection_name(org), key)
+    stub.put_state(f"purged/{key}/{org}", "1")
+    return key
+
+
+def certify_unlearning(stub: ChaincodeStub, key: str, record: str, endorse: str = "") -> str:
+    """``federation.certify(key, json, endorse)``: an unlearning certificate (canonical JSON with
+    ``org`` and ``removed``: ``[{"round": round key, "digest": ...}]``), checked against what the
+    forgotten organization published and purged on this channel; returns its SHA-256."""
+    certificate = json.loads(record)
+    org = certificate["org"]
+    if stub.get_state(f"unlearning/{key}") is not None:
+        raise ChaincodeError(f"{key} is already certified")
+    for removed in certificate["removed"]:
+        round_key, digest = removed["round_key"], removed["digest"]
+        published = stub.get_state(f"digest/{round_key}/{org}")
+        if published is None or published.decode() != digest:
+            raise ChaincodeError(
+                f"{org}: removed digest {str(digest)[:12]} is not the update it stored for "
+                f"round {round_key}"
+            )
+        if stub.get_state(f"purged/{round_key}/{org}") is None:
+            raise ChaincodeError(f"{org}: its update of round {round_key} is not purged")
+    stub.put_state(f"unlearning/{key}", record)
+    if endorse == SCORES:
+        stub.put_private_data(SCORES, f"unlearning/{key}", record)
+    return hashlib.sha256(record.encode()).hexdigest()
+
+
 FUNCTIONS = {
     "store": store_update,
     "attest": attest_update,
     "record": record_scores,
     "benchmark": record_benchmark,
+    "purge": purge_update,
+    "certify": certify_unlearning,
 }
 """Every function of the chaincode by name (a channel installs those its ``carries`` need)."""

@@ -156,7 +156,7 @@ class ChannelLayout:
         collections = []
         functions = []
         if "updates" in channel.carries:
-            functions.append("store")
+            functions.extend(("store", "purge", "certify"))
             collections.extend(config(collection_name(o), (o,), f"OR('{o}.peer')") for o in members)
         if "scoring" in channel.carries:
             functions.append("record")

@@ -30,6 +30,7 @@ from fedenv.engine.settings import (
 from fedenv.errors import ConfigError
 from fedenv.scenario.ledger import ChannelSettings, LedgerSettings, check_channels
 from fedenv.scenario.overrides import apply_overrides
+from fedenv.scenario.unlearning import UnlearningPolicy, UnlearningRequest, check_unlearning
 from fedenv.scoring.contribution import MAX_EXACT_PLAYERS
 from fedenv.scoring.settings import (
     WEIGHING_FILTERS,
@@ -114,7 +115,9 @@ class ResourceLevel(Settings):
 
     local_steps: LocalSteps = Field(description="local optimizer steps at this level")
     data_share: DataShare = Field(1.0, description="share of the org's data sampled at this level")
-    compute: float = Field(1.0, ge=0.0, description="compute units spent; cost = compute x unit_cost")
+    compute: float = Field(
+        1.0, ge=0.0, description="compute units spent; cost = compute x unit_cost"
+    )
 
 
 class SybilGroup(Settings):
@@ -175,6 +178,14 @@ class Scenario(Settings):
     sybils: tuple[SybilGroup, ...] = Field(
         (), strict=False, description="groups of organizations that are one owner's identities"
     )
+    unlearning: tuple[UnlearningRequest, ...] = Field(
+        (),
+        strict=False,
+        description="scheduled unlearning requests; see fedenv.scenario.unlearning",
+    )
+    unlearning_policy: UnlearningPolicy = Field(
+        default_factory=UnlearningPolicy, description="how unlearning requests are carried out"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -196,6 +207,16 @@ class Scenario(Settings):
         self._check_sybils()
         self._check_defence()
         check_channels(self.channels, names, self.ledger)
+        problem = check_unlearning(
+            self.unlearning,
+            names,
+            self.max_rounds,
+            self.training.aggregator,
+            self.defence,
+            self.unlearning_policy.oracle,
+        )
+        if problem is not None:
+            raise problem
         return self
 
     def _check_sybils(self) -> None:
