@@ -9,7 +9,10 @@ streamed, so memory stays flat. Channel and orderer files of `chains.fabric` are
 run folder, each transaction payload naming an `"artifact"` (a path
 relative to the folder that holds the ledger file, so run folders nest:
 `runs/<name>/env/public.db` resolves against `runs/<name>/env/`) and its `"digest"` is checked
-against that file (`chains.artifacts`), and the files of one chain (the orderer's and every
+against that file (`chains.artifacts`); an `anchor` record whose payload lists `"erased"`
+artifact names lets those files be gone (right to erasure) when its sender is the one that
+anchored them (a file still there must still match); the registered verify plugins
+(`chains.verify_plugins`) then check what they know how to recompute; and the files of one chain (the orderer's and every
 peer's copy of a channel, copies of a public ledger) are compared block by block: two different
 blocks at one height are a `fork`, reported with both hashes.
 
@@ -40,6 +43,7 @@ from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
 from chains.sqlite_files import UnsafeFile, check_schema, open_readonly
 from chains.store import FORMAT, KIND, SCHEMA, read_meta, read_node
 from chains.validation import LedgerState
+from chains.verify_plugins import Anchored, run_plugins
 
 __all__ = ["LEDGER_SUFFIXES", "Problem", "VerifyLimits", "VerifyReport", "verify_ledger_file",
            "verify_path"]
@@ -96,21 +100,28 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
                                                      f"format {meta.get('format')!r}"))
         return
     state = LedgerState()
-    artifacts: list[tuple[int, object, object]] = []
+    artifacts: list[tuple[int, object, object, str]] = []
     pruned: list[tuple[int, object]] = []
+    anchors: list[Anchored] = []
+    erased: set[tuple[str, object]] = set()  # (sender, artifact name) erased by its own sender
 
     def on_block(height: int, rows: list) -> None:
         report.blocks += 1
         report.transactions += len(rows)
         chain.hashes.append(state.prev_hash.hex())
         for row in rows:
-            if b'"artifact"' in row[6]:
+            if b'"artifact"' in row[6] or row[5] == "anchor":
                 payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
-                artifacts.append((height, payload.get("artifact"), payload.get("digest")))
-            if row[5] == "anchor" and PRUNED_EVENT.encode() in row[6]:
-                payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
-                if payload.get("event") == PRUNED_EVENT:
-                    pruned.append((height, payload.get("prefixes")))
+                if b'"artifact"' in row[6]:
+                    artifacts.append((height, payload.get("artifact"), payload.get("digest"),
+                                      row[3]))
+                if row[5] == "anchor":
+                    anchors.append(Anchored(height, row[3], payload))
+                    if payload.get("event") == PRUNED_EVENT:
+                        pruned.append((height, payload.get("prefixes")))
+                    names = payload.get("erased")
+                    if isinstance(names, list):
+                        erased.update((row[3], name) for name in names if isinstance(name, str))
 
     try:
         replay(conn, state, on_block=on_block, deadline=deadline)
@@ -125,8 +136,19 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
         report.problems.append(Problem(None, "meta", "meta.chain is not the genesis id"))
     report.problems.extend(_check_known_heads(conn, state.frontier.size, known_heads))
     if artifact_root is not None:
-        report.problems.extend(check_artifacts(artifact_root, artifacts, limits, deadline,
+        kept = [(h, name, digest) for h, name, digest, sender in artifacts
+                if (sender, name) not in erased]
+        gone = [(h, name, digest) for h, name, digest, sender in artifacts
+                if (sender, name) in erased]
+        report.problems.extend(check_artifacts(artifact_root, kept, limits, deadline,
                                                pruned=pruned, notes=report.notes))
+        missing = check_artifacts(artifact_root, gone, limits, deadline)
+        report.problems.extend(p for p in missing if p.reason != "artifact-missing")
+        if gone:
+            report.notes.append(f"{sum(p.reason == 'artifact-missing' for p in missing)} "
+                                "artifact(s) erased at the request of the identity that anchored "
+                                "them: their hashes stay on the ledger, their files are gone")
+        report.problems.extend(run_plugins(artifact_root, anchors))
 
 
 def _check_known_heads(conn: sqlite3.Connection, size: int,

@@ -76,3 +76,8 @@ class StorageError(FedenvError, OSError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class UnlearningError(FedenvError, ValueError):
+    """An unlearning request that cannot be carried out now (an organization already forgotten,
+    one that never took part, adapters not stored); nothing was changed."""

@@ -246,11 +246,15 @@ class FedOrgParallelEnv(ParallelEnv):
                 keep_adapter_episodes=keep_adapter_episodes,
                 files=_files,
             )
+        from fedenv.unlearning.unlearner import Unlearner
+
         try:
             self._player = RoundPlayer(scenario, self.run)
         except BaseException:
             self.run.close()
             raise
+        self._unlearner = Unlearner(self._player)
+        self.unlearning_log: list = []  # this episode's UnlearningOutcome records
         self._partners = {
             a: [m for m in self.run.ledgers.layout.updates_channel(a).members if m != a]
             for a in self.possible_agents
@@ -302,10 +306,20 @@ class FedOrgParallelEnv(ParallelEnv):
         self._state = {a: _OrgState() for a in self.agents}
         self._participated = set()
         self.round_log = []
+        self._unlearner.start_episode()
+        self.unlearning_log = []
         return (
             {a: self._observe(a) for a in self.agents},
             {a: {ACTION_MASK: self._budgets.mask(a)} for a in self.agents},
         )
+
+    def request_unlearning(self, org: str, method: str = "exact_replay") -> None:
+        """Ask to forget ``org`` with ``method`` (see :mod:`fedenv.unlearning`) at the start of
+        the next step: it is then done (terminated, its action ignored, no future payouts).
+        Raises now, changing nothing, for an unknown organization or method, a method the
+        aggregator cannot work with, an organization already forgotten or that never took
+        part in this episode."""
+        self._unlearner.request(org, method, self.round_log)
 
     def step(self, actions: Mapping[str, Any]):
         self._check_open()
@@ -326,6 +340,11 @@ class FedOrgParallelEnv(ParallelEnv):
         )
         start = time.perf_counter()
         with storage_errors("the env folder", self.run.path):
+            forgotten = {}
+            for org, method in self._unlearner.due(self._round):
+                forgotten[org] = self._unlearner.apply(org, method, self.round_log, self._round)
+                self.unlearning_log.append(forgotten[org])
+            levels = {o: 0 if o in forgotten else k for o, k in levels.items()}
             outcome = self._player.play(self._round, levels)
         self._round += 1
         last_round = self._round >= self.scenario.max_rounds
@@ -341,6 +360,10 @@ class FedOrgParallelEnv(ParallelEnv):
             terminations[org] = self._budgets.out(org)
             truncations[org] = last_round
             infos[org] = {**outcome.info(org), ACTION_MASK: self._budgets.mask(org)}
+            if org in forgotten:  # done; past payouts clawed back with [unlearning_policy]
+                rewards[org] -= forgotten[org].clawback
+                terminations[org] = True
+                infos[org]["unlearning"] = forgotten[org].info()
         self._participated = {o for o, k in levels.items() if k}
         observations = {a: self._observe(a) for a in self.agents}
         self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
@@ -394,10 +417,11 @@ class FedOrgParallelEnv(ParallelEnv):
 
         episode = None
         if self._state:  # reset at least once: the episode goes on in the copy
-            names = ("agents", "_round", "_state", "_participated", "round_log")
+            names = ("agents", "_round", "_state", "_participated", "round_log", "unlearning_log")
             episode = {name: getattr(self, name) for name in names}
             episode["budgets"] = dict(self._budgets.spent)
             episode["player"] = self._player.episode_state()
+            episode["unlearner"] = self._unlearner.episode_state()
         named = self._init_args["run_dir"]
         return {
             "scenario": self.scenario,
@@ -422,6 +446,7 @@ class FedOrgParallelEnv(ParallelEnv):
         if episode is not None:
             self._budgets.spent = episode.pop("budgets")
             self._player.restore_episode_state(episode.pop("player"))
+            self._unlearner.restore_episode_state(episode.pop("unlearner"))
             vars(self).update(episode)
 
     # --- helpers ----------------------------------------------------------------------------

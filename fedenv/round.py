@@ -353,6 +353,13 @@ class RoundPlayer:
             ledger_fees=self.ledgers.fee_bound(org),
         )
 
+    def round_updates(
+        self, participants: Mapping[str, Participant], index: int
+    ) -> list[ClientUpdate]:
+        """Round ``index``'s updates from the current global state, made as the round makes them
+        (nothing is recorded; the unlearning oracle reruns rounds with it)."""
+        return self._updates(participants, derive_seed(self.episode_seed, "round", index))[0]
+
     def _updates(
         self, participants: Mapping[str, Participant], round_seed: int
     ) -> tuple[list[ClientUpdate], set[str]]:

@@ -124,13 +124,22 @@ class RunFolder:
         or ``None`` when adapters are not stored.  ``episode=None``: the base state."""
         if not self.store_adapters:
             return None
-        relative = (
-            f"{ADAPTERS}/{name}.safetensors"
-            if episode is None
-            else f"{ADAPTERS}/{round_key(episode, round or 0).replace('-', '/')}/{name}.safetensors"
-        )
+        relative = adapter_path(episode, round, name)
         replace_file(self.path / relative, data)
         return relative
+
+    def read(self, relative: str) -> bytes:
+        """The bytes of a file of the folder (an adapter, a certificate)."""
+        return (self.path / relative).read_bytes()
+
+    def write(self, relative: str, data: bytes) -> str:
+        """Write a file of the folder (an unlearning certificate, its measures); its path."""
+        replace_file(self.path / relative, data)
+        return relative
+
+    def erase(self, relative: str) -> None:
+        """Remove a file of the folder for good (a forgotten organization's update)."""
+        (self.path / relative).unlink(missing_ok=True)
 
     def prune_adapters(self, episode: int) -> list[str]:
         """Delete the adapters of episodes before the last ``keep_adapter_episodes`` (counting
@@ -227,6 +236,13 @@ def _check_writable(folder: Path) -> None:
         raise ConfigError("run_dir", f"{folder} exists and is not a folder", str(folder))
     if folder.is_dir() and read_env_config(folder) is None and _entries(folder):
         raise _foreign(folder)
+
+
+def adapter_path(episode: int | None, round: int | None, name: str) -> str:
+    """The path, relative to the folder, of an adapter file (``episode=None``: the base)."""
+    if episode is None:
+        return f"{ADAPTERS}/{name}.safetensors"
+    return f"{ADAPTERS}/{round_key(episode, round or 0).replace('-', '/')}/{name}.safetensors"
 
 
 def _same_scenario(stored: object, scenario: Scenario) -> bool:

@@ -1,0 +1,165 @@
+"""The unlearning methods, by name: each turns an :class:`EpisodeRecord` into the new global state.
+
+| method | what it does | exact? | cost |
+| --- | --- | --- | --- |
+| ``exact_replay`` | rebuild the global state from the episode's base by replaying every accepted round's stored updates without the forgotten organization's, reweighted by the aggregator over the updates that remain | removes its direct contribution exactly; its *indirect* influence stays: the others' later updates were trained from globals it had shaped | tensor arithmetic only |
+| ``retrain`` | the oracle: from the global state before its first accepted round, rerun every later round without it, with the same round seeds, accepted organizations and levels (no rescoring: the originally accepted set minus the organization) | the reference | the rounds' training |
+| ``calibrated_replay`` | FedEraser: from the same starting point, replay each round; every ``calibration_interval``-th round the remaining organizations train ``calibration_steps`` local steps from the replayed global, and each calibrated update takes the new direction with the stored magnitude, per tensor: ``G' + |U_old - G| * (U_new - G') / |U_new - G'|``; in the other rounds each stored change ``U_old - G`` is applied to the replayed global | approximate | a few calibration steps per round |
+| ``lora_gradient_ascent`` | from the current global adapter, ``ascent_steps`` AdamW steps on ``-min(L_forget, ascent_max_forget_loss) + ascent_retain_weight * L_retain`` (L = the next-token loss of a batch of the organization's training dialogues, resp. of another organization's, in turn), training only what local training trains | approximate, no replay | a few steps |
+
+Every method is deterministic: seeds derive from the episode's (:mod:`fedenv.seeding`).  Settings:
+``[unlearning_policy]`` (:class:`fedenv.scenario.unlearning.UnlearningPolicy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from fedenv.engine.federation import ClientUpdate
+from fedenv.engine.global_state import join_global_state, split_global_state
+from fedenv.engine.lora import Adapter
+from fedenv.scenario.unlearning import UnlearningPolicy
+from fedenv.seeding import derive_seed
+from fedenv.unlearning.episode import EpisodeRecord, on_device
+from fedenv.unlearning.replay import replay_rounds
+
+Method = Callable[[EpisodeRecord, UnlearningPolicy], Adapter]
+
+
+def exact_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
+    base = record.global_after(-1)
+    return replay_rounds(
+        record.scenario.training.aggregator,
+        base,
+        [record.stored(r) for r in record.rounds],
+        initial=split_global_state(base)[0],
+        scale=record.scenario.lora.scale,
+        seed=record.scenario.seed,
+    )
+
+
+def _start(record: EpisodeRecord) -> int | None:
+    """Load the global state before the organization's first accepted round into the engine;
+    that round's index (None: it was never accepted, so the global state stays)."""
+    first = record.first_accepted
+    if first is not None:
+        record.engine.load_global_state(record.global_after(first - 1))
+    return first
+
+
+def retrain(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
+    first = _start(record)
+    engine = record.engine
+    for r in record.rounds if first is not None else ():
+        remaining = record.remaining(r)
+        if r.index < first or not remaining:
+            continue
+        participants = {o: record.participant(o, k) for o, k in sorted(remaining.items())}
+        engine.commit(record.player.round_updates(participants, r.index))
+    return engine.global_state()
+
+
+def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
+    first = _start(record)
+    engine = record.engine
+    trainable = engine.trainable_keys
+    replayed = 0
+    for r in record.rounds if first is not None else ():
+        remaining = record.remaining(r)
+        if r.index < first or not remaining:
+            continue
+        start = engine.global_adapter
+        before = on_device(split_global_state(record.global_after(r.index - 1))[0], start)
+        stored = {u.org: on_device(u.adapter, start) for u in record.stored(r)}
+        fresh = {}
+        if replayed % policy.calibration_interval == 0:
+            participants = [
+                record.participant(o, k, policy.calibration_steps)
+                for o, k in sorted(remaining.items())
+            ]
+            round_seed = derive_seed(record.player.episode_seed, "round", r.index)
+            fresh = {
+                u.org: u.adapter for u in engine.train_updates(participants, round_seed=round_seed)
+            }
+        replayed += 1
+        updates = []
+        for org, k in sorted(remaining.items()):
+            adapter = {}
+            for key, value in start.items():
+                change = stored[org][key] - before[key]
+                if key not in trainable:
+                    adapter[key] = value.clone()
+                elif org in fresh:
+                    direction = fresh[org][key] - value
+                    norm = direction.norm()
+                    adapter[key] = (
+                        value + (change.norm() / norm) * direction if norm > 0 else value.clone()
+                    )
+                else:
+                    adapter[key] = value + change
+            updates.append(
+                ClientUpdate.create(
+                    org,
+                    adapter,
+                    num_examples=record.num_examples(org, k),
+                    local_steps=record.participant(org, k).local_steps,
+                )
+            )
+        engine.commit(updates)
+    return engine.global_state()
+
+
+def lora_gradient_ascent(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
+    engine, org = record.engine, record.org
+    parameters = engine.lora_parameters
+    keys = sorted(engine.trainable_keys)
+    trainable = [parameters[k] for k in keys]
+    was = {k: p.requires_grad for k, p in parameters.items()}
+    forget = engine.dataset(org)
+    retain = [engine.dataset(o) for o in engine.orgs if o != org]
+    batch_size = record.scenario.training.batch_size
+    generator = torch.Generator().manual_seed(
+        derive_seed(record.player.episode_seed, "unlearning", org)
+    )
+    optimizer = torch.optim.AdamW(trainable, lr=policy.ascent_learning_rate, weight_decay=0.0)
+    max_norm = record.scenario.training.max_grad_norm or None
+    model = engine.model
+    model.eval()  # no dropout: the same steps on every run
+
+    def loss(data) -> torch.Tensor:
+        rows = torch.randint(len(data), (batch_size,), generator=generator)
+        width = int(data.lengths[rows].max())
+        rows = rows.to(data.input_ids.device)
+        input_ids = data.input_ids.index_select(0, rows)[:, :width]
+        labels = data.labels.index_select(0, rows)[:, :width]
+        return model(input_ids=input_ids, labels=labels, use_cache=False).loss
+
+    try:
+        for key, parameter in parameters.items():
+            parameter.requires_grad_(key in engine.trainable_keys)
+        for step in range(policy.ascent_steps):
+            total = -torch.clamp(loss(forget), max=policy.ascent_max_forget_loss)
+            if retain and policy.ascent_retain_weight:
+                total = total + policy.ascent_retain_weight * loss(retain[step % len(retain)])
+            total.backward()
+            if max_norm is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, max_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        adapter = {k: p.detach().clone() for k, p in parameters.items()}
+    finally:
+        for key, parameter in parameters.items():
+            parameter.requires_grad_(was[key])
+    state = join_global_state(adapter, split_global_state(engine.global_state())[1])
+    engine.load_global_state(state)
+    return engine.global_state()
+
+
+METHODS: dict[str, Method] = {
+    "exact_replay": exact_replay,
+    "retrain": retrain,
+    "calibrated_replay": calibrated_replay,
+    "lora_gradient_ascent": lora_gradient_ascent,
+}

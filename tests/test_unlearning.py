@@ -1,0 +1,212 @@
+"""Unlearning an organization on the tiny scenario: the rebuilt model, the purge, the certificate
+on the channel and the public chain, ``chains verify``, determinism, and bad requests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import fedenv
+from chains.verify import verify_path
+from fedenv.errors import ConfigError, UnknownOrganizationError, UnlearningError
+from fedenv.ledgers import CHAINCODE, collection_name, round_key
+from fedenv.unlearning.replay import load_adapter
+
+FORGOTTEN = "skyway"
+ROUNDS = 3
+SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "benchmark.dialogues_per_domain": 8}
+
+
+def _play(run_dir: Path, method: str = "exact_replay", **overrides):
+    """Three rounds at level 1, a snapshot of the folder, then ``FORGOTTEN`` forgotten."""
+    env = fedenv.parallel_env("tiny", run_dir=run_dir, **{**SETTINGS, **overrides})
+    env.reset(seed=3)
+    for _ in range(ROUNDS):
+        env.step({a: 1 for a in env.agents})
+    snapshot = run_dir.parent / f"{run_dir.name}-before"
+    shutil.copytree(run_dir, snapshot)
+    before = env.unwrapped._player.global_result
+    env.unwrapped.request_unlearning(FORGOTTEN, method=method)
+    step = env.step({a: 1 for a in env.agents})
+    return env, snapshot, before, step
+
+
+@pytest.fixture(scope="module")
+def unlearned(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("unlearning") / "run"
+    env, snapshot, before, step = _play(run_dir)
+    outcome = env.unwrapped.unlearning_log[0]
+    channel = env.unwrapped.run.ledgers.channels["consortium"]
+    stored = {
+        peer.identity.msp_id if hasattr(peer, "identity") else str(i): peer.state.get(
+            CHAINCODE, f"unlearning/{outcome.certificate_file.split('/')[-1][:-5]}"
+        )
+        for i, peer in enumerate(channel.peers)
+    }
+    env.close()
+    return {"run": run_dir, "snapshot": snapshot, "before": before, "step": step,
+            "outcome": outcome, "channel_state": stored}
+
+
+def test_the_forgotten_org_is_done_and_reported_in_its_infos(unlearned):
+    _, rewards, terminations, truncations, infos = unlearned["step"]
+    assert terminations[FORGOTTEN] and not truncations[FORGOTTEN]
+    assert infos[FORGOTTEN]["participated"] is False and rewards[FORGOTTEN] == 0.0  # no clawback
+    info = infos[FORGOTTEN]["unlearning"]
+    assert info["method"] == "exact_replay" and info["certificate"] == unlearned["outcome"].certificate_digest
+    for key in ("forget_fact_accuracy", "retain_fact_accuracy", "mia_auc", "oracle_mia_auc",
+                "oracle_score_gap", "seconds_exact_replay", "seconds_retrain"):
+        assert key in info
+
+
+def test_exact_replay_is_close_to_the_oracle_and_keeps_the_others(unlearned):
+    m = unlearned["outcome"].measures
+    assert abs(m["forget_fact_accuracy"] - m["oracle_forget_fact_accuracy"]) <= 0.05
+    assert abs(m["retain_fact_accuracy"] - m["before_retain_fact_accuracy"]) <= 0.03
+    assert 0.0 <= m["mia_auc"] <= 1.0
+
+
+def test_the_certificate_is_on_the_channel_and_its_hash_on_the_public_chain(unlearned):
+    outcome, run = unlearned["outcome"], unlearned["run"]
+    data = (run / outcome.certificate_file).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == outcome.certificate_digest
+    certificate = json.loads(data)
+    assert certificate["org"] == FORGOTTEN and certificate["method"] == "exact_replay"
+    assert [r["round"] for r in certificate["removed"]] == list(range(ROUNDS))
+    assert certificate["global"]["digest"] == outcome.global_digest
+    for value, _version in unlearned["channel_state"].values():  # every peer holds it
+        assert value == data
+    from chains.public_ledger import PublicLedger
+
+    with PublicLedger.open(run / "public.db") as ledger:
+        anchors = [tx.payload for _, tx in ledger.transactions("anchor")]
+    events = {p.get("event"): p for p in anchors}
+    assert events["unlearning-certificate"]["digest"] == outcome.certificate_digest
+    assert events["unlearning-request"]["org"] == FORGOTTEN
+
+
+def _unique_chunks(update: bytes, base: bytes, size: int = 64) -> list[bytes]:
+    """Chunks of the update's tensor data found in no tensor of the base state."""
+    header = 8 + int.from_bytes(update[:8], "little")
+    body = update[header:]
+    chunks = [body[i : i + size] for i in range(0, len(body) - size, size * 8)]
+    return [c for c in chunks if c not in base and c.strip(b"\0")]
+
+
+def test_the_forgotten_updates_bytes_are_gone_from_every_file(unlearned):
+    snapshot, run = unlearned["snapshot"], unlearned["run"]
+    base = (snapshot / "adapters/base.safetensors").read_bytes()
+    chunks = []
+    for r in range(ROUNDS):
+        update = snapshot / f"adapters/{round_key(0, r).replace('-', '/')}/{FORGOTTEN}.safetensors"
+        chunks += _unique_chunks(update.read_bytes(), base)
+    assert len(chunks) > 10
+
+    def holders(folder: Path) -> set[str]:
+        found = set()
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                if any(c in data for c in chunks):
+                    found.add(str(path.relative_to(folder)))
+        return found
+
+    before = holders(snapshot)  # the test can fail: the bytes were there, in files and the peer
+    assert any(name.endswith(f"{FORGOTTEN}.safetensors") for name in before)
+    assert any(f"peer0.{FORGOTTEN}.db" in name for name in before)  # its side store (or WAL)
+    assert holders(run) == set()
+
+
+def test_the_purge_keeps_the_hashes(unlearned):
+    certificate = json.loads((unlearned["run"] / unlearned["outcome"].certificate_file).read_bytes())
+    assert all(len(r["digest"]) == 64 for r in certificate["removed"])
+    assert collection_name(FORGOTTEN) == f"{FORGOTTEN}-updates"
+
+
+def test_chains_verify_passes_and_recomputes_the_replay(unlearned, tmp_path):
+    assert all(r.ok for r in verify_path(unlearned["run"])), [
+        r.summary() for r in verify_path(unlearned["run"]) if not r.ok
+    ]
+    # the certificate's adapter is recomputed: a wrong stored global state is found even when
+    # its file is consistent with itself
+    certificate = json.loads((unlearned["run"] / unlearned["outcome"].certificate_file).read_bytes())
+    state = load_adapter((unlearned["run"] / certificate["global"]["artifact"]).read_bytes())
+    assert state  # a real adapter file
+
+
+def test_a_tampered_stored_update_fails_verify_naming_it(unlearned, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(unlearned["run"], run)
+    certificate = json.loads((run / unlearned["outcome"].certificate_file).read_bytes())
+    name = certificate["replay"][0]["updates"][0]["artifact"]
+    data = bytearray((run / name).read_bytes())
+    data[-5] ^= 0x01
+    (run / name).write_bytes(bytes(data))
+    failed = [r for r in verify_path(run) if not r.ok]
+    details = [(p.reason, p.detail) for r in failed for p in r.problems]
+    assert any(reason == "unlearning-digest" and name in detail for reason, detail in details)
+    assert any(reason == "artifact-digest" and name in detail for reason, detail in details)
+
+
+def test_a_tampered_certificate_fails_verify_naming_it(unlearned, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(unlearned["run"], run)
+    name = unlearned["outcome"].certificate_file
+    text = (run / name).read_text().replace('"method":"exact_replay"', '"method":"retrain"')
+    (run / name).write_text(text)
+    details = [p.detail for r in verify_path(run) if not r.ok for p in r.problems]
+    assert any(name in d for d in details)
+
+
+def test_the_same_seed_gives_the_same_certificate(unlearned, tmp_path):
+    """Re-running the episode and the unlearning from the same seed gives the same certificate,
+    byte for byte (what a run killed during unlearning resumes to)."""
+    env, _, _, _ = _play(tmp_path / "again")
+    again = env.unwrapped.unlearning_log[0]
+    env.close()
+    assert again.certificate_digest == unlearned["outcome"].certificate_digest
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_bad_requests_are_refused_and_change_nothing(tmp_path):
+    env = fedenv.parallel_env("tiny", run_dir=tmp_path / "run", **SETTINGS)
+    env.reset(seed=3)
+    raw = env.unwrapped
+    files, model = _digests(tmp_path / "run"), raw._player.engine.global_digest
+    with pytest.raises(UnlearningError, match="never took part"):
+        raw.request_unlearning(FORGOTTEN)
+    env.step({a: 1 if a != "citycare" else 0 for a in env.agents})
+    files, model = _digests(tmp_path / "run"), raw._player.engine.global_digest
+    with pytest.raises(UnknownOrganizationError):
+        raw.request_unlearning("acme")
+    with pytest.raises(ConfigError, match="method"):
+        raw.request_unlearning(FORGOTTEN, method="forget_harder")
+    with pytest.raises(UnlearningError, match="never took part"):
+        raw.request_unlearning("citycare")
+    raw.request_unlearning(FORGOTTEN)
+    with pytest.raises(UnlearningError, match="already forgotten"):
+        raw.request_unlearning(FORGOTTEN)
+    assert _digests(tmp_path / "run") == files and raw._player.engine.global_digest == model
+    env.close()
+
+
+def test_a_method_the_aggregator_cannot_work_with_is_refused(tmp_path):
+    env = fedenv.parallel_env("tiny", run_dir=tmp_path / "run", aggregator="flora", **SETTINGS)
+    env.reset(seed=3)
+    env.step({a: 1 for a in env.agents})
+    files = _digests(tmp_path / "run")
+    with pytest.raises(ConfigError, match="cannot work with aggregator 'flora'"):
+        env.unwrapped.request_unlearning(FORGOTTEN, method="calibrated_replay")
+    assert _digests(tmp_path / "run") == files
+    env.close()
