@@ -335,3 +335,35 @@ def test_hostile_organization_channel_and_collection_names_are_refused_at_load(
     with pytest.raises(ConfigError) as refused:
         load_scenario(write(tmp_path, text))
     assert str(refused.value).startswith(f"{tmp_path / 'x.toml'}: {key}: must be"), refused.value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "problem"),
+    [
+        ({"unlearning": [{"round": 1, "org": "acme"}]}, "unlearning[0].org", "unknown organization"),
+        ({"unlearning": [{"round": 0, "org": "skyway"}]}, "unlearning[0].round", "before"),
+        ({"unlearning": [{"round": 3, "org": "skyway"}]}, "unlearning[0].round", "max_rounds"),
+        (
+            {"unlearning": [{"round": 1, "org": "skyway"}, {"round": 2, "org": "skyway"}]},
+            "unlearning[1].org",
+            "already forgotten",
+        ),
+        (
+            {"unlearning": [{"round": 1, "org": "skyway", "method": "calibrated_replay"}],
+             "aggregator": "flora"},
+            "unlearning[0].method",
+            "cannot work with aggregator 'flora'",
+        ),
+        ({"unlearning": [{"round": 1, "org": "skyway", "method": "nope"}]}, "unlearning[0].method",
+         "must be one of"),
+    ],
+)
+def test_bad_unlearning_requests_fail_at_load_naming_the_key(overrides, key, problem):
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: .*{re.escape(problem)}"):
+        load_scenario("tiny", **overrides)
+
+
+def test_an_unlearning_request_loads_with_its_defaults():
+    scenario = load_scenario("tiny", unlearning=[{"round": 2, "org": "skyway"}])
+    assert scenario.unlearning[0].method == "exact_replay"
+    assert scenario.unlearning_policy.clawback is False and scenario.unlearning_policy.oracle

@@ -12,9 +12,11 @@ import pytest
 
 import fedenv
 from chains.verify import verify_path
+from fedenv.engine.global_state import split_global_state
 from fedenv.errors import ConfigError, UnknownOrganizationError, UnlearningError
 from fedenv.ledgers import CHAINCODE, collection_name, round_key
-from fedenv.unlearning.replay import load_adapter
+from fedenv.run_folder import adapter_path
+from fedenv.unlearning.replay import load_adapter, replay_rounds, stored_update
 
 FORGOTTEN = "skyway"
 ROUNDS = 3
@@ -40,6 +42,7 @@ def unlearned(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("unlearning") / "run"
     env, snapshot, before, step = _play(run_dir)
     outcome = env.unwrapped.unlearning_log[0]
+    outcomes = list(env.unwrapped.round_log[:ROUNDS])
     channel = env.unwrapped.run.ledgers.channels["consortium"]
     stored = {
         peer.identity.msp_id if hasattr(peer, "identity") else str(i): peer.state.get(
@@ -49,7 +52,7 @@ def unlearned(tmp_path_factory):
     }
     env.close()
     return {"run": run_dir, "snapshot": snapshot, "before": before, "step": step,
-            "outcome": outcome, "channel_state": stored}
+            "outcome": outcome, "channel_state": stored, "outcomes": outcomes}
 
 
 def test_the_forgotten_org_is_done_and_reported_in_its_infos(unlearned):
@@ -210,3 +213,29 @@ def test_a_method_the_aggregator_cannot_work_with_is_refused(tmp_path):
         env.unwrapped.request_unlearning(FORGOTTEN, method="calibrated_replay")
     assert _digests(tmp_path / "run") == files
     env.close()
+
+
+def test_replaying_every_accepted_update_gives_the_stored_global_states(unlearned):
+    """The replay is the engine's own commit: from the base, each round's accepted updates give
+    that round's stored global state, byte for byte."""
+    run = unlearned["snapshot"]
+    base = load_adapter((run / adapter_path(None, None, "base")).read_bytes())
+    state = base
+    for outcome in unlearned["outcomes"]:
+        updates = [
+            stored_update(org, (run / adapter_path(0, outcome.round, org)).read_bytes(), n)
+            for org, n in _accepted(outcome)
+        ]
+        state = replay_rounds(
+            "fedavg", state, [updates], initial=split_global_state(base)[0], scale=2.0, seed=0
+        )
+        stored = (run / adapter_path(0, outcome.round, "global")).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == outcome.global_digest
+
+
+def _accepted(outcome):
+    from fedenv.scenario import load_scenario
+
+    scenario = load_scenario("tiny")
+    sizes = {o.name: o.data_size for o in scenario.organizations}
+    return [(org, sizes[org]) for org, row in outcome.orgs.items() if row.accepted]

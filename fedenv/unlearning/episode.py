@@ -44,9 +44,16 @@ def round_records(outcomes: Sequence[RoundOutcome]) -> list[RoundRecord]:
 
 
 class EpisodeRecord:
-    """The current episode of ``player`` (its rounds so far) with ``org`` to be forgotten."""
+    """The current episode of ``player`` (its rounds so far) with ``org`` to be forgotten, and
+    the organizations ``forgotten`` before it in the episode (their updates stay out too)."""
 
-    def __init__(self, player: RoundPlayer, rounds: Sequence[RoundRecord], org: str) -> None:
+    def __init__(
+        self,
+        player: RoundPlayer,
+        rounds: Sequence[RoundRecord],
+        org: str,
+        forgotten: Sequence[str] = (),
+    ) -> None:
         self.player = player
         self.engine = player.engine
         self.scenario = player.scenario
@@ -54,7 +61,8 @@ class EpisodeRecord:
         self.episode = player.episode
         self.rounds = list(rounds)
         self.org = org
-        accepted = [r.index for r in self.rounds if org in r.accepted]
+        self.excluded = frozenset((org, *forgotten))
+        accepted = [r.index for r in self.rounds if self.excluded & set(r.accepted)]
         self.first_accepted: int | None = accepted[0] if accepted else None
 
     # --- who took part ------------------------------------------------------------------------
@@ -63,8 +71,8 @@ class EpisodeRecord:
         return [r.index for r in self.rounds if org_in(r, self.org)]
 
     def remaining(self, record: RoundRecord) -> dict[str, int]:
-        """The accepted organizations of a round other than ``org``, with their levels."""
-        return {o: record.levels[o] for o in record.accepted if o != self.org}
+        """The accepted organizations of a round other than the excluded ones, with levels."""
+        return {o: record.levels[o] for o in record.accepted if o not in self.excluded}
 
     def participant(self, org: str, level: int, local_steps: int | None = None) -> Participant:
         spec = self.scenario.level(level)

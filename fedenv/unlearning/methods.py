@@ -41,8 +41,9 @@ def exact_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
 
 
 def _start(record: EpisodeRecord) -> int | None:
-    """Load the global state before the organization's first accepted round into the engine;
-    that round's index (None: it was never accepted, so the global state stays)."""
+    """Load the global state before the first round that accepted the organization (or one
+    forgotten before it) into the engine; that round's index (None: never accepted, so the
+    global state stays)."""
     first = record.first_accepted
     if first is not None:
         record.engine.load_global_state(record.global_after(first - 1))

@@ -138,7 +138,7 @@ class Unlearner:
         self.check(org, method, outcomes)
         player, ledgers, run = self.player, self.player.ledgers, self.player.run
         engine, episode = player.engine, player.episode
-        record = EpisodeRecord(player, round_records(outcomes), org)
+        record = EpisodeRecord(player, round_records(outcomes), org, tuple(self.forgotten))
         key = certificate_key(episode, org)
         previous = engine.global_digest
         before = self._measure(org)
