@@ -321,6 +321,11 @@ class FedOrgParallelEnv(ParallelEnv):
         part in this episode."""
         self._unlearner.request(org, method, self.round_log)
 
+    def compare_unlearning(self, org: str, methods: tuple[str, ...]) -> dict[str, dict]:
+        """What each unlearning method would make of forgetting ``org`` now, against the
+        ``retrain`` oracle; nothing is recorded and the global model stays (for studies)."""
+        return self._unlearner.compare(org, methods, self.round_log)
+
     def step(self, actions: Mapping[str, Any]):
         self._check_open()
         if not self.agents and self.round_log:

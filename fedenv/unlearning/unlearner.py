@@ -234,6 +234,40 @@ class Unlearner:
         self.forgotten[org] = outcome
         return outcome
 
+    def compare(
+        self, org: str, methods: Sequence[str], outcomes: Sequence[RoundOutcome]
+    ) -> dict[str, dict[str, Any]]:
+        """What each of ``methods`` would make of forgetting ``org`` now, measured against the
+        ``retrain`` oracle, without recording or erasing anything: the engine's global state is
+        restored afterwards.  ``{"before": measures, "retrain": {...}, method: {"measures",
+        "gaps", "seconds"}}`` (for studies: one trained episode, every method)."""
+        for method in methods:
+            problem = method_problem(method, self.scenario.training.aggregator)
+            if problem:
+                raise ConfigError("method", problem)
+        engine = self.player.engine
+        record = EpisodeRecord(self.player, round_records(outcomes), org, tuple(self.forgotten))
+        current = engine.global_state()
+        results: dict[str, dict[str, Any]] = {"before": {"measures": self._measure(org).as_dict()}}
+        oracle = None
+        try:
+            for method in (ORACLE, *[m for m in methods if m != ORACLE]):
+                engine.load_global_state(current)
+                start = time.perf_counter()
+                state = RUN_METHOD[method](record, self.policy)
+                seconds = time.perf_counter() - start
+                engine.load_global_state(state)
+                measures = self._measure(org)
+                oracle = oracle or measures
+                results[method] = {
+                    "measures": measures.as_dict(),
+                    "gaps": oracle_gaps(measures, oracle),
+                    "seconds": seconds,
+                }
+        finally:
+            engine.load_global_state(current)
+        return results
+
     def _replay_plan(self, record: EpisodeRecord) -> list[dict]:
         plan = record.replay_plan()
         for step in plan:

@@ -1,0 +1,226 @@
+"""Unlearning an organization: the four methods against the retrain oracle, over seeds and LoRA
+rank, alpha and dropout grids (the Federated TrustChain seed's figures).
+
+    python -m studies.unlearning                                   # default scenario, 5 seeds
+    python -m studies.unlearning --scenario tiny --rounds 4 --override scoring.reject_negative=false
+    python -m studies.unlearning --from-results runs/study-unlearning/results.csv   # redraw
+
+For every seed and setting (the scenario's LoRA settings, then each value of ``--ranks``,
+``--alphas`` and ``--dropouts`` with the others at the scenario's), one episode is trained for
+``--rounds`` rounds with every organization at resource level ``--level``; then every method is
+applied to forgetting ``--org`` from that same trained state
+(``env.unwrapped.compare_unlearning``: nothing recorded, the model restored between methods)
+and measured against ``retrain`` (:mod:`fedenv.unlearning.measures`).  Outputs in ``--out``:
+``results.csv`` (one row per seed, setting and method), ``summary.md`` (means and 95% CIs
+over seeds), and in ``--figures`` the box plots ``unlearning-methods.png`` and
+``unlearning-<rank|alpha|dropout>.png`` (forget and retain fact accuracy).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from agents.cli import comma_list, parse, parse_overrides
+from fedenv.evaluation.statistics import mean_interval
+from fedenv.scenario.unlearning import METHODS
+from studies import save_figure
+
+PROG = "python -m studies.unlearning"
+COLUMNS = (
+    "seed", "parameter", "value", "method", "forget_fact_accuracy", "retain_fact_accuracy",
+    "forget_nll", "retain_nll", "global_score", "mia_auc", "oracle_forget_accuracy_gap",
+    "oracle_fact_accuracy_gap", "oracle_score_gap", "oracle_mia_auc_gap", "seconds",
+    "seconds_retrain", "before_forget_fact_accuracy", "before_retain_fact_accuracy",
+    "before_mia_auc",
+)
+GRIDS = {"rank": "lora.r", "alpha": "lora.alpha", "dropout": "lora.dropout"}
+
+
+@dataclass
+class UnlearningStudyConfig:
+    """Train, then forget one organization with every method; compare with the oracle."""
+
+    scenario: str = "default"
+    """scenario name or TOML file"""
+    seeds: Annotated[tuple[int, ...], comma_list(int)] = (0, 1, 2, 3, 4)
+    """seeds (each trains its own episode per setting)"""
+    rounds: int = 10
+    """rounds trained before the request"""
+    level: int = 1
+    """every organization's resource level in every round"""
+    org: str = "skyway"
+    """the organization forgotten"""
+    methods: Annotated[tuple[str, ...], comma_list(str)] = METHODS
+    """methods compared (retrain is the oracle, always run)"""
+    ranks: Annotated[tuple[int, ...], comma_list(int)] = (4, 16)
+    """LoRA ranks besides the scenario's"""
+    alphas: Annotated[tuple[float, ...], comma_list(float)] = (8.0, 32.0)
+    """LoRA alphas besides the scenario's"""
+    dropouts: Annotated[tuple[float, ...], comma_list(float)] = (0.05, 0.1)
+    """LoRA dropouts besides the scenario's"""
+    override: tuple[str, ...] = ()
+    """scenario overrides KEY=VALUE, as in train_agents.py"""
+    out: Path = Path("runs/study-unlearning")
+    """results folder"""
+    figures: Path = Path("docs/figures")
+    """where the PNG box plots go"""
+    from_results: Path | None = None
+    """redraw from a results.csv, running nothing"""
+
+
+def settings(config: UnlearningStudyConfig) -> list[tuple[str, str, dict]]:
+    """(parameter, value, overrides) of every setting: the scenario's, then the grids."""
+    rows = [("base", "scenario", {})]
+    for name, values in (("rank", config.ranks), ("alpha", config.alphas),
+                         ("dropout", config.dropouts)):
+        rows += [(name, str(v), {GRIDS[name]: v}) for v in values]
+    return rows
+
+
+def run_setting(config: UnlearningStudyConfig, seed: int, parameter: str, value: str,
+                overrides: dict) -> list[dict]:
+    import fedenv
+
+    given = parse_overrides(config.override)
+    env = fedenv.parallel_env(
+        config.scenario, max_rounds=config.rounds + 1, **{**given, **overrides}
+    )
+    try:
+        env.reset(seed=seed)
+        for _ in range(config.rounds):
+            env.step({a: config.level for a in env.agents})
+        results = env.unwrapped.compare_unlearning(config.org, tuple(config.methods))
+    finally:
+        env.close()
+    before, oracle_seconds = results["before"]["measures"], results["retrain"]["seconds"]
+    rows = []
+    for method in ("retrain", *[m for m in config.methods if m != "retrain"]):
+        m, gaps = results[method]["measures"], results[method]["gaps"]
+        rows.append({
+            "seed": seed, "parameter": parameter, "value": value, "method": method,
+            **{k: m[k] for k in COLUMNS if k in m}, **gaps,
+            "seconds": results[method]["seconds"], "seconds_retrain": oracle_seconds,
+            "before_forget_fact_accuracy": before["forget_fact_accuracy"],
+            "before_retain_fact_accuracy": before["retain_fact_accuracy"],
+            "before_mia_auc": before["mia_auc"],
+        })
+    return rows
+
+
+def run_study(config: UnlearningStudyConfig) -> list[dict]:
+    config.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for seed in config.seeds:
+        for parameter, value, overrides in settings(config):
+            start = time.perf_counter()
+            rows += run_setting(config, seed, parameter, value, overrides)
+            print(f"seed {seed} {parameter}={value}: {time.perf_counter() - start:.1f}s",
+                  flush=True)
+            write_csv(rows, config.out / "results.csv")
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: row.get(k, "") for k in COLUMNS} for row in rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as file:
+        return [{k: (v if k in ("parameter", "value", "method") else float(v))
+                 for k, v in row.items()} for row in csv.DictReader(file)]
+
+
+def summary(rows: list[dict]) -> str:
+    """Means (95% CI over seeds) per method, on the scenario's LoRA settings."""
+    base = [r for r in rows if r["parameter"] == "base"]
+    methods = list(dict.fromkeys(r["method"] for r in base))
+    keys = ("forget_fact_accuracy", "retain_fact_accuracy", "mia_auc",
+            "oracle_forget_accuracy_gap", "oracle_mia_auc_gap", "oracle_score_gap")
+    lines = ["| method | " + " | ".join(keys) + " | time / retrain |",
+             "| --- |" + " --- |" * (len(keys) + 1)]
+    for method in methods:
+        picked = [r for r in base if r["method"] == method]
+        cells = [_cell([r[k] for r in picked]) for k in keys]
+        ratio = _cell([r["seconds"] / r["seconds_retrain"] for r in picked])
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {ratio} |")
+    before = [r for r in base if r["method"] == "retrain"]
+    lines.append("")
+    lines.append(f"Before unlearning: forget accuracy "
+                 f"{_cell([r['before_forget_fact_accuracy'] for r in before])}, retain accuracy "
+                 f"{_cell([r['before_retain_fact_accuracy'] for r in before])}, MIA AUC "
+                 f"{_cell([r['before_mia_auc'] for r in before])}; {len(before)} seeds.")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "-"
+    interval = mean_interval(values)
+    return f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
+
+
+def draw(rows: list[dict], figures: Path) -> list[Path]:
+    from matplotlib import pyplot as plt
+
+    paths = []
+    groups = [("methods", [r for r in rows if r["parameter"] == "base"], "method")]
+    for name in GRIDS:
+        picked = [r for r in rows if r["parameter"] in (name, "base")]
+        groups.append((name, picked, "value"))
+    for name, picked, by in groups:
+        if not picked:
+            continue
+        labels = list(dict.fromkeys(r[by] for r in picked))
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        for axis, key in zip(axes, ("forget_fact_accuracy", "retain_fact_accuracy")):
+            if by == "method":
+                data = [[r[key] for r in picked if r["method"] == label] for label in labels]
+                axis.boxplot(data, tick_labels=labels)
+            else:
+                methods = list(dict.fromkeys(r["method"] for r in picked))
+                width = 0.8 / len(methods)
+                for i, method in enumerate(methods):
+                    data = [[r[key] for r in picked if r["value"] == label and r["method"] == method]
+                            for label in labels]
+                    positions = [j + i * width for j in range(len(labels))]
+                    box = axis.boxplot(data, positions=positions, widths=width * 0.9,
+                                       patch_artist=True, manage_ticks=False)
+                    for patch in box["boxes"]:
+                        patch.set_facecolor(f"C{i}")
+                    axis.plot([], [], color=f"C{i}", label=method)
+                axis.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels)
+                axis.set_xlabel(f"{name} ('scenario' = the scenario's own)")
+                axis.legend(fontsize=7)
+            axis.set_title(key.replace("_", " "))
+            axis.tick_params(axis="x", labelrotation=20)
+        paths.append(save_figure(figure, figures / f"unlearning-{name}.png"))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, _ = parse(UnlearningStudyConfig, argv, prog=PROG)
+    if config.from_results is not None:
+        rows = read_csv(config.from_results)
+        out = config.from_results.parent
+    else:
+        rows = [{**r, **{k: float(r[k]) for k in COLUMNS if k not in
+                         ("parameter", "value", "method") and r.get(k, "") != ""}}
+                for r in run_study(config)]
+        out = config.out
+    (out / "summary.md").write_text(summary(rows))
+    print(summary(rows))
+    for path in draw(rows, config.figures):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
