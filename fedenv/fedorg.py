@@ -313,13 +313,21 @@ class FedOrgParallelEnv(ParallelEnv):
             {a: {ACTION_MASK: self._budgets.mask(a)} for a in self.agents},
         )
 
-    def request_unlearning(self, org: str, method: str = "exact_replay") -> None:
+    def request_unlearning(self, org: str, method: str = "exact_replay"):
         """Ask to forget ``org`` with ``method`` (see :mod:`fedenv.unlearning`) at the start of
         the next step: it is then done (terminated, its action ignored, no future payouts).
+        When the episode is over (no step follows), it is carried out at once and its
+        :class:`~fedenv.unlearning.unlearner.UnlearningOutcome` returned (None otherwise).
         Raises now, changing nothing, for an unknown organization or method, a method the
         aggregator cannot work with, an organization already forgotten or that never took
         part in this episode."""
+        self._check_open()
         self._unlearner.request(org, method, self.round_log)
+        if self.agents or not self.round_log:
+            return None
+        outcome = self._unlearner.apply(org, method, self.round_log, self._round)
+        self.unlearning_log.append(outcome)
+        return outcome
 
     def compare_unlearning(self, org: str, methods: tuple[str, ...]) -> dict[str, dict]:
         """What each unlearning method would make of forgetting ``org`` now, against the

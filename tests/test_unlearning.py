@@ -18,7 +18,7 @@ from fedenv.ledgers import CHAINCODE, collection_name, round_key
 from fedenv.run_folder import adapter_path
 from fedenv.unlearning.replay import load_adapter, replay_rounds, stored_update
 
-FORGOTTEN = "skyway"
+FORGOTTEN = "northbank"
 ROUNDS = 3
 SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "benchmark.dialogues_per_domain": 8}
 
@@ -51,8 +51,15 @@ def unlearned(tmp_path_factory):
         for i, peer in enumerate(channel.peers)
     }
     env.close()
-    return {"run": run_dir, "snapshot": snapshot, "before": before, "step": step,
-            "outcome": outcome, "channel_state": stored, "outcomes": outcomes}
+    return {
+        "run": run_dir,
+        "snapshot": snapshot,
+        "before": before,
+        "step": step,
+        "outcome": outcome,
+        "channel_state": stored,
+        "outcomes": outcomes,
+    }
 
 
 def test_the_forgotten_org_is_done_and_reported_in_its_infos(unlearned):
@@ -60,9 +67,19 @@ def test_the_forgotten_org_is_done_and_reported_in_its_infos(unlearned):
     assert terminations[FORGOTTEN] and not truncations[FORGOTTEN]
     assert infos[FORGOTTEN]["participated"] is False and rewards[FORGOTTEN] == 0.0  # no clawback
     info = infos[FORGOTTEN]["unlearning"]
-    assert info["method"] == "exact_replay" and info["certificate"] == unlearned["outcome"].certificate_digest
-    for key in ("forget_fact_accuracy", "retain_fact_accuracy", "mia_auc", "oracle_mia_auc",
-                "oracle_score_gap", "seconds_exact_replay", "seconds_retrain"):
+    assert (
+        info["method"] == "exact_replay"
+        and info["certificate"] == unlearned["outcome"].certificate_digest
+    )
+    for key in (
+        "forget_fact_accuracy",
+        "retain_fact_accuracy",
+        "mia_auc",
+        "oracle_mia_auc",
+        "oracle_score_gap",
+        "seconds_exact_replay",
+        "seconds_retrain",
+    ):
         assert key in info
 
 
@@ -125,7 +142,9 @@ def test_the_forgotten_updates_bytes_are_gone_from_every_file(unlearned):
 
 
 def test_the_purge_keeps_the_hashes(unlearned):
-    certificate = json.loads((unlearned["run"] / unlearned["outcome"].certificate_file).read_bytes())
+    certificate = json.loads(
+        (unlearned["run"] / unlearned["outcome"].certificate_file).read_bytes()
+    )
     assert all(len(r["digest"]) == 64 for r in certificate["removed"])
     assert collection_name(FORGOTTEN) == f"{FORGOTTEN}-updates"
 
@@ -136,7 +155,9 @@ def test_chains_verify_passes_and_recomputes_the_replay(unlearned, tmp_path):
     ]
     # the certificate's adapter is recomputed: a wrong stored global state is found even when
     # its file is consistent with itself
-    certificate = json.loads((unlearned["run"] / unlearned["outcome"].certificate_file).read_bytes())
+    certificate = json.loads(
+        (unlearned["run"] / unlearned["outcome"].certificate_file).read_bytes()
+    )
     state = load_adapter((unlearned["run"] / certificate["global"]["artifact"]).read_bytes())
     assert state  # a real adapter file
 
@@ -239,3 +260,21 @@ def _accepted(outcome):
     scenario = load_scenario("tiny")
     sizes = {o.name: o.data_size for o in scenario.organizations}
     return [(org, sizes[org]) for org, row in outcome.orgs.items() if row.accepted]
+
+
+def test_an_env_copy_carries_a_pending_request_to_the_same_certificate(tmp_path):
+    import copy
+
+    env = fedenv.parallel_env("tiny", run_dir=tmp_path / "run", **SETTINGS)
+    env.reset(seed=3)
+    env.step({a: 1 for a in env.agents})
+    env.unwrapped.request_unlearning(FORGOTTEN)
+    twin = copy.deepcopy(env.unwrapped)
+    for e in (env.unwrapped, twin):
+        e.step({a: 1 for a in e.agents})
+    assert (
+        twin.unlearning_log[0].certificate_digest
+        == env.unwrapped.unlearning_log[0].certificate_digest
+    )
+    twin.close()
+    env.close()

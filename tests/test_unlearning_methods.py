@@ -27,9 +27,10 @@ def episode(tmp_path_factory):
     steps = [env.step({a: 1 for a in env.agents}) for _ in range(2)]
     payouts = sum(s[4]["northbank"]["payout"] for s in steps)
     steps.append(env.step({a: 1 for a in env.agents}))  # northbank forgotten at its start
-    env.unwrapped.request_unlearning("skyway", method="calibrated_replay")
-    steps.append(env.step({a: 1 for a in env.agents}))
+    assert not env.agents  # the others spent their budgets: no step follows
+    immediate = env.unwrapped.request_unlearning("skyway", method="calibrated_replay")
     log = list(env.unwrapped.unlearning_log)
+    assert log[-1] is immediate
     env.close()
     return {"run": run, "steps": steps, "payouts": payouts, "log": log}
 
@@ -39,7 +40,9 @@ def test_a_scheduled_request_claws_back_the_payouts(episode):
     assert episode["payouts"] > 0
     assert terminations["northbank"]
     assert rewards["northbank"] == pytest.approx(-episode["payouts"], abs=1e-6)
-    assert infos["northbank"]["unlearning"]["clawback"] == pytest.approx(episode["payouts"], abs=1e-6)
+    assert infos["northbank"]["unlearning"]["clawback"] == pytest.approx(
+        episode["payouts"], abs=1e-6
+    )
 
 
 def test_gradient_ascent_raises_the_forget_loss_within_its_bound(episode):
@@ -51,7 +54,7 @@ def test_gradient_ascent_raises_the_forget_loss_within_its_bound(episode):
     assert "oracle_forget_accuracy_gap" in m and ascent.timings["retrain"] > 0
 
 
-def test_calibrated_replay_leaves_out_everyone_forgotten_and_is_measured(episode):
+def test_calibrated_replay_after_the_episode_leaves_out_everyone_forgotten(episode):
     calibrated = episode["log"][1]
     assert calibrated.method == "calibrated_replay" and calibrated.org == "skyway"
     certificate = json.loads((episode["run"] / calibrated.certificate_file).read_bytes())
