@@ -278,3 +278,60 @@ def test_an_env_copy_carries_a_pending_request_to_the_same_certificate(tmp_path)
     )
     twin.close()
     env.close()
+
+
+_CHILD = """
+import pickle, sys
+import fedenv
+env = fedenv.parallel_env("tiny", run_dir=sys.argv[1], **SETTINGS)
+env.reset(seed=3)
+for _ in range(2):
+    env.step({a: 1 for a in env.agents})
+env.unwrapped.request_unlearning(FORGOTTEN)
+with open(sys.argv[2], "wb") as file:  # the saved pre-unlearning state
+    pickle.dump(env.unwrapped, file)
+print("saved", flush=True)
+env.step({a: 1 for a in env.agents})  # killed in here
+print("finished", flush=True)
+"""
+
+
+def test_a_run_killed_during_unlearning_resumes_to_the_same_certificate(tmp_path):
+    """SIGKILL while the unlearning runs (after the purge erased the files), then resume from
+    the state saved before it: the certificate is the uninterrupted run's, byte for byte."""
+    import os
+    import pickle
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run, saved = tmp_path / "run", tmp_path / "saved.pkl"
+    script = f"SETTINGS = {SETTINGS!r}\nFORGOTTEN = {FORGOTTEN!r}\n" + _CHILD
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(run), str(saved)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "saved"
+    erased = run / adapter_path(0, 0, FORGOTTEN)
+    deadline = time.monotonic() + 120
+    while erased.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL and not erased.exists()  # killed mid-way
+
+    with saved.open("rb") as file:
+        resumed = pickle.load(file)  # in a copy of the saved folder, beside the killed one
+    resumed.step({a: 1 for a in resumed.agents})
+    digest = resumed.unlearning_log[0].certificate_digest
+    assert all(r.ok for r in verify_path(resumed.run.path))
+    resumed.close()
+
+    env = fedenv.parallel_env("tiny", run_dir=tmp_path / "uninterrupted", **SETTINGS)
+    env.reset(seed=3)
+    for _ in range(2):
+        env.step({a: 1 for a in env.agents})
+    env.unwrapped.request_unlearning(FORGOTTEN)
+    env.step({a: 1 for a in env.agents})
+    assert env.unwrapped.unlearning_log[0].certificate_digest == digest
+    env.close()
