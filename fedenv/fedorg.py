@@ -79,6 +79,17 @@ fees; they are reported in the infos.  Organizations whose scenario ``behaviour`
 ``honest`` attack (:mod:`fedenv.scoring.attacks`); the scenario's defences screen every update
 and record why they reject or down-weight one (:mod:`fedenv.scoring.defence`, docs/incentives.md).
 
+## Unlearning
+
+An organization can be forgotten (:mod:`fedenv.unlearning`, docs/unlearning.md): scheduled by
+the scenario (``[[unlearning]]``) or asked at run time with
+``env.unwrapped.request_unlearning(org, method=...)``, it is carried out at the start of the
+next step (at once when the episode is over): a signed request, its raw updates purged, the
+global model rebuilt and certified; the organization is terminated in that step (its action
+ignored, its reward minus the clawback of ``[unlearning_policy]``), and
+``infos[org]["unlearning"]`` holds the measures.  ``env.unwrapped.unlearning_log`` keeps the
+episode's outcomes.
+
 ## Episodes
 
 ``reset(seed)`` restores the base global adapter and every organization's budget; the seed
