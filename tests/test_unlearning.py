@@ -335,3 +335,12 @@ def test_a_run_killed_during_unlearning_resumes_to_the_same_certificate(tmp_path
     env.step({a: 1 for a in env.agents})
     assert env.unwrapped.unlearning_log[0].certificate_digest == digest
     env.close()
+
+
+def test_without_stored_adapters_a_request_is_refused(tmp_path):
+    env = fedenv.parallel_env("tiny", run_dir=tmp_path / "run", store_adapters=False, **SETTINGS)
+    env.reset(seed=3)
+    env.step({a: 1 for a in env.agents})
+    with pytest.raises(UnlearningError, match="store_adapters=True"):
+        env.unwrapped.request_unlearning(FORGOTTEN)
+    env.close()

@@ -112,10 +112,10 @@ class Unlearner:
             raise UnlearningError(
                 f"{org!r} never took part in this episode: there is nothing to forget"
             )
-        needs_files = method != "lora_gradient_ascent" or self.policy.oracle
-        if needs_files and not self.player.run.store_adapters:
+        if not self.player.run.store_adapters:
             raise UnlearningError(
-                f"{method!r} replays stored updates: create the env with store_adapters=True"
+                "unlearning reads the stored updates (to replay them, and for the digests its "
+                "certificate removes): create the env with store_adapters=True"
             )
 
     def request(self, org: str, method: str, outcomes: Sequence[RoundOutcome]) -> None:
@@ -147,7 +147,7 @@ class Unlearner:
         removed = []
         for index in record.took_part():
             artifact = record.update_file(index, org)
-            data = run.read(artifact) if run.store_adapters else b""
+            data = run.read(artifact)
             removed.append(
                 {
                     "round": index,
@@ -156,7 +156,7 @@ class Unlearner:
                     "artifact": artifact,
                 }
             )
-        erased = [r["artifact"] for r in removed] if run.store_adapters else []
+        erased = [r["artifact"] for r in removed]
         request = {"episode": episode, "org": org, "method": method, "round": round_index}
         request_tx = post_request(ledgers, org, request, erased)
         purge_txs = purge_updates(ledgers, org, [r["round_key"] for r in removed])
@@ -293,7 +293,7 @@ class Unlearner:
 
 
 def _file_digest(run, relative: str) -> str:
-    return hashlib.sha256(run.read(relative)).hexdigest() if run.store_adapters else ""
+    return hashlib.sha256(run.read(relative)).hexdigest()
 
 
 def _flat(measures: Mapping[str, Any]) -> dict[str, Any]:
