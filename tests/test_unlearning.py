@@ -20,7 +20,7 @@ from fedenv.unlearning.replay import load_adapter, replay_rounds, stored_update
 
 FORGOTTEN = "northbank"
 ROUNDS = 3
-SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "benchmark.dialogues_per_domain": 8}
+SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "defence.norm": "none", "benchmark.dialogues_per_domain": 8}
 
 
 def _play(run_dir: Path, method: str = "exact_replay", **overrides):

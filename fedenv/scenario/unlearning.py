@@ -43,16 +43,47 @@ INCOMPATIBLE = {
 """(method, aggregator) pairs that cannot work, with the reason."""
 
 
-def method_problem(method: str, aggregator: str) -> str | None:
-    """Why ``method`` cannot work with ``aggregator`` (None when it can)."""
+REPLAYS = ("exact_replay", "retrain", "calibrated_replay")
+"""The methods that recommit the stored updates as sent, weighted by example count."""
+
+
+def defence_changes_updates(defence: DefenceSettings | None) -> str | None:
+    """How ``[defence]`` changes what a round commits (None: the updates as sent, data-size
+    weighted: what the replaying methods recompute)."""
+    if defence is None:
+        return None
+    changes = []
+    if defence.norm != "none":
+        changes.append(f"norm = {defence.norm!r} rescales the updates")
+    if defence.aggregation != "mean":
+        changes.append(f"aggregation = {defence.aggregation!r}")
+    if defence.filters:
+        changes.append(f"filters {list(defence.filters)} reweigh them")
+    if defence.reputation:
+        changes.append("reputation reweighs them")
+    return "; ".join(changes) or None
+
+
+def method_problem(
+    method: str, aggregator: str, defence: DefenceSettings | None = None, oracle: bool = False
+) -> str | None:
+    """Why ``method`` cannot work with ``aggregator`` and ``defence`` (None when it can; with
+    ``oracle``, ``retrain`` must work too)."""
     if method not in METHODS:
         return f"must be one of {', '.join(map(repr, METHODS))}, got {method!r}"
     reason = INCOMPATIBLE.get((method, aggregator))
-    return (
-        None
-        if reason is None
-        else f"{method!r} cannot work with aggregator {aggregator!r}: {reason}"
-    )
+    if reason is not None:
+        return f"{method!r} cannot work with aggregator {aggregator!r}: {reason}"
+    changes = defence_changes_updates(defence)
+    replays = [m for m in (method, "retrain" if oracle else None) if m in REPLAYS]
+    if changes and replays:
+        return (
+            f"{replays[0]!r} recommits the stored updates as sent, weighted by example count, "
+            f"but [defence] changes what a round commits ({changes}): set defence.norm = "
+            "'none', aggregation = 'mean', no filters and no reputation, or use "
+            "lora_gradient_ascent with unlearning_policy.oracle = false"
+        )
+    return None
 
 
 class UnlearningPolicy(Settings):

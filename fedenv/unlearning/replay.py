@@ -17,7 +17,12 @@ import torch
 from safetensors.torch import load as safetensors_load
 
 from fedenv.engine.aggregators import get_aggregator
-from fedenv.engine.global_state import join_global_state, next_global_state, split_global_state
+from fedenv.engine.global_state import (
+    join_global_state,
+    mean_aggregate,
+    next_global_state,
+    split_global_state,
+)
 from fedenv.engine.lora import Adapter
 
 
@@ -57,14 +62,10 @@ def replay_rounds(
         if not updates:
             continue
         ordered = sorted(updates, key=lambda u: (u.digest, u.num_examples, u.org))
+        aggregate = mean_aggregate(
+            method, adapter, [u.adapter for u in ordered], [u.num_examples for u in ordered]
+        )
         adapter, base_delta = next_global_state(
-            method,
-            adapter,
-            base_delta,
-            [u.adapter for u in ordered],
-            [u.num_examples for u in ordered],
-            scale=scale,
-            initial=initial,
-            seed=seed,
+            method, aggregate, base_delta, scale=scale, initial=initial, seed=seed
         )
     return join_global_state(adapter, base_delta)

@@ -103,7 +103,9 @@ class Unlearner:
         names = self.scenario.org_names
         if org not in names:
             raise UnknownOrganizationError(org, names)
-        problem = method_problem(method, self.scenario.training.aggregator)
+        problem = method_problem(
+            method, self.scenario.training.aggregator, self.scenario.defence, self.policy.oracle
+        )
         if problem:
             raise ConfigError("method", problem)
         if org in self.forgotten or org in self.pending:
@@ -242,7 +244,9 @@ class Unlearner:
         restored afterwards.  ``{"before": measures, "retrain": {...}, method: {"measures",
         "gaps", "seconds"}}`` (for studies: one trained episode, every method)."""
         for method in methods:
-            problem = method_problem(method, self.scenario.training.aggregator)
+            problem = method_problem(
+                method, self.scenario.training.aggregator, self.scenario.defence, oracle=True
+            )
             if problem:
                 raise ConfigError("method", problem)
         engine = self.player.engine
