@@ -68,11 +68,9 @@ class QLearningConfig:
     bootstrap_truncation: bool = False
     """bootstrap from the next state after a time-limit truncation (for states without the time)"""
     continuation: str = "state_free"
-    """what a target bootstraps from: 'state_free' (the state-free values, max_a Qbar(a)) or
-    'state' (Watkins: the next state's values)"""
+    """what targets continue with: state_free (max of the state-free values) or state (Watkins)"""
     backoff: float = 10.0
-    """a state's values read as (n Q(s,a) + backoff Qbar(a)) / (n + backoff): its own n updates
-    shrunk towards the state-free values (0: off)"""
+    """weight of the state-free values in a state's: (n Q[s,a] + backoff Qbar[a]) / (n + backoff)"""
 
     def __post_init__(self) -> None:
         check_range("learning_rate", self.learning_rate, low=0.0, high=1.0, low_open=True)
