@@ -10,13 +10,14 @@ targets, whatever the state: the bandit's table).  Update, for a transition ``(s
 ``target = r + gamma * max_a' C(s')[a'] * (1 - done)``, then ``Q[s,a]`` and ``Qbar[a]`` each move
 towards it with ``alpha = max(learning_rate, 1 / n)`` (``n``: that entry's updates so far): a
 running mean of its targets until ``1/n`` reaches ``learning_rate``, exponential recency
-weighting after.  The continuation ``C`` is ``Qbar`` with ``continuation="state_free"`` (the
-default) and the next state's values with ``"state"`` (Watkins).  The agent acts on
+weighting after.  The continuation ``C`` is the next state's values with ``continuation="state"`` (Watkins, the
+default) and ``Qbar`` with ``"state_free"``.  The agent acts on
 ``(n(s,a) Q[s,a] + backoff Qbar[a]) / (n(s,a) + backoff)``: a state's own estimate shrunk towards
 the state-free one, the more the fewer updates it has (hierarchical backoff; a never-visited
 state acts on ``Qbar``).  With one state both are the bandit's own table (Watkins, exactly).
 
-Why the state-free continuation: a coarse state without the time (budget left) ranks states by
+Why a state-free continuation (an option: on the default scenario it measured no better than
+Watkins, on ``tiny`` worse; docs/agents.md): a coarse state without the time (budget left) ranks states by
 the rounds they still have, so ``max Q(s')`` charges every move into a state seen late in
 episodes (less budget left) with the rounds that pass anyway, and sitting out (which keeps the
 state) looks like saving; continuing with ``Qbar`` charges only what ends the episode early
@@ -67,9 +68,9 @@ class QLearningConfig:
     """initial value of unseen Q entries"""
     bootstrap_truncation: bool = False
     """bootstrap from the next state after a time-limit truncation (for states without the time)"""
-    continuation: str = "state_free"
+    continuation: str = "state"
     """what targets continue with: state_free (max of the state-free values) or state (Watkins)"""
-    backoff: float = 10.0
+    backoff: float = 0.0
     """weight of the state-free values in a state's: (n Q[s,a] + backoff Qbar[a]) / (n + backoff)"""
 
     def __post_init__(self) -> None:

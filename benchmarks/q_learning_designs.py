@@ -29,17 +29,19 @@ from agents.rollout import episode_seed, eval_seeds, evaluate, mean_returns, run
 
 ROUND_BUDGET = ("round_fraction=5", "budget_fraction=3")
 BUDGET = ("budget_fraction=3",)
-WATKINS = {"continuation": "state", "backoff": 0.0}  # the designs before the state-free ones
+WATKINS = {"continuation": "state", "backoff": 0.0}  # the default
+STATE_FREE = {"continuation": "state_free"}
 DESIGNS: dict[str, tuple[str, dict]] = {
-    "budget 3, Watkins (the earlier default)": ("q_learning", {"state": BUDGET, **WATKINS}),
-    "budget 3, state-free continuation": ("q_learning", {"state": BUDGET, "backoff": 0.0}),
-    "budget 3, Watkins, backoff 10": ("q_learning", {"state": BUDGET, "continuation": "state"}),
-    "budget 3, state-free continuation, backoff 10 (the default)": ("q_learning", {}),
+    "budget 3, Watkins (the default)": ("q_learning", {"state": BUDGET, **WATKINS}),
+    "budget 3, state-free continuation": ("q_learning", {"state": BUDGET, **STATE_FREE}),
+    "budget 3, Watkins, backoff 10": ("q_learning", {"state": BUDGET, "backoff": 10.0}),
+    "budget 3, state-free continuation, backoff 10": (
+        "q_learning", {"state": BUDGET, **STATE_FREE, "backoff": 10.0}),
     "round 5 x budget 3, Watkins": ("q_learning", {"state": ROUND_BUDGET, **WATKINS}),
     "round 5 x budget 3, state-free continuation, backoff 10": (
-        "q_learning", {"state": ROUND_BUDGET}),
+        "q_learning", {"state": ROUND_BUDGET, **STATE_FREE, "backoff": 10.0}),
     "round 3, state-free continuation, backoff 10": (
-        "q_learning", {"state": ("round_fraction=3",)}),
+        "q_learning", {"state": ("round_fraction=3",), **STATE_FREE, "backoff": 10.0}),
     "stateless (q_learning_stateless)": ("q_learning_stateless", {}),
     "random": ("random", {}),
 }

@@ -140,7 +140,8 @@ def test_with_one_state_continuation_and_backoff_change_nothing():
     stream = [Transition(rng.random(3), int(rng.integers(3)), float(rng.normal()), rng.random(3),
                          terminated=bool(rng.random() < 0.1), truncated=False) for _ in range(200)]
     agents = [QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(state=(), **kwargs))
-              for kwargs in ({}, {"continuation": "state", "backoff": 0.0})]
+              for kwargs in ({"continuation": "state_free", "backoff": 10.0},
+                             {"continuation": "state", "backoff": 0.0})]
     for transition in stream:
         for agent in agents:
             agent.learn(transition)
