@@ -108,12 +108,14 @@ class Trainer:
         self.config, self.env, self.paths = config, env, paths
         agents = list(env.possible_agents)
         self.assignment = resolve_assignment(config.algo, agents)
-        write_config(config, paths)
+        # the team first: a design that does not fit the env (a state naming a field it lacks)
+        # is refused before the run has a config.json, so the refused run leaves no folder
         self.team = build_team(self.assignment, {a: env.observation_space(a) for a in agents},
                                {a: env.action_space(a) for a in agents}, seed=config.seed,
                                settings=AgentSettings(q_learning=config.q_learning,
                                                       dqn=config.dqn, device=str(device),
                                                       observation_fields=observation_fields(env)))
+        write_config(config, paths)
         self.totals, self.window = RunTotals(), ScalarWindow()
         self.episode, self.global_step = 0, 0
         self.recent_returns: list[float] = []  # mean return of the last (up to 10) episodes

@@ -28,22 +28,20 @@ from agents.registry import AgentSettings, build_team, observation_fields
 from agents.rollout import episode_seed, eval_seeds, evaluate, mean_returns, run_episode
 
 ROUND_BUDGET = ("round_fraction=5", "budget_fraction=3")
+BUDGET = ("budget_fraction=3",)
+WATKINS = {"continuation": "state", "backoff": 0.0}  # the default
+STATE_FREE = {"continuation": "state_free"}
 DESIGNS: dict[str, tuple[str, dict]] = {
-    "round 5 x budget 3 (the first design)": ("q_learning", {"state": ROUND_BUDGET}),
-    "round 5 x budget 3, learning_rate 0.3": (
-        "q_learning", {"state": ROUND_BUDGET, "learning_rate": 0.3}),
-    "round 5 x budget 3, gamma 0.5": ("q_learning", {"state": ROUND_BUDGET, "gamma": 0.5}),
-    "round 5 x budget 3, epsilon decay 0.95": (
-        "q_learning", {"state": ROUND_BUDGET, "epsilon_decay": 0.95}),
-    "round 5 x budget 3, initial_q 5": ("q_learning", {"state": ROUND_BUDGET, "initial_q": 5.0}),
-    "round 5 x budget 3, prior_weight 3": (
-        "q_learning", {"state": ROUND_BUDGET, "prior_weight": 3}),
-    "round 2 x budget 2, prior_weight 3": (
-        "q_learning", {"state": ("round_fraction=2", "budget_fraction=2"), "prior_weight": 3}),
-    "round 5": ("q_learning", {"state": ("round_fraction=5",)}),
-    "budget 3 (the default)": ("q_learning", {"state": ("budget_fraction=3",)}),
-    "budget 3, learning_rate 0.3": (
-        "q_learning", {"state": ("budget_fraction=3",), "learning_rate": 0.3}),
+    "budget 3, Watkins (the default)": ("q_learning", {"state": BUDGET, **WATKINS}),
+    "budget 3, state-free continuation": ("q_learning", {"state": BUDGET, **STATE_FREE}),
+    "budget 3, Watkins, backoff 10": ("q_learning", {"state": BUDGET, "backoff": 10.0}),
+    "budget 3, state-free continuation, backoff 10": (
+        "q_learning", {"state": BUDGET, **STATE_FREE, "backoff": 10.0}),
+    "round 5 x budget 3, Watkins": ("q_learning", {"state": ROUND_BUDGET, **WATKINS}),
+    "round 5 x budget 3, state-free continuation, backoff 10": (
+        "q_learning", {"state": ROUND_BUDGET, **STATE_FREE, "backoff": 10.0}),
+    "round 3, state-free continuation, backoff 10": (
+        "q_learning", {"state": ("round_fraction=3",), **STATE_FREE, "backoff": 10.0}),
     "stateless (q_learning_stateless)": ("q_learning_stateless", {}),
     "random": ("random", {}),
 }
@@ -67,11 +65,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS),
+                        metavar="DESIGN", help="the designs to run (default: all)")
     args = parser.parse_args()
     env = fedenv.parallel_env("tiny", device="cpu", store_adapters=False)
     print(f"| design | {' | '.join(f'seed {s}' for s in args.seeds)} | mean |")
     print(f"|---|{'---|' * len(args.seeds)}---|")
-    for name, (algorithm, settings) in DESIGNS.items():
+    for name in args.designs:
+        algorithm, settings = DESIGNS[name]
         values = [greedy_return(env, algorithm, s, args.episodes, **settings) for s in args.seeds]
         print(f"| {name} | {' | '.join(f'{v:.2f}' for v in values)} | {np.mean(values):.2f} |",
               flush=True)

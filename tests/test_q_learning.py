@@ -54,7 +54,7 @@ def test_discretizer_rejects_what_it_cannot_bin():
 def test_update_rule_bootstraps_unless_the_episode_ends():
     agent = QLearningAgent(BOX, ACTIONS, seed=0,
                            config=QLearningConfig(learning_rate=0.5, gamma=0.9, state=("0=2",),
-                                                  prior_weight=0))
+                                                  continuation="state", backoff=0.0))
     low, high = np.array([0.1, 0, 0]), np.array([0.9, 0, 0])
     agent.learn(Transition(high, 2, 4.0, high, terminated=True, truncated=False))
     assert agent.q_values(high).tolist() == [0.0, 0.0, 4.0]  # first update: step 1
@@ -70,7 +70,8 @@ def test_update_rule_bootstraps_unless_the_episode_ends():
     agent.learn(Transition(low, 2, 1.0, high, terminated=False, truncated=True))
     assert agent.q_values(low)[2] == pytest.approx(1.0)
     timeless = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(
-        state=("0=2",), prior_weight=0, gamma=0.9, bootstrap_truncation=True))
+        state=("0=2",), continuation="state", backoff=0.0, gamma=0.9,
+        bootstrap_truncation=True))
     timeless.learn(Transition(high, 2, 4.0, high, terminated=True, truncated=False))
     timeless.learn(Transition(low, 2, 1.0, high, terminated=False, truncated=True))
     assert timeless.q_values(low)[2] == pytest.approx(1.0 + 0.9 * 4.0)
@@ -78,7 +79,7 @@ def test_update_rule_bootstraps_unless_the_episode_ends():
 
 def test_step_size_is_a_running_mean_until_it_reaches_the_learning_rate():
     agent = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(learning_rate=0.25,
-                                                                        state=(), prior_weight=0))
+                                                                        state=()))
     obs = np.zeros(3)
     seen = []
     for reward in (4.0, 2.0, 0.0, 8.0, 0.0):
@@ -89,25 +90,63 @@ def test_step_size_is_a_running_mean_until_it_reaches_the_learning_rate():
     assert agent.visits[agent.discretizer(obs)].tolist() == [0, 5, 0]
 
 
-def test_a_new_state_starts_from_the_state_free_values_worth_prior_weight_updates():
+def test_a_state_reads_its_own_values_shrunk_towards_the_state_free_ones_by_backoff():
     agent = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(
-        learning_rate=0.1, state=("0=2",), prior_weight=2))
+        learning_rate=0.1, state=("0=2",), backoff=2.0))
     low, high = np.array([0.1, 0, 0]), np.array([0.9, 0, 0])
     for reward in (4.0, 2.0, 6.0):  # three updates of action 1 in the low state
         agent.learn(Transition(low, 1, reward, low, terminated=True, truncated=False))
-    assert agent.q_values(low)[1] == pytest.approx(4.0)
+    assert agent.table[agent.discretizer(low)].tolist() == pytest.approx([0.0, 4.0, 0.0])
     assert agent.prior.tolist() == pytest.approx([0.0, 4.0, 0.0])  # every transition's mean
     # the high state was never updated: it acts on the state-free values
     assert agent.q_values(high).tolist() == pytest.approx([0.0, 4.0, 0.0])
     assert agent.act(high, explore=False) == 1
-    # its first update weighs the prior as 2 of 3 updates: (2 * 4 + 1 * 10) / 3
+    # one update of its own: (1 * 10 + 2 * prior) / (1 + 2), the prior now (4+2+6+10)/4
     agent.learn(Transition(high, 1, 10.0, high, terminated=True, truncated=False))
-    assert agent.q_values(high)[1] == pytest.approx(6.0)
-    assert agent.visits[agent.discretizer(high)].tolist() == [0, 3, 0]
+    assert agent.q_values(high)[1] == pytest.approx((10.0 + 2 * 5.5) / 3)
+    assert agent.q_values(low)[1] == pytest.approx((3 * 4.0 + 2 * 5.5) / 5)
+    assert agent.visits[agent.discretizer(high)].tolist() == [0, 1, 0]
+    assert agent.prior_visits.tolist() == [0, 4, 0]
     off = QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(state=("0=2",),
-                                                                      prior_weight=0))
+                                                                      backoff=0.0))
     off.learn(Transition(low, 1, 4.0, low, terminated=True, truncated=False))
     assert off.q_values(high).tolist() == [0.0, 0.0, 0.0]
+    assert off.q_values(low).tolist() == [0.0, 4.0, 0.0]
+
+
+def test_the_state_free_continuation_bootstraps_from_the_state_free_values():
+    """A target continues with max_a Qbar(a), whatever the next state: moving into a state that
+    is visited late in episodes (few rounds left, low values) costs nothing of itself, where
+    Watkins's max_a Q(s', a) charges it; the episode's end still does."""
+    low, high = np.array([0.1, 0, 0]), np.array([0.9, 0, 0])
+    learners = {continuation: QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(
+        learning_rate=0.5, gamma=0.9, state=("0=2",), backoff=0.0, continuation=continuation))
+        for continuation in ("state_free", "state")}
+    for agent in learners.values():
+        agent.learn(Transition(high, 2, 4.0, high, terminated=True, truncated=False))
+        agent.learn(Transition(low, 0, 1.0, low, terminated=True, truncated=False))
+        assert agent.prior.tolist() == pytest.approx([1.0, 0.0, 4.0])
+        agent.learn(Transition(high, 1, 0.0, low, terminated=False, truncated=False))
+        agent.learn(Transition(high, 0, 2.0, low, terminated=True, truncated=False))
+    high_row = {c: agent.table[agent.discretizer(high)] for c, agent in learners.items()}
+    assert high_row["state_free"][1] == pytest.approx(0.9 * 4.0)  # max Qbar
+    assert high_row["state"][1] == pytest.approx(0.9 * 1.0)  # max Q(low)
+    assert high_row["state_free"][0] == high_row["state"][0] == pytest.approx(2.0)  # no bootstrap
+
+
+def test_with_one_state_continuation_and_backoff_change_nothing():
+    """q_learning_stateless stays Watkins's bandit, bit for bit, whatever the two options."""
+    rng = np.random.default_rng(0)
+    stream = [Transition(rng.random(3), int(rng.integers(3)), float(rng.normal()), rng.random(3),
+                         terminated=bool(rng.random() < 0.1), truncated=False) for _ in range(200)]
+    agents = [QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(state=(), **kwargs))
+              for kwargs in ({"continuation": "state_free", "backoff": 10.0},
+                             {"continuation": "state", "backoff": 0.0})]
+    for transition in stream:
+        for agent in agents:
+            agent.learn(transition)
+    assert agents[0].table[0].tobytes() == agents[1].table[0].tobytes()
+    assert agents[0].q_values(stream[0].obs).tobytes() == agents[1].table[0].tobytes()
 
 
 def test_a_state_design_names_fields_by_name_or_index():
@@ -167,7 +206,8 @@ def test_epsilon_decays_per_episode_down_to_its_floor():
     ({"learning_rate": 0.0}, "learning_rate"), ({"gamma": 1.5}, "gamma"),
     ({"state": ("0=0",)}, "state"), ({"state": ("round",)}, "state"),
     ({"epsilon_end": 0.9, "epsilon_start": 0.5}, "epsilon_end"),
-    ({"epsilon_decay": -0.1}, "epsilon_decay"),
+    ({"epsilon_decay": -0.1}, "epsilon_decay"), ({"backoff": -1.0}, "backoff"),
+    ({"continuation": "next"}, "continuation"),
 ])
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ConfigError) as info:
@@ -202,10 +242,13 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
         assert clone.table[state].dtype == np.float64
         assert clone.table[state].tobytes() == row.tobytes()
         assert clone.visits[state].tolist() == agent.visits[state].tolist()
+    assert clone.prior.tobytes() == agent.prior.tobytes()
+    assert clone.prior_visits.tolist() == agent.prior_visits.tolist()
     assert clone.episodes_done == agent.episodes_done == 15
     # Same generator state: the same exploratory choices from here on.
     observations = [env.observation_space("org_0").sample() for _ in range(50)]
     assert [agent.act(o) for o in observations] == [clone.act(o) for o in observations]
+    assert all(agent.q_values(o).tobytes() == clone.q_values(o).tobytes() for o in observations)
 
 
 def test_a_q_table_for_other_actions_is_refused():
