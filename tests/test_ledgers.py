@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 
 import pytest
@@ -490,18 +489,6 @@ def test_an_ethereum_run_reopens_on_a_fresh_in_process_chain(tmp_path):
 
 
 # --- the bundled channel scenarios, played through the env --------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shared_cache(test_cache_dir, test_base):
-    """Envs on the session's "test" base model (conftest), as tests/test_env.py builds them."""
-    old = os.environ.get("FEDENV_CACHE")
-    os.environ["FEDENV_CACHE"] = str(test_cache_dir)
-    yield
-    if old is None:
-        os.environ.pop("FEDENV_CACHE")
-    else:
-        os.environ["FEDENV_CACHE"] = old
 
 
 def play_episode(name: str, folder) -> tuple[list, list]:
