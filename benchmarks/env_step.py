@@ -246,12 +246,15 @@ def steps_per_second(tree: Path, scenario: str, processes: int, threads: int, st
 
 def section_processes(trees: dict[str, Path], steps: int) -> None:
     cpus = len(os.sched_getaffinity(0))
-    print(f"## env processes side by side on {cpus} CPUs, {steps} steps per process (steps/s)")
+    print(
+        f"## env processes side by side on {cpus} CPUs, {steps} steps per process "
+        f"({5 * steps} on tiny), steps/s"
+    )
     tree = trees["this tree"]
-    for scenario in ("tiny", "default"):
-        one_thread = steps_per_second(tree, scenario, 1, 1, steps)
-        alone = steps_per_second(tree, scenario, 1, 0, steps)
-        pair = steps_per_second(tree, scenario, 2, 0, steps)
+    for scenario, n in (("tiny", 5 * steps), ("default", steps)):  # tiny: ~1 s runs are noise
+        one_thread = steps_per_second(tree, scenario, 1, 1, n)
+        alone = steps_per_second(tree, scenario, 1, 0, n)
+        pair = steps_per_second(tree, scenario, 2, 0, n)
         print(
             f"{scenario:<8} 1 process, 1 thread {one_thread:5.2f}   1 process, its share "
             f"({cpus} threads) {alone:5.2f}   2 processes, their share ({max(1, cpus // 2)} "

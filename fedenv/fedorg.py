@@ -308,7 +308,7 @@ class FedOrgParallelEnv(ParallelEnv):
         if seed is not None:
             self._seed, self._resets_since_seed = int(seed), 0
             self._np_random, self._np_random_seed = seeding.np_random(int(seed))
-        with storage_errors("the env folder", self.run.path):
+        with self._threads(), storage_errors("the env folder", self.run.path):
             self._player.start_episode(self._seed, self._resets_since_seed)
         self._resets_since_seed += 1
         self.agents = list(self.possible_agents)
@@ -336,14 +336,21 @@ class FedOrgParallelEnv(ParallelEnv):
         self._unlearner.request(org, method, self.round_log)
         if self.agents or not self.round_log:
             return None
-        outcome = self._unlearner.apply(org, method, self.round_log, self._round)
+        with self._threads():
+            outcome = self._unlearner.apply(org, method, self.round_log, self._round)
         self.unlearning_log.append(outcome)
         return outcome
 
     def compare_unlearning(self, org: str, methods: tuple[str, ...]) -> dict[str, dict]:
         """What each unlearning method would make of forgetting ``org`` now, against the
         ``retrain`` oracle; nothing is recorded and the global model stays (for studies)."""
-        return self._unlearner.compare(org, methods, self.round_log)
+        with self._threads():
+            return self._unlearner.compare(org, methods, self.round_log)
+
+    def _threads(self):
+        """The engine's CPU threads (``training.cpu_threads``, or this process's share of the
+        CPUs) for everything a step computes, restored for the caller after."""
+        return self._player.engine.threads()
 
     def step(self, actions: Mapping[str, Any]):
         self._check_open()
@@ -363,7 +370,7 @@ class FedOrgParallelEnv(ParallelEnv):
             strict=self.strict,
         )
         start = time.perf_counter()
-        with storage_errors("the env folder", self.run.path):
+        with self._threads(), storage_errors("the env folder", self.run.path):
             forgotten = {}
             for org, method in self._unlearner.due(self._round):
                 forgotten[org] = self._unlearner.apply(org, method, self.round_log, self._round)

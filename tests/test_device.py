@@ -100,3 +100,37 @@ def test_the_engine_takes_its_share_unless_told(monkeypatch, test_base):
 
     assert engine(0).num_threads == 2
     assert engine(5).num_threads == 5
+
+
+def test_every_torch_op_of_a_step_runs_on_the_engines_threads():
+    """The whole step (training, merging, hashing, scoring, defences) runs on the engine's
+    threads, and the caller's setting is back after: a piece left on torch's process default
+    oversubscribes the CPUs as soon as two env processes share them (two default-scenario
+    processes then ran at x1.18 of one instead of x1.8)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import fedenv
+
+    class ThreadsSeen(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen: dict[int, str] = {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.setdefault(torch.get_num_threads(), str(func))
+            return func(*args, **(kwargs or {}))
+
+    caller = torch.get_num_threads()
+    torch.set_num_threads(2)
+    env = fedenv.parallel_env("tiny", training={"cpu_threads": 1})
+    try:
+        env.reset(seed=0)
+        probe = ThreadsSeen()
+        with probe:
+            env.step({a: env.action_space(a).n - 1 for a in env.agents})
+        assert torch.get_num_threads() == 2
+        assert set(probe.seen) == {1}, f"ops on other thread counts: {probe.seen}"
+    finally:
+        env.close()
+        torch.set_num_threads(caller)

@@ -137,7 +137,7 @@ class FederatedEngine:
             layers,
             benchmark,
             scale=config.lora.scale,
-            threads=self._threads,
+            threads=self.threads,
             forward=self._compiled,
         )
         self.grouped_default = use_grouped(training.grouped, self.model, config.lora)
@@ -183,8 +183,13 @@ class FederatedEngine:
         self.reset()
 
     @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """Run with ``num_threads`` torch CPU threads, restoring the caller's setting after."""
+    def threads(self) -> Iterator[None]:
+        """Run with ``num_threads`` torch CPU threads, restoring the caller's setting after.
+
+        Every computation of the engine runs under it, and so does the env's whole step
+        (:mod:`fedenv.fedorg`): merging, hashing and defences included. A piece left on torch's
+        process default (one thread per CPU) oversubscribes the CPUs as soon as two env processes
+        share them, and OpenMP's spinning threads then burn several times the CPU time."""
         previous = torch.get_num_threads()
         if self.num_threads is None or self.num_threads == previous:
             yield
@@ -329,7 +334,7 @@ class FederatedEngine:
         jobs = [self._job(p, round_seed) for p in participants]
         # Training needs autograd whatever the caller runs under: RL libraries step envs inside
         # torch.no_grad() (TorchRL's collectors) or inference mode.
-        with self._threads(), torch.inference_mode(False), torch.enable_grad():
+        with self.threads(), torch.inference_mode(False), torch.enable_grad():
             trained = trainer.train_jobs(self._global, jobs, self.config.training.batch_size)
         updates = []
         for participant, (adapter, loss, spent) in zip(participants, trained):
@@ -378,17 +383,18 @@ class FederatedEngine:
         Every update is validated first: a rejected commit leaves the global state unchanged."""
         if not updates:
             raise NoParticipantsError("commit needs at least one update")
-        aggregate = self._aggregate(self._verified.check(updates), rule)
-        self._global, self._base_delta = next_global_state(
-            self.aggregator,
-            aggregate,
-            self._base_delta,
-            scale=self.config.lora.scale,
-            initial=self._initial,
-            seed=self.config.seed,
-        )
-        self.round += 1
-        self._install()
+        with self.threads():
+            aggregate = self._aggregate(self._verified.check(updates), rule)
+            self._global, self._base_delta = next_global_state(
+                self.aggregator,
+                aggregate,
+                self._base_delta,
+                scale=self.config.lora.scale,
+                initial=self._initial,
+                seed=self.config.seed,
+            )
+            self.round += 1
+            self._install()
         return self._global_digest
 
     # ----------------------------------------------------------------- evaluation
@@ -419,15 +425,16 @@ class FederatedEngine:
         (:meth:`CoalitionEvaluator.grouped`), equal up to rounding; ``None`` picks
         :attr:`grouped_default`. Every update is validated before anything is evaluated."""
         grouped = self._grouped(grouped)
-        checked = [self._verified.check(updates) for updates in coalitions]
-        adapters = [self._aggregate(c, rule) if c else self._global for c in checked]
-        if grouped:
-            return self._evaluator.grouped(adapters)
-        return [self._evaluator.merged(adapter) for adapter in adapters]
+        with self.threads():
+            checked = [self._verified.check(updates) for updates in coalitions]
+            adapters = [self._aggregate(c, rule) if c else self._global for c in checked]
+            if grouped:
+                return self._evaluator.grouped(adapters)
+            return [self._evaluator.merged(adapter) for adapter in adapters]
 
     def evaluate_global_on(self, benchmark: Benchmark) -> BenchmarkResult:
         """``benchmark`` (another held-out set than the engine's) on the current global model."""
-        with self._threads():
+        with self.threads():
             return benchmark.evaluate(self.model, forward=self._compiled)
 
     def tokenize(self, dialogues: Sequence[Dialogue], *, source: str) -> TokenizedDataset:
@@ -445,7 +452,7 @@ class FederatedEngine:
         dialogues, e.g. FLTrust's root set) for ``local_steps`` steps, as a participant trains;
         nothing is committed."""
         job = TrainingJob(data, len(data), local_steps, derive_seed(self.config.seed, "ref", seed))
-        with self._threads():
+        with self.threads():
             [(adapter, _, _)] = self._trainer.train_jobs(
                 self._global, [job], self.config.training.batch_size
             )
