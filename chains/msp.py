@@ -10,12 +10,17 @@ within its validity period (and its CA's) at the time the caller names: a public
 the time of the block before the transaction's, a channel the block's own time (see docs).
 
 Chain and extension checks are cached per certificate (they never change); time, revocation and
-role are checked on every call, so a revocation takes effect at once.
+role are checked on every call, so a revocation takes effect at once. Whether a signature verifies
+is a pure function of (public key, signature, signed bytes): it is memoized per process
+(:func:`signature_verifies`, bounded), so the peers of a channel that live in one process (every
+peer validates every block, as in Fabric) check each signature's Ed25519 equation once. Only
+identical bytes hit the memo: a tampered envelope, signature or certificate is verified afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +33,7 @@ from chains.clock import from_datetime
 from chains.errors import IdentityError
 from chains.identity import ROLES, attribute, check_text, raw_public, signed_by
 
-__all__ = ["MAX_CERT_BYTES", "MAX_CRL_BYTES", "MSP"]
+__all__ = ["MAX_CERT_BYTES", "MAX_CRL_BYTES", "MSP", "signature_verifies"]
 
 MAX_CERT_BYTES = 16 * 1024
 MAX_CRL_BYTES = 64 * 1024
@@ -38,12 +43,24 @@ _UNDERSTOOD = frozenset({x509.oid.ExtensionOID.BASIC_CONSTRAINTS, x509.oid.Exten
 class _Member:
     """What the MSP caches about a certificate whose chain and extensions verified."""
 
-    __slots__ = ("msp_id", "not_after", "not_before", "public_key", "role", "serial")
+    __slots__ = ("msp_id", "not_after", "not_before", "public_key", "raw_key", "role", "serial")
 
     def __init__(self, msp_id: str, role: str, serial: int, public_key: Ed25519PublicKey,
                  not_before: int, not_after: int) -> None:
         self.msp_id, self.role, self.serial, self.public_key = msp_id, role, serial, public_key
+        self.raw_key = raw_public(public_key)
         self.not_before, self.not_after = not_before, not_after
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def signature_verifies(raw_key: bytes, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` is the Ed25519 signature of ``data`` under the raw public key
+    ``raw_key`` (memoized: a pure function of its bytes)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(raw_key).verify(signature, data)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -170,10 +187,13 @@ class MSP:
         """
         found = self.validate(cert_pem, at=at, role=role)
         try:
-            self._members[bytes(cert_pem)].public_key.verify(bytes(signature), bytes(data))
-        except (InvalidSignature, ValueError, TypeError):
+            ok = signature_verifies(self._members[bytes(cert_pem)].raw_key, bytes(signature),
+                                    bytes(data))
+        except TypeError:  # not bytes-like
+            ok = False
+        if not ok:
             raise IdentityError("bad signature",
-                                "signature does not verify under the certificate key") from None
+                                "signature does not verify under the certificate key")
         return found
 
     def public_key_bytes(self, cert_pem: bytes) -> bytes:

@@ -193,3 +193,31 @@ def test_msp_config_round_trips_with_its_crls():
 def test_malformed_msp_configs_are_identity_errors(config: object):
     with pytest.raises(IdentityError):
         MSP.from_dict(config)
+
+
+def test_a_verified_signature_is_memoized_only_for_its_exact_bytes():
+    """Peers in one process share the Ed25519 check of a signature (issue 15); the memo answers
+    only for identical (key, signature, bytes): a tampered message, a flipped signature bit, a
+    signature replayed under another member's certificate, or a revoked signer all still fail."""
+    msp, other_peer = msp_of(CA, OTHER), msp_of(CA, OTHER)
+    alice, bob = CA.issue("alice", "client"), CA.issue("bob", "client")
+    data = b"block 7: endorsed write set"
+    signature = alice.sign(data)
+    assert msp.verify(alice.cert_pem, data, signature, at=3) == ("Org1MSP", "client")
+    assert other_peer.verify(alice.cert_pem, data, signature, at=3) == ("Org1MSP", "client")
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    for cert, message, sig in ((alice.cert_pem, data + b"!", signature),
+                               (alice.cert_pem, data, flipped),
+                               (bob.cert_pem, data, signature)):
+        with pytest.raises(IdentityError, match="bad signature"):
+            other_peer.verify(cert, message, sig, at=3)
+    ca = OrgCA.create("Org1MSP", seed=b"memo")
+    first, second = msp_of(ca), msp_of(ca)
+    mallory = ca.issue("mallory", "client")
+    signed = mallory.sign(data)
+    first.verify(mallory.cert_pem, data, signed, at=0)  # memoized as a good signature
+    ca.revoke(mallory.cert)
+    second.add_crl("Org1MSP", ca.crl(at=1))
+    with pytest.raises(IdentityError, match="revoked"):
+        second.verify(mallory.cert_pem, data, signed, at=1)
+    assert first.verify(mallory.cert_pem, data, signed, at=1)  # a peer without the CRL
