@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}"
     )
 
-    org = max(engine.orgs, key=lambda o: engine.data_sizes[o])
+    org = max(engine.orgs, key=lambda o: len(engine.dataset(o)))
     participant = Participant(org, args.local_steps)
     lengths = engine.batch_lengths(participant, round_seed=0)
     model_flops = sum(local_step_flops(shape, rows, lora_ranks=ranks).total for rows in lengths)
