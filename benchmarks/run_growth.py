@@ -49,9 +49,8 @@ MODES = {  # name -> env options
 PARTS = ("public", "blocks@orderer", "blocks@peers",
          "private@peers", "state@peers", "free pages", "adapters", "other")
 _PEER_TABLES = {  # a peer's SQLite tables (chains.fabric.store) -> the part they hold
-    "blocks": "blocks@peers", "transactions": "blocks@peers",
-    "transactions_by_id": "blocks@peers",
-    "sqlite_autoindex_transactions_1": "blocks@peers",
+    "blocks": "blocks@peers", "transactions": "blocks@peers", "certificates": "blocks@peers",
+    "sqlite_autoindex_certificates_1": "blocks@peers",
     "private_state": "private@peers", "hashed_state": "private@peers",
 }
 

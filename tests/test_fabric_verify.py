@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from support_fabric_files import repack, stored_block
 
 from chains.canonical import canonical_json
 from chains.fabric import (
@@ -18,7 +19,7 @@ from chains.fabric import (
     verify_channel_file,
 )
 from chains.fabric.block import Block, data_hash
-from chains.fabric.codec import sha256_hex
+from chains.fabric.codec import sha256
 from chains.fabric.transaction import Envelope
 from chains.verify import verify_path
 
@@ -66,16 +67,11 @@ def execute(path: Path, sql: str, *params: object) -> None:
 
 
 def envelope(path: Path, block: int, index: int) -> dict:
-    conn = sqlite3.connect(path)
-    (raw,) = conn.execute("SELECT envelope FROM transactions WHERE block = ? AND idx = ?",
-                          (block, index)).fetchone()
-    conn.close()
-    return json.loads(raw)
+    return json.loads(stored_block(path, block).envelopes[index])
 
 
 def set_envelope(path: Path, block: int, index: int, env: dict) -> None:
-    execute(path, "UPDATE transactions SET envelope = ? WHERE block = ? AND idx = ?",
-            canonical_json(env), block, index)
+    repack(path, block, envelopes={index: canonical_json(env)})
 
 
 def reasons(path: Path) -> list[tuple[int | None, str]]:
@@ -85,17 +81,14 @@ def reasons(path: Path) -> list[tuple[int | None, str]]:
 
 
 def header_of(path: Path, number: int) -> dict:
-    conn = sqlite3.connect(path)
-    (raw,) = conn.execute("SELECT header FROM blocks WHERE number = ?", (number,)).fetchone()
-    conn.close()
-    return json.loads(raw)
+    return json.loads(stored_block(path, number).header_bytes)
 
 
 def set_header(path: Path, number: int, header: dict, *, rehash: bool = False) -> None:
     raw = canonical_json(header)
-    execute(path, "UPDATE blocks SET header = ? WHERE number = ?", raw, number)
+    repack(path, number, header=raw)
     if rehash:
-        execute(path, "UPDATE blocks SET hash = ? WHERE number = ?", sha256_hex(raw), number)
+        execute(path, "UPDATE blocks SET hash = ? WHERE number = ?", sha256(raw), number)
 
 
 def test_honest_files_verify(ledger: Path) -> None:
@@ -226,8 +219,7 @@ def test_an_equivocating_orderer_is_caught_by_comparing_the_files(tmp_path: Path
     ("DELETE FROM chaincodes", "chaincodes"),
     ("UPDATE chaincodes SET definition = '{}'", "chaincodes"),
     ("INSERT INTO state VALUES ('kv', 'extra', x'00', 2, 0)", "world-state"),
-    ("UPDATE transactions SET envelope = CAST(envelope AS TEXT) WHERE block = 2",
-     "malformed-row"),
+    ("UPDATE blocks SET body = CAST(body AS TEXT) WHERE number = 2", "malformed-row"),
     ("CREATE TRIGGER t AFTER INSERT ON blocks BEGIN DELETE FROM state; END", "schema"),
 ])
 def test_reopen_refuses_a_file_whose_derived_state_disagrees(ledger: Path, tmp_path: Path,

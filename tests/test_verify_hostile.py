@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support_fabric_files import repack, stored_block
 
 from chains.__main__ import main
 from chains.fabric import Gateway, Network
@@ -189,24 +190,25 @@ def _channel(folder: Path) -> Path:
 @pytest.mark.parametrize("tamper", [
     "UPDATE blocks SET signature = 'not a blob' WHERE number = 2",
     "UPDATE blocks SET orderer = CAST('-----BEGIN CERTIFICATE-----é' AS BLOB) WHERE number = 2",
-    "UPDATE blocks SET header = CAST(header AS TEXT) WHERE number = 1",
-    "UPDATE blocks SET header = x'ff00' WHERE number = 1",
+    "UPDATE blocks SET body = CAST(body AS TEXT) WHERE number = 1",
+    "UPDATE blocks SET body = x'ff00' WHERE number = 1",
+    "UPDATE blocks SET body = zeroblob(5000000) WHERE number = 2",
+    "UPDATE blocks SET body = substr(body, 1, length(body) - 3) WHERE number = 2",
+    "UPDATE blocks SET body = body || x'00' WHERE number = 2",
     "UPDATE blocks SET hash = 5 WHERE number = 1",
+    "UPDATE blocks SET orderer = 99 WHERE number = 2",
+    "UPDATE blocks SET dictionary = dictionary + 1 WHERE number = 2",
+    "UPDATE certificates SET pem = x'00' WHERE id = 1",
+    "DELETE FROM certificates WHERE id = (SELECT MAX(id) FROM certificates)",
     "UPDATE transactions SET block = 'one' WHERE block = 2",
-    "UPDATE transactions SET envelope = CAST('{\"payload\":1}' AS BLOB) WHERE block = 2",
-    "UPDATE transactions SET envelope = zeroblob(5000000) WHERE block = 2",
     "UPDATE transactions SET code = x'00' WHERE block = 2",
     "UPDATE transactions SET idx = 7 WHERE block = 2",
     "UPDATE state SET value = 'text' WHERE key = 'k'",
     "UPDATE state SET block = 'x' WHERE key = 'k'",
     "UPDATE meta SET value = 'fabric-channel' || char(0) WHERE key = 'kind'",
-    "UPDATE meta SET value = 3 WHERE key = 'format'",
+    "UPDATE meta SET value = 2 WHERE key = 'format'",
     "DELETE FROM blocks WHERE number = 0",
     "UPDATE chaincodes SET definition = '[' || substr(hex(zeroblob(5000)), 1, 5000)",
-    ("UPDATE transactions SET envelope = CAST(replace(CAST(envelope AS TEXT), "
-     "'\"endorsement_policy\":\"OR(''Org1.peer'', ''Org2.peer'')\"', "
-     "'\"endorsement_policy\":\"' || replace(hex(zeroblob(600)), '00', 'OR(') || '\"') AS BLOB) "
-     "WHERE block = 1"),  # a policy nested 600 deep in a chaincode definition
 ])
 def test_hostile_channel_files_get_a_reason(tmp_path: Path, capsys, tamper: str) -> None:
     path = _channel(tmp_path)
@@ -216,6 +218,18 @@ def test_hostile_channel_files_get_a_reason(tmp_path: Path, capsys, tamper: str)
     conn.close()
     (report,) = verify_quietly(path, capsys)
     assert not report.ok and report.problems[0].reason, report.summary()
+
+
+def test_a_policy_nested_600_deep_in_a_stored_chaincode_definition_gets_a_reason(
+        tmp_path: Path, capsys) -> None:
+    path = _channel(tmp_path)
+    raw = stored_block(path, 1).envelopes[0]
+    policy = b'"endorsement_policy":"OR(\'Org1.peer\', \'Org2.peer\')"'
+    assert policy in raw
+    repack(path, 1, envelopes={0: raw.replace(policy, b'"endorsement_policy":"'
+                                              + b"OR(" * 600 + b'"')})
+    (report,) = verify_quietly(path, capsys)
+    assert not report.ok and report.problems[0].block == 1, report.summary()
 
 
 def test_time_size_and_walk_bounds(tmp_path: Path, capsys) -> None:

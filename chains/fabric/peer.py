@@ -92,8 +92,12 @@ class Peer:
 
     def _reopen(self) -> None:
         """Rebuild everything derived from the stored blocks; refuse a file that disagrees."""
-        replay = replay_blocks(self.store.conn)
-        problems = replay.problems + check_derived(self.store.conn, replay)
+        try:
+            replay = replay_blocks(self.store.conn)
+            problems = replay.problems + check_derived(self.store.conn, replay)
+        except MalformedError as exc:  # e.g. a BLOB turned into text that is not UTF-8
+            raise LedgerStateError(f"{self.store.path}: a stored row is garbled ({exc})") \
+                from None
         if replay.config is not None and replay.config.chain_id != self.config.chain_id:
             raise LedgerStateError(f"{self.store.path} holds another chain than channel "
                                    f"{self.config.name!r}")

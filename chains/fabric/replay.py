@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 
 from chains.errors import ChainsError, IdentityError, MalformedError
-from chains.fabric.block import Block, BlockHeader, data_hash
+from chains.fabric.block import Block, data_hash
 from chains.fabric.codec import ZERO_HASH
 from chains.fabric.config import ChaincodeDefinition, ChannelConfig
 from chains.fabric.errors import ConfigError
-from chains.fabric.orderer_store import split_envelopes
+from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking
 from chains.fabric.private_data import key_hash, value_hash
 from chains.fabric.state import WorldState
 from chains.fabric.transaction import CONFIG, Envelope
@@ -71,26 +71,24 @@ def _reason(recorded: str, check: TxCheck) -> str:
     return "validation-code"
 
 
-def read_block(conn: sqlite3.Connection, row: tuple, table: str | None, columns: str
-               ) -> tuple[Block, list[tuple]]:
-    """The Block of a typed `blocks` row and its transaction rows (idx first; `table` None:
-    the orderer's row holds the envelopes itself); MalformedError for a garbled row."""
-    number, header, stored_hash, orderer, signature = row[:5]
-    if not (type(number) is int and type(header) is bytes and type(stored_hash) is str
-            and type(orderer) is bytes and type(signature) is bytes):
-        raise MalformedError(f"blocks row {str(number)[:20]} has mistyped columns")
-    if table is None:
-        if type(row[5]) is not bytes:
-            raise MalformedError(f"blocks row {number}: envelopes is not a BLOB")
-        txs = [(i, e) for i, e in enumerate(split_envelopes(row[5]))]
+def read_block(conn: sqlite3.Connection, packing: BlockPacking, row: tuple,
+               transactions: bool) -> tuple[Block, list[tuple]]:
+    """The Block of a `blocks` row and its transaction rows (idx, tx_id, code) from the peer
+    file's `transactions` (`transactions` False: the orderer's file, (idx,) only);
+    MalformedError naming the block for a garbled row."""
+    block = packing.unpack(row)
+    number = block.number
+    if transactions:
+        txs = conn.execute("SELECT idx, tx_id, code FROM transactions WHERE block = ? "
+                           "ORDER BY idx", (number,)).fetchall()
     else:
-        txs = conn.execute(f"SELECT {columns} FROM {table} WHERE block = ? ORDER BY idx",
-                           (number,)).fetchall()
-    for index, tx in enumerate(txs):
-        if tx[0] != index or type(tx[-1]) is not bytes:
-            raise MalformedError(f"block {number}: transaction row {index} is missing or "
-                                 "mistyped")
-    return Block(BlockHeader.decode(header), tuple(t[-1] for t in txs), orderer, signature), txs
+        txs = [(i,) for i in range(len(block.envelopes))]
+    if len(txs) != len(block.envelopes) or any(tx[0] != i for i, tx in enumerate(txs)):
+        raise MalformedError(f"block {number}: its transaction rows do not match its "
+                             f"{len(block.envelopes)} envelopes")
+    if block.number != row[0]:
+        raise MalformedError(f"block {row[0]}: the body holds block {block.number}")
+    return block, txs
 
 
 def check_link(replay: ChannelReplay, block: Block, stored_hash: str, msp: MSP,
@@ -121,16 +119,20 @@ def check_link(replay: ChannelReplay, block: Block, stored_hash: str, msp: MSP,
     replay.hashes.append(block.hash)
 
 
-def replay_blocks(conn: sqlite3.Connection, *, table: str | None = "transactions",
-                  columns: str = "idx, tx_id, code, envelope", validate: bool = True,
-                  deadline: float | None = None) -> ChannelReplay:
-    """Replay the `blocks` of a channel or orderer file (see the module doc); past `deadline`
-    (a `time.monotonic()` value) it stops with a "timeout" problem."""
+def replay_blocks(conn: sqlite3.Connection, *, transactions: bool = True,
+                  validate: bool = True, deadline: float | None = None) -> ChannelReplay:
+    """Replay the `blocks` of a channel file (`transactions` False: an orderer file, whose
+    blocks have no stored codes) (see the module doc); past `deadline` (a `time.monotonic()`
+    value) it stops with a "timeout" problem."""
     replay = ChannelReplay()
     msp: MSP | None = None
-    extra = ", envelopes" if table is None else ""
-    rows = conn.execute(f"SELECT number, header, hash, orderer, signature{extra} FROM blocks "
-                        "ORDER BY number")
+    try:
+        packing = BlockPacking.of(conn)
+    except MalformedError as exc:
+        replay.problems.append(Problem(None, "malformed-row", str(exc)))
+        replay.complete = False
+        return replay
+    rows = conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY number")
     for row in rows:
         number = row[0]
         if deadline is not None and time.monotonic() > deadline:
@@ -146,7 +148,7 @@ def replay_blocks(conn: sqlite3.Connection, *, table: str | None = "transactions
             if not isinstance(number, int) or msp is None:
                 break
         try:
-            block, txs = read_block(conn, row, table, columns)
+            block, txs = read_block(conn, packing, row, transactions)
         except MalformedError as exc:
             replay.problems.append(Problem(number, "malformed-row", str(exc)))
             replay.complete = False
@@ -164,7 +166,7 @@ def replay_blocks(conn: sqlite3.Connection, *, table: str | None = "transactions
             replay.problems.append(Problem(None, "genesis", "block 0 is missing"))
             return replay
         assert replay.config is not None and replay.validator is not None
-        check_link(replay, block, row[2], msp, replay.config)
+        check_link(replay, block, row[1].hex(), msp, replay.config)
         replay.transactions += len(txs)
         if validate and replay.complete:
             _validate(replay, block, txs)
@@ -176,7 +178,7 @@ def replay_blocks(conn: sqlite3.Connection, *, table: str | None = "transactions
 def _validate(replay: ChannelReplay, block: Block, txs: list[tuple]) -> None:
     assert replay.validator is not None and replay.state is not None
     result = replay.validator.validate_block(block, replay.state, replay.seen)
-    for index, (check, (_, tx_id, recorded, _)) in enumerate(zip(result.checks, txs)):
+    for index, (check, (_, tx_id, recorded)) in enumerate(zip(result.checks, txs)):
         env = block.transactions[index]
         expected_id = env.tx_id if isinstance(env, Envelope) else ""
         if tx_id != expected_id:

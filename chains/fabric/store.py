@@ -1,5 +1,6 @@
-"""A peer's durable channel ledger: one SQLite file (WAL) with blocks, validation codes, world
-state, private-key hashes and the peer's private side store.
+"""A peer's durable channel ledger: one SQLite file (WAL) with blocks (stored packed:
+`chains.fabric.packing`), validation codes, world state, private-key hashes and the peer's
+private side store.
 
 A block, its validation codes and the state updates of its valid transactions commit in one
 SQLite transaction, so a process killed at any moment leaves the ledger at a block boundary.
@@ -24,25 +25,31 @@ from pathlib import Path
 from chains.errors import MalformedError
 from chains.fabric.block import Block
 from chains.fabric.errors import LedgerStateError
+from chains.fabric.packing import BlockPacking
 from chains.fabric.private_data import PrivateRecord
 from chains.fabric.state import UpdateBatch
 from chains.fabric.validator import BlockResult
 from chains.sqlite_files import check_schema, harden, rollback, storage_failure, writing
 
-__all__ = ["FORMAT", "KIND", "SCHEMA", "LedgerStore", "block_row"]
+__all__ = ["BLOCK_SCHEMA", "FORMAT", "KIND", "SCHEMA", "LedgerStore", "open_store"]
 
 KIND = "fabric-channel"
-FORMAT = "2"  # 2: one canonical JSON, chain id and time in headers, no stored "claimed" flags
+# 2: one canonical JSON, chain id and time in headers, no stored "claimed" flags.
+# 3: the same hashed bytes, stored packed (chains.fabric.packing): a compressed body per block,
+#    certificates once; files of format 2 are refused (FormatError names both versions).
+FORMAT = "3"
 
-SCHEMA = """
+BLOCK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS certificates(id INTEGER PRIMARY KEY, pem BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS blocks(
-    number INTEGER PRIMARY KEY, header BLOB NOT NULL, hash TEXT NOT NULL, orderer BLOB NOT NULL,
-    signature BLOB NOT NULL);
+    number INTEGER PRIMARY KEY, hash BLOB NOT NULL, orderer INTEGER NOT NULL,
+    signature BLOB NOT NULL, dictionary INTEGER NOT NULL, body BLOB NOT NULL);
+"""
+SCHEMA = BLOCK_SCHEMA + """
 CREATE TABLE IF NOT EXISTS transactions(
     block INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id TEXT NOT NULL, code TEXT NOT NULL,
-    envelope BLOB NOT NULL, PRIMARY KEY(block, idx));
-CREATE INDEX IF NOT EXISTS transactions_by_id ON transactions(tx_id);
+    PRIMARY KEY(block, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state(
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, block INTEGER NOT NULL,
     tx INTEGER NOT NULL, PRIMARY KEY(ns, key)) WITHOUT ROWID;
@@ -57,11 +64,6 @@ CREATE TABLE IF NOT EXISTS private_state(
 CREATE TABLE IF NOT EXISTS chaincodes(name TEXT PRIMARY KEY, definition TEXT NOT NULL);
 """
 
-
-
-def block_row(block: Block) -> tuple[int, bytes, str, bytes, bytes]:
-    """(number, header, hash, orderer, signature): a block's row in a `blocks` table."""
-    return (block.number, block.header_bytes, block.hash, block.orderer, block.signature)
 
 
 def open_store(path: str | Path | None, schema: str, expected: dict[str, str]) -> sqlite3.Connection:
@@ -104,10 +106,19 @@ def _prepare(conn: sqlite3.Connection, file: Path | None, schema: str,
             rollback(conn)
             raise
         return conn
+    found = {}
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                    ).fetchone():
+        found = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
+    if found.get("kind") == expected["kind"] and found.get("format") != expected["format"]:
+        raise LedgerStateError(f"{file} is a {expected['kind']} file of format "
+                               f"{str(found.get('format'))[:20]!r}; this version reads format "
+                               f"{expected['format']!r} only (see docs/fabric.md, \"Files\"): "
+                               "start a new run folder, or open it with the version that "
+                               "wrote it")
     problem = check_schema(conn, schema)
     if problem:
         raise LedgerStateError(f"{file}: {problem}")
-    found = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
     if found != expected:
         raise LedgerStateError(f"{file} is not the expected ledger: meta {found}, "
                                f"expected {expected}")
@@ -121,6 +132,11 @@ class LedgerStore:
         self.path = None if path is None else str(path)
         self.conn = open_store(path, SCHEMA, {"kind": KIND, "format": FORMAT,
                                               "channel": channel, "peer": peer})
+        try:
+            self.packing = BlockPacking.of(self.conn)
+        except MalformedError as exc:
+            self.conn.close()
+            raise LedgerStateError(f"{self.path}: {exc}") from None
         self.scrub_pending = self.path is not None  # whatever a crash left in the WAL
         self.scrub(tries=3)
 
@@ -139,23 +155,26 @@ class LedgerStore:
     def commit_block(self, block: Block, result: BlockResult) -> None:
         """Persist `block`, its codes and the batch of its valid transactions, atomically."""
         txs = block.transactions
-        rows = [(block.number, i, getattr(txs[i], "tx_id", ""), str(check.code),
-                 block.envelopes[i]) for i, check in enumerate(result.checks)]
+        rows = [(block.number, i, getattr(txs[i], "tx_id", ""), str(check.code))
+                for i, check in enumerate(result.checks)]
         batch: UpdateBatch = result.batch
         conn = self.conn
+        packed, certificates = self.packing.pack(block)
         with writing(self.path):
-            self._write(conn, block, rows, batch, result)
+            self._write(conn, packed, certificates, rows, batch, result)
+        self.packing.accept(certificates)
         if batch.erased and self.path is not None:
             self.scrub_pending = True
         self.scrub()
 
     @staticmethod
-    def _write(conn: sqlite3.Connection, block: Block, rows: list, batch: UpdateBatch,
-               result: BlockResult) -> None:
+    def _write(conn: sqlite3.Connection, packed: tuple, certificates: list, rows: list,
+               batch: UpdateBatch, result: BlockResult) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", block_row(block))
-            conn.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO certificates VALUES (?, ?)", certificates)
+            conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)", packed)
+            conn.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?)", rows)
             conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
                              [(ns, k, v, ver[0], ver[1]) for (ns, k), (v, ver)
                               in batch.public.items() if v is not None])

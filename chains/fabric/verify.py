@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chains.errors import ChainsError, MalformedError
-from chains.fabric.block import Block, BlockHeader, data_hash
-from chains.fabric.codec import ZERO_HASH
 from chains.fabric.errors import ConfigError
 from chains.fabric.orderer_store import FORMAT as ORDERER_FORMAT
 from chains.fabric.orderer_store import KIND as ORDERER_KIND
 from chains.fabric.orderer_store import SCHEMA as ORDERER_SCHEMA
+from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking
 from chains.fabric.private_data import key_hash, value_hash
 from chains.fabric.replay import ChannelReplay, check_derived, genesis_config, replay_blocks
 from chains.fabric.store import FORMAT, KIND, SCHEMA
@@ -41,7 +40,9 @@ def _meta(conn: sqlite3.Connection, report: VerifyReport, schema: str, kind: str
         meta = dict(conn.execute("SELECT key, value FROM meta"))
     if meta.get("kind") != kind or meta.get("format") != version:
         report.problems.append(Problem(None, "meta", f"kind {meta.get('kind')!r}, format "
-                                                     f"{meta.get('format')!r}"))
+                                                     f"{str(meta.get('format'))[:20]!r}; this "
+                                                     f"version verifies {kind!r} format "
+                                                     f"{version!r}"))
         return None
     problem = check_schema(conn, schema)
     if problem:
@@ -94,7 +95,7 @@ def check_orderer(conn: sqlite3.Connection, report: VerifyReport, deadline: floa
     if meta is None:
         return "", []
     conn.execute("BEGIN")
-    replay = replay_blocks(conn, table=None, columns="", validate=False, deadline=deadline)
+    replay = replay_blocks(conn, transactions=False, validate=False, deadline=deadline)
     return _finish(replay, report, meta)
 
 
@@ -142,12 +143,13 @@ def find_private_write(path: str | Path, chaincode: str, collection: str, key: s
 
     Works after the value expired or was purged from every side store: the hashes stay."""
     with open_readonly(Path(path), limits) as conn:
-        first = conn.execute("SELECT envelope FROM transactions WHERE block = 0").fetchone()
-        if first is None or type(first[0]) is not bytes:
-            return None
         try:
-            header = BlockHeader(0, ZERO_HASH, data_hash((first[0],)), 0, ZERO_HASH)
-            config = genesis_config(Block(header, (first[0],), b"", b""))
+            packing = BlockPacking.of(conn)
+            rows = conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY number")
+            genesis = next(rows, None)
+            if genesis is None or genesis[0] != 0:
+                return None
+            config = genesis_config(packing.unpack(genesis))
         except MalformedError as exc:
             raise ConfigError(f"block 0 of {path} is not a channel config: {exc}") from None
         salt_hex = config.key_salts.get(collection)
@@ -156,18 +158,18 @@ def find_private_write(path: str | Path, chaincode: str, collection: str, key: s
         kh = key_hash(bytes.fromhex(salt_hex), key)
         vh = value_hash(bytes(salt), bytes(value))
         needle = kh.encode("ascii")
-        for block, index, tx_id, raw in conn.execute(
-                "SELECT block, idx, tx_id, envelope FROM transactions WHERE code = 'VALID' "
-                "ORDER BY block, idx"):
-            if type(raw) is not bytes or needle not in raw:
-                continue
+        for row in rows:
             try:
-                env = Envelope.from_bytes(raw)
+                block = packing.unpack(row)
             except MalformedError:
                 continue
-            if env.header.get("chaincode") != chaincode:
-                continue
-            if env.rwset.hashed_writes.get(collection, {}).get(kh) == ("put", vh):
-                return PrivateWriteProof(block, index, tx_id)
+            valid = {index for index, in conn.execute(
+                "SELECT idx FROM transactions WHERE block = ? AND code = 'VALID'", (row[0],))}
+            for index, (raw, env) in enumerate(zip(block.envelopes, block.transactions)):
+                if index not in valid or needle not in raw or not isinstance(env, Envelope) \
+                        or env.header.get("chaincode") != chaincode:
+                    continue
+                if env.rwset.hashed_writes.get(collection, {}).get(kh) == ("put", vh):
+                    return PrivateWriteProof(block.number, index, env.tx_id)
         return None
 

@@ -1,0 +1,177 @@
+"""How channel files store a block compactly: one compressed body per block, certificates once.
+
+What is signed and hashed never changes: a block's header bytes and its envelopes are the
+canonical bytes of `chains.fabric.block`; only their storage does. A `blocks` row of a peer's or
+the orderer's file (`chains.fabric.store`, `chains.fabric.orderer_store`) holds
+
+    number      the block number
+    hash        SHA-256 of the header bytes, 32 raw bytes
+    orderer     the id of the ordering node's certificate in the file's `certificates` table
+    signature   the orderer's signature of the header bytes, raw
+    dictionary  how many `certificates` the body's compression dictionary holds
+    body        raw DEFLATE (zlib, level 9) of the header bytes and then each envelope, each
+                preceded by its length (4 bytes big-endian), with a preset dictionary
+
+and `certificates(id, pem)` holds every certificate once, in the order the file first met it
+(the ordering node's, and each one an envelope carries as creator or endorser). The preset
+dictionary of a body with `dictionary = k` is `TEMPLATE` followed by certificates 1..k as they
+appear inside canonical JSON (newlines escaped), its last 32 KiB: an envelope's certificates
+compress to a few bytes, and its JSON keys too.
+
+Nothing in a row is trusted: a reader recomputes every hash from the decompressed bytes, so a
+tampered body, dictionary or certificate shows as a block whose data hash, header or signature
+does not verify; a body that does not decompress, or a reference to a certificate the file
+lacks, is a `MalformedError` naming the block.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import zlib
+from collections.abc import Iterable
+
+from chains.errors import MalformedError
+from chains.fabric.block import Block, BlockHeader
+
+__all__ = ["BLOCK_COLUMNS", "BlockPacking", "join_envelopes", "split_envelopes"]
+
+TEMPLATE = (
+    b'{"chain":"","data_hash":"","number":,"previous_hash":"","timestamp":}'
+    b'{"endorsements":[{"endorser":"","signature":""}],"payload":{"body":{"payload":"",'
+    b'"proposal_hash":"","rwset":{"collections":{"reads":[],"writes":[["","put",""]]}},'
+    b'"ns":"","ranges":[],"reads":[],"writes":[[""]]},"sequence":1,"status":200},'
+    b'"header":{"args":[""],"chain":"","chaincode":"","channel":"","creator":"","fn":"",'
+    b'"nonce":"","timestamp":,"tx_id":"","type":"endorser_tx"}},"signature":""}'
+)
+BLOCK_COLUMNS = "number, hash, orderer, signature, dictionary, body"
+MAX_BODY_BYTES = 64 << 20  # a block's decompressed bytes (64 envelopes of up to 4 MiB, framed)
+_WINDOW = 32 << 10  # DEFLATE reaches back 32 KiB: a longer dictionary's tail is what counts
+_JSON_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(?:\\n|[A-Za-z0-9+/= ]){1,16000}?"
+                        rb"-----END CERTIFICATE-----\\n")
+
+
+def join_envelopes(parts: Iterable[bytes]) -> bytes:
+    """`parts` as one BLOB: each preceded by its length (4 bytes, big-endian)."""
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+def split_envelopes(blob: bytes) -> tuple[bytes, ...]:
+    """The parts of a `join_envelopes` BLOB; MalformedError if the framing is broken."""
+    out, at = [], 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at:at + 4], "big")
+        if at + 4 + size > len(blob) or len(blob) - at < 4:
+            raise MalformedError("the envelopes of a block are cut short")
+        out.append(blob[at + 4:at + 4 + size])
+        at += 4 + size
+    return tuple(out)
+
+
+def deflate(data: bytes, dictionary: bytes) -> bytes:
+    """Raw DEFLATE (level 9) of `data` with the preset `dictionary`."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    return packer.compress(data) + packer.flush()
+
+
+def _in_json(pem: bytes) -> bytes:
+    return pem.replace(b"\n", b"\\n")
+
+
+class BlockPacking:
+    """The certificates of one channel file, and packing/unpacking its `blocks` rows."""
+
+    def __init__(self, certificates: Iterable[bytes] = ()) -> None:
+        self.certificates: list[bytes] = list(certificates)
+        self._ids = {pem: i + 1 for i, pem in enumerate(self.certificates)}
+        self._dictionaries: dict[int, bytes] = {}
+
+    @classmethod
+    def of(cls, conn: sqlite3.Connection) -> BlockPacking:
+        """The packing of the file `conn` is open on; MalformedError if its certificates table
+        is not ids 1, 2, ... of distinct BLOBs."""
+        pems = []
+        for expected, (cert_id, pem) in enumerate(
+                conn.execute("SELECT id, pem FROM certificates ORDER BY id"), 1):
+            if cert_id != expected or type(pem) is not bytes:
+                raise MalformedError(f"certificates row {str(cert_id)[:20]} is missing or "
+                                     "mistyped")
+            pems.append(pem)
+        if len(set(pems)) != len(pems):
+            raise MalformedError("the certificates table holds one certificate twice")
+        return cls(pems)
+
+    def dictionary(self, size: int) -> bytes:
+        """The preset dictionary of a body packed when the file held `size` certificates."""
+        if size not in self._dictionaries:
+            joined = TEMPLATE + b"".join(_in_json(p) for p in self.certificates[:size])
+            self._dictionaries[size] = joined[-_WINDOW:]
+        return self._dictionaries[size]
+
+    def pack(self, block: Block) -> tuple[tuple[int, bytes, int, bytes, int, bytes],
+                                          list[tuple[int, bytes]]]:
+        """(the block's `blocks` row, the `certificates` rows it adds); `accept` the latter
+        once they are committed."""
+        new: list[tuple[int, bytes]] = []
+        known = dict(self._ids)
+        found = [m.replace(b"\\n", b"\n")
+                 for e in block.envelopes for m in _JSON_CERT.findall(e)]
+        for pem in (block.orderer, *found):
+            if pem not in known:
+                known[pem] = len(known) + 1
+                new.append((known[pem], pem))
+        size = len(known)
+        joined = TEMPLATE + b"".join(_in_json(p) for p in (*self.certificates,
+                                                            *(pem for _, pem in new)))
+        body = deflate(join_envelopes((block.header_bytes, *block.envelopes)),
+                       joined[-_WINDOW:])
+        row = (block.number, bytes.fromhex(block.hash), known[block.orderer], block.signature,
+               size, body)
+        return row, new
+
+    def body(self, header: bytes, envelopes: Iterable[bytes], size: int) -> bytes:
+        """The body of a block with these header bytes and envelopes, packed with dictionary
+        `size` (what `pack` stores; for tools and tests that rewrite a row)."""
+        return deflate(join_envelopes((header, *envelopes)), self.dictionary(size))
+
+    def accept(self, new: list[tuple[int, bytes]]) -> None:
+        """Take the committed certificate rows `new` (from `pack`) into the cache."""
+        for cert_id, pem in new:
+            if cert_id == len(self.certificates) + 1:
+                self.certificates.append(pem)
+                self._ids[pem] = cert_id
+
+    def unpack(self, row: tuple) -> Block:
+        """The Block of a `blocks` row (number, hash, orderer, signature, dictionary, body);
+        MalformedError naming the block for a mistyped row, a body that does not decompress or
+        a certificate the file lacks."""
+        number, stored_hash, orderer, signature, size, body = row[:6]
+        where = f"block {str(number)[:20]}"
+        if not (type(number) is int and type(stored_hash) is bytes and type(orderer) is int
+                and type(signature) is bytes and type(size) is int and type(body) is bytes):
+            raise MalformedError(f"{where}: the blocks row has mistyped columns")
+        if not 1 <= orderer <= len(self.certificates):
+            raise MalformedError(f"{where}: its orderer certificate #{orderer} is not in the "
+                                 f"file's certificates ({len(self.certificates)})")
+        if not 0 <= size <= len(self.certificates):
+            raise MalformedError(f"{where}: its dictionary names {size} certificates, the file "
+                                 f"holds {len(self.certificates)}")
+        unpacker = zlib.decompressobj(-15, self.dictionary(size))
+        try:
+            data = unpacker.decompress(body, MAX_BODY_BYTES)
+        except zlib.error as exc:
+            raise MalformedError(f"{where}: the body does not decompress ({exc})") from None
+        if not unpacker.eof or unpacker.unconsumed_tail or unpacker.unused_data:
+            raise MalformedError(f"{where}: the body is cut short, has bytes after its end or "
+                                 f"exceeds {MAX_BODY_BYTES} bytes")
+        try:
+            header, *envelopes = split_envelopes(data)
+        except ValueError:
+            raise MalformedError(f"{where}: the body holds no header") from None
+        except MalformedError as exc:
+            raise MalformedError(f"{where}: {exc}") from None
+        try:
+            decoded = BlockHeader.decode(header)
+        except MalformedError as exc:
+            raise MalformedError(f"{where}: {exc}") from None
+        return Block(decoded, tuple(envelopes), self.certificates[orderer - 1], signature)
