@@ -91,11 +91,14 @@ def _prepare(conn: sqlite3.Connection, file: Path | None, schema: str,
              expected: dict[str, str]) -> sqlite3.Connection:
     harden(conn)
     conn.execute("PRAGMA busy_timeout=50")
+    fresh = not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if not fresh:
+        _check_file(conn, file, schema, expected)  # before any write: a refused file is untouched
     if file is not None:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA secure_delete=ON")
-    if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+    if fresh:
         conn.execute("BEGIN IMMEDIATE")  # schema and meta at once: a full disk leaves no half
         try:
             for statement in filter(None, (part.strip() for part in schema.split(";"))):
@@ -105,7 +108,13 @@ def _prepare(conn: sqlite3.Connection, file: Path | None, schema: str,
         except BaseException:
             rollback(conn)
             raise
-        return conn
+    return conn
+
+
+def _check_file(conn: sqlite3.Connection, file: Path | None, schema: str,
+                expected: dict[str, str]) -> None:
+    """LedgerStateError unless the file is of the expected kind, format, schema and meta; a
+    file of this kind but another format is named as such."""
     found = {}
     if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
                     ).fetchone():
@@ -122,7 +131,6 @@ def _prepare(conn: sqlite3.Connection, file: Path | None, schema: str,
     if found != expected:
         raise LedgerStateError(f"{file} is not the expected ledger: meta {found}, "
                                f"expected {expected}")
-    return conn
 
 
 class LedgerStore:

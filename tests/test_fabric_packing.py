@@ -1,0 +1,178 @@
+"""Packed channel blocks: the stored bytes shrink, the hashed bytes do not change, and every
+garbled body, dictionary or certificate reference is named by block, in verify and on reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from support_fabric_files import repack, stored_block
+
+from chains.fabric import Gateway, LedgerStateError, Network, verify_channel_file
+from chains.fabric.orderer_store import OrdererStore
+from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking, join_envelopes
+from chains.fabric.store import LedgerStore
+
+ORGS = ("Org1", "Org2", "Org3")
+POLICY = "OutOf(2, 'Org1.peer', 'Org2.peer', 'Org3.peer')"
+
+
+def build(folder: Path) -> Network:
+    """Blocks 0 config, 1 chaincode definition, 2-5 one `put` each (two endorsers)."""
+    net = Network.create(ORGS, seed=5, path=folder)
+    ch = net.create_channel("ch", ORGS, POLICY, nonce=b"packing-tests")
+    ch.install_chaincode("kv", {"put": lambda stub, key, value: stub.put_state(key, value)})
+    gw = Gateway(ch, net.client("Org1"))
+    for i in range(4):
+        assert gw.submit("kv", "put", f"k{i}", "v" * 40).valid
+    return net
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("packed")
+    build(folder).close()
+    return folder
+
+
+def copy_of(ledger: Path, tmp_path: Path, name: str = "peer0.Org1.db") -> Path:
+    target = tmp_path / "ch" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for file in (ledger / "ch").glob("*.db"):
+        (tmp_path / "ch" / file.name).write_bytes(file.read_bytes())
+    return target
+
+
+def execute(path: Path, sql: str, *params: object) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def problems(path: Path) -> list[tuple[int | None, str, str]]:
+    return [(p.block, p.reason, p.detail) for p in verify_channel_file(path).problems]
+
+
+def test_a_packed_block_reads_back_byte_identical_and_costs_a_fraction(tmp_path: Path) -> None:
+    net = build(tmp_path)
+    orderer = net.channel("ch").orderer.store
+    live = [orderer.block(n) for n in range(orderer.height)]
+    net.close()
+    conn = sqlite3.connect(tmp_path / "ch" / "peer0.Org2.db")
+    packing = BlockPacking.of(conn)
+    for block in live:
+        row = conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE number = ?",
+                           (block.number,)).fetchone()
+        again = packing.unpack(row)
+        assert (again.header_bytes, again.envelopes, again.orderer, again.signature) == \
+            (block.header_bytes, block.envelopes, block.orderer, block.signature)
+        assert again.hash == block.hash == row[1].hex()
+        raw = len(join_envelopes((block.header_bytes, *block.envelopes)))
+        if block.number >= 2:  # an envelope with three certificates (creator, 2 endorsers)
+            assert len(row[5]) < raw / 3, (block.number, len(row[5]), raw)
+    # each certificate is stored once: after the first `put`, the same creator and endorsers
+    # add none, and every body of a `put` is packed with the same dictionary
+    pems = [pem for _, pem in conn.execute("SELECT id, pem FROM certificates")]
+    assert len(pems) == len(set(pems))
+    sizes = {n: k for n, k in conn.execute("SELECT number, dictionary FROM blocks")}
+    assert sizes[2] == sizes[5] == len(pems)
+    conn.close()
+
+
+def test_same_seed_same_stored_rows(tmp_path: Path) -> None:
+    """Packing is deterministic: two runs of one seed store the same bytes."""
+    rows = []
+    for name in ("a", "b"):
+        build(tmp_path / name).close()
+        conn = sqlite3.connect(tmp_path / name / "ch" / "peer0.Org3.db")
+        rows.append(conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY number")
+                    .fetchall() + conn.execute("SELECT * FROM certificates").fetchall())
+        conn.close()
+    assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize("name", ["peer0.Org1.db", "orderer.db"])
+def test_a_tampered_compressed_body_is_named_by_block(ledger: Path, tmp_path: Path,
+                                                      name: str) -> None:
+    path = copy_of(ledger, tmp_path, name)
+    conn = sqlite3.connect(path)
+    (body,) = conn.execute("SELECT body FROM blocks WHERE number = 3").fetchone()
+    conn.close()
+    flipped = bytearray(body)
+    flipped[len(body) // 2] ^= 0x10
+    execute(path, "UPDATE blocks SET body = ? WHERE number = 3", bytes(flipped))
+    found = problems(path)
+    assert found and found[0][0] == 3, found
+    assert found[0][1] in {"malformed-row", "data-hash", "block-hash"}, found
+
+
+def test_a_rewritten_envelope_packed_like_the_writer_fails_its_data_hash(ledger: Path,
+                                                                        tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    raw = stored_block(path, 4).envelopes[0]
+    assert b'"v' in raw
+    repack(path, 4, envelopes={0: raw.replace(b"vvvv", b"vvvw", 1)})
+    assert (4, "data-hash") in [(b, r) for b, r, _ in problems(path)]
+
+
+@pytest.mark.parametrize("tamper, detail", [
+    ("UPDATE blocks SET orderer = 99 WHERE number = 3", "orderer certificate #99 is not in"),
+    ("UPDATE blocks SET dictionary = 99 WHERE number = 3", "dictionary names 99 certificates"),
+])
+def test_a_reference_to_a_certificate_the_file_lacks_is_named(ledger: Path, tmp_path: Path,
+                                                                                                      tamper: str, detail: str) -> None:
+    path = copy_of(ledger, tmp_path)
+    execute(path, tamper)
+    found = problems(path)
+    assert found[0][:2] == (3, "malformed-row") and detail in found[0][2], found
+    net = Network.create(ORGS, seed=5, path=tmp_path)
+    with pytest.raises(LedgerStateError, match="peer0.Org1.db.*block 3"):
+        net.create_channel("ch", ORGS, POLICY, nonce=b"packing-tests")
+    net.close()
+
+
+def test_a_changed_certificate_breaks_every_block_that_uses_it(ledger: Path,
+                                                               tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    conn = sqlite3.connect(path)
+    (pem,) = conn.execute("SELECT pem FROM certificates WHERE id = 1").fetchone()  # orderer's
+    conn.close()
+    execute(path, "UPDATE certificates SET pem = ? WHERE id = 1", pem.replace(b"A", b"B", 1))
+    found = problems(path)
+    assert found and found[0][0] == 0, found
+
+
+def test_a_tampered_orderer_file_is_refused_at_reopen(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path, "orderer.db")
+    execute(path, "UPDATE blocks SET body = x'00ff' WHERE number = 2")
+    with pytest.raises(LedgerStateError, match="block 2"):
+        OrdererStore(path, channel="ch")
+
+
+FORMAT_2_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE blocks(
+    number INTEGER PRIMARY KEY, header BLOB NOT NULL, hash TEXT NOT NULL, orderer BLOB NOT NULL,
+    signature BLOB NOT NULL);
+CREATE TABLE transactions(
+    block INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id TEXT NOT NULL, code TEXT NOT NULL,
+    envelope BLOB NOT NULL, PRIMARY KEY(block, idx));
+INSERT INTO meta VALUES ('kind', 'fabric-channel'), ('format', '2'), ('channel', 'ch'),
+    ('peer', 'peer0.Org1');
+"""
+
+
+def test_a_format_2_file_is_refused_naming_both_versions(tmp_path: Path) -> None:
+    path = tmp_path / "ch" / "peer0.Org1.db"
+    path.parent.mkdir()
+    conn = sqlite3.connect(path)
+    conn.executescript(FORMAT_2_SCHEMA)
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(LedgerStateError, match="of format '2'; this version reads format '3'"):
+        LedgerStore(path, channel="ch", peer="peer0.Org1")
+    assert path.read_bytes() == before
+    (found,) = problems(path)
+    assert found[1] == "meta" and "format '2'" in found[2] and "format '3'" in found[2]
