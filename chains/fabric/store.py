@@ -122,9 +122,9 @@ def _check_file(conn: sqlite3.Connection, file: Path | None, schema: str,
     if found.get("kind") == expected["kind"] and found.get("format") != expected["format"]:
         raise LedgerStateError(f"{file} is a {expected['kind']} file of format "
                                f"{str(found.get('format'))[:20]!r}; this version reads format "
-                               f"{expected['format']!r} only (see docs/fabric.md, \"Files\"): "
-                               "start a new run folder, or open it with the version that "
-                               "wrote it")
+                               f"{expected['format']!r} only (docs/fabric.md, \"Files and "
+                               "verification\"): start a new run folder, or open it with the "
+                               "version that wrote it")
     problem = check_schema(conn, schema)
     if problem:
         raise LedgerStateError(f"{file}: {problem}")
