@@ -10,6 +10,14 @@ from chains.fabric.block import Block
 from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking
 
 
+def execute(path: Path, sql: str, *params: object) -> None:
+    """Run one SQL statement on the file `path` and commit it."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
 def stored_block(path: Path, number: int) -> Block:
     """Block `number` of the channel or orderer file `path`, as stored."""
     conn = sqlite3.connect(path)

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from support_fabric_files import repack, stored_block
+from support_fabric_files import execute, repack, stored_block
 
 from chains.fabric import Gateway, LedgerStateError, Network, verify_channel_file
 from chains.fabric.orderer_store import OrdererStore
@@ -42,13 +42,6 @@ def copy_of(ledger: Path, tmp_path: Path, name: str = "peer0.Org1.db") -> Path:
     for file in (ledger / "ch").glob("*.db"):
         (tmp_path / "ch" / file.name).write_bytes(file.read_bytes())
     return target
-
-
-def execute(path: Path, sql: str, *params: object) -> None:
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute(sql, params)
-    conn.close()
 
 
 def problems(path: Path) -> list[tuple[int | None, str, str]]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
-from support_fabric_files import repack, stored_block
+from support_fabric_files import execute, repack, stored_block
 
 from chains.canonical import canonical_json
 from chains.fabric import (
@@ -57,13 +56,6 @@ def copy_of(ledger: Path, tmp_path: Path, org: str = "Org1") -> Path:
     target = tmp_path / f"peer0.{org}.db"
     target.write_bytes((ledger / "ch" / f"peer0.{org}.db").read_bytes())
     return target
-
-
-def execute(path: Path, sql: str, *params: object) -> None:
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute(sql, params)
-    conn.close()
 
 
 def envelope(path: Path, block: int, index: int) -> dict:
