@@ -78,6 +78,19 @@ def _in_json(pem: bytes) -> bytes:
     return pem.replace(b"\n", b"\\n")
 
 
+def _dictionary(certificates: list[bytes]) -> bytes:
+    """`TEMPLATE` and then `certificates` inside canonical JSON, the last 32 KiB (built from
+    the end, so a file of many certificates costs no more per dictionary)."""
+    tail: list[bytes] = []
+    size = 0
+    for pem in reversed(certificates):
+        if size >= _WINDOW:
+            break
+        tail.append(_in_json(pem))
+        size += len(tail[-1])
+    return (TEMPLATE + b"".join(reversed(tail)))[-_WINDOW:]
+
+
 class BlockPacking:
     """The certificates of one channel file, and packing/unpacking its `blocks` rows."""
 
@@ -104,8 +117,7 @@ class BlockPacking:
     def dictionary(self, size: int) -> bytes:
         """The preset dictionary of a body packed when the file held `size` certificates."""
         if size not in self._dictionaries:
-            joined = TEMPLATE + b"".join(_in_json(p) for p in self.certificates[:size])
-            self._dictionaries[size] = joined[-_WINDOW:]
+            self._dictionaries[size] = _dictionary(self.certificates[:size])
         return self._dictionaries[size]
 
     def pack(self, block: Block) -> tuple[tuple[int, bytes, int, bytes, int, bytes],
@@ -121,10 +133,9 @@ class BlockPacking:
                 known[pem] = len(known) + 1
                 new.append((known[pem], pem))
         size = len(known)
-        joined = TEMPLATE + b"".join(_in_json(p) for p in (*self.certificates,
-                                                            *(pem for _, pem in new)))
-        body = deflate(join_envelopes((block.header_bytes, *block.envelopes)),
-                       joined[-_WINDOW:])
+        dictionary = (self.dictionary(size) if not new else
+                      _dictionary([*self.certificates, *(pem for _, pem in new)]))
+        body = deflate(join_envelopes((block.header_bytes, *block.envelopes)), dictionary)
         row = (block.number, bytes.fromhex(block.hash), known[block.orderer], block.signature,
                size, body)
         return row, new
