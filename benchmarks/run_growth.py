@@ -20,6 +20,9 @@ blocks); each SQLite file is split by the tables its pages hold (SQLite's ``dbst
     free pages      pages SQLite freed (purged values) and will reuse
     adapters        adapter files (adapters/)
     other           anything else (config.json, the lock, a write-ahead log left behind)
+
+``--payload`` counts, for SQLite files, the bytes their rows hold instead of their pages (no
+page slack, no free pages): where the bytes go, at a finer grain than 4 KiB pages.
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ _PEER_TABLES = {  # a peer's SQLite tables (chains.fabric.store) -> the part the
 }
 
 
-def database_parts(file: Path, relative: str) -> dict[str, int]:
+def database_parts(file: Path, relative: str, payload: bool = False) -> dict[str, int]:
     """The bytes of one SQLite file by part: its pages by the table (or index) they hold
-    (SQLite's dbstat), free pages apart; a write-ahead log left beside it counts as "other"."""
+    (SQLite's dbstat), free pages apart; a write-ahead log left beside it counts as "other".
+    `payload`: the bytes the rows hold instead (no page slack, no free pages)."""
     if relative == "public.db" or relative.startswith("public-eth.db"):
         default = "public"
     elif relative.endswith("orderer.db"):
@@ -68,27 +72,30 @@ def database_parts(file: Path, relative: str) -> dict[str, int]:
     try:
         (page_size,) = connection.execute("PRAGMA page_size").fetchone()
         (free,) = connection.execute("PRAGMA freelist_count").fetchone()
-        rows = connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+        measure = "payload" if payload else "pgsize"
+        rows = connection.execute(f"SELECT name, SUM({measure}) FROM dbstat GROUP BY name"
+                                  ).fetchall()
     finally:
         connection.close()
-    parts = {"free pages": free * page_size}
+    parts = {} if payload else {"free pages": free * page_size}
     for table, size in rows:
         part = _PEER_TABLES.get(table, default) if default.endswith("@peers") else default
         parts[part] = parts.get(part, 0) + size
-    parts["other"] = file.stat().st_size - sum(parts.values())  # the header page's rest: 0
+    if not payload:
+        parts["other"] = file.stat().st_size - sum(parts.values())  # the header page's rest: 0
     return parts
 
 
-def folder_sizes(folder: Path) -> dict[str, int]:
+def folder_sizes(folder: Path, payload: bool = False) -> dict[str, int]:
     """The folder's bytes (file sizes, as ``du`` counts them before filesystem blocks) by
-    part; every byte counts once."""
+    part; every byte counts once (`payload`: SQLite files count the bytes their rows hold)."""
     sizes: dict[str, int] = {}
     for file in folder.rglob("*"):
         if not file.is_file() or file.is_symlink():
             continue
         relative = file.relative_to(folder).as_posix()
         if relative.endswith(".db"):
-            parts = database_parts(file, relative)
+            parts = database_parts(file, relative, payload)
         else:
             parts = {"adapters" if relative.startswith("adapters/") else "other":
                      file.stat().st_size}
@@ -111,14 +118,15 @@ def play(scenario: str, folder: Path, episodes: int, first_seed: int, options: d
     return steps
 
 
-def measure(scenario: str, mode: str, warmup: int, episodes: int) -> dict[str, float]:
+def measure(scenario: str, mode: str, warmup: int, episodes: int, payload: bool = False
+            ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="fedenv-growth-")) / "env"
     try:
         start = time.perf_counter()
         play(scenario, folder, warmup, 0, MODES[mode])
-        before = folder_sizes(folder)
+        before = folder_sizes(folder, payload)
         steps = play(scenario, folder, episodes, warmup, MODES[mode])
-        after = folder_sizes(folder)
+        after = folder_sizes(folder, payload)
         growth = {p: (after.get(p, 0) - before.get(p, 0)) / steps for p in after}
         growth["total"] = sum(growth.values())
         growth["seconds"] = time.perf_counter() - start
@@ -134,14 +142,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--warmup", type=int, default=2, help="episodes before measuring")
     parser.add_argument("--episodes", type=int, default=3, help="episodes measured")
+    parser.add_argument("--payload", action="store_true",
+                        help="count the bytes SQLite rows hold (dbstat payload) instead of pages")
     args = parser.parse_args(argv)
     parts = list(PARTS)
-    print(f"bytes per env step (warm-up {args.warmup} episodes, then {args.episodes} measured; "
+    unit = "row bytes (dbstat payload)" if args.payload else "bytes"
+    print(f"{unit} per env step (warm-up {args.warmup} episodes, then {args.episodes} measured; "
           f"every organization at its highest level)")
     print(f"{'scenario':<9} {'mode':<26} {'total':>9} " + " ".join(f"{p:>14}" for p in parts))
     for scenario in args.scenarios:
         for mode in args.modes:
-            g = measure(scenario, mode, args.warmup, args.episodes)
+            g = measure(scenario, mode, args.warmup, args.episodes, args.payload)
             cells = " ".join(f"{g.get(p, 0):>14,.0f}" for p in parts)
             print(f"{scenario:<9} {mode:<26} {g['total']:>9,.0f} {cells}   "
                   f"({g['steps']} steps, {g['seconds']:.0f} s)", flush=True)
