@@ -54,7 +54,7 @@ that are done), for centralised critics; ``env.state_space`` is its ``Box``.
 | global_score         | benchmark score of the global model                  | [0, 1]   |
 | own_domain_score     | the global model's score on the org's own domain     | [0, 1]   |
 | others_participation | share of the other organizations in the last round   | [0, 1]   |
-| reputation           | share of the org's updates so far that were accepted | [0, 1]   |
+| acceptance_rate      | share of the org's updates so far that were accepted | [0, 1]   |
 | last_level           | own last action / R                                  | [0, 1]   |
 | channel_participation | share of its channel partners in the last round    | [0, 1]   |
 
@@ -168,7 +168,7 @@ _OBSERVATIONS = (  # field, low, high: see the Observations table above
     ("global_score", 0, 1),
     ("own_domain_score", 0, 1),
     ("others_participation", 0, 1),
-    ("reputation", 0, 1),
+    ("acceptance_rate", 0, 1),
     ("last_level", 0, 1),
     ("channel_participation", 0, 1),
 )
