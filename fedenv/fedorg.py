@@ -70,7 +70,8 @@ participant, 0 for an organization that sat out (it neither pays nor gets the ne
 Contributions (``scoring.contribution``: ``loo``, ``shapley``, ``tmc_shapley``) are differences
 of coalition values, ``value(S)`` = the benchmark score of the aggregate of S's updates
 (``value({})`` = the current global's).  When ``scoring.reject_negative`` is set, an update
-with a negative contribution is rejected (it stays out of the aggregate and is paid nothing),
+whose contribution is below ``-scoring.reject_margin`` x the benchmark's resolution (one fact
+probe's worth of score) is rejected (it stays out of the aggregate and is paid nothing),
 and if the aggregate of the others would lower the global's score, every update is rejected
 and the global model stays as it was.
 The mechanism (``incentives.mechanism``, see :mod:`fedenv.scoring.incentives`) splits the round's pool
