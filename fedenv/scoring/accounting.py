@@ -16,8 +16,8 @@ plays the round's game on them:
 - **Rejection, once, against the benchmark's margin.** With ``scoring.reject_negative``, an
   update is rejected when its contribution is below ``-margin``: ``scoring.reject_margin`` times
   the benchmark's resolution (:attr:`~fedenv.data.benchmark.Benchmark.resolution`, the score of
-  one fact probe answered differently). A smaller loss is within what the held-out set can tell
-  apart, not evidence of harm. If any update is rejected, the rest's shares are renormalized and
+  one fact probe answered differently; 2.5 by default). A smaller loss is no evidence of harm on
+  a held-out set of this size (docs/incentives.md has the measurements). If any update is rejected, the rest's shares are renormalized and
   their game is played once more: the contributions reported and paid on are those of the set
   that is aggregated. That set is not screened again: an update harmful only in it stays in and
   is paid nothing (its measure is negative). If the set would lower the global's score, nothing
@@ -27,7 +27,8 @@ plays the round's game on them:
 
 A round evaluates the method's coalitions at most twice (leave-one-out: ``n + 1``, then
 ``n' + 1`` for the ``n'`` kept after a rejection), each once
-(:class:`~fedenv.scoring.coalition_values.RoundCoalitionValues`).
+(:class:`~fedenv.scoring.coalition_values.RoundCoalitionValues`); under a coordinate-wise
+statistic no share is renormalized, so the second game reuses the first's values.
 """
 
 from __future__ import annotations
