@@ -54,7 +54,7 @@ that are done), for centralised critics; ``env.state_space`` is its ``Box``.
 | global_score         | benchmark score of the global model                  | [0, 1]   |
 | own_domain_score     | the global model's score on the org's own domain     | [0, 1]   |
 | others_participation | share of the other organizations in the last round   | [0, 1]   |
-| reputation           | share of the org's updates so far that were accepted | [0, 1]   |
+| acceptance_rate      | share of the org's updates so far that were accepted | [0, 1]   |
 | last_level           | own last action / R                                  | [0, 1]   |
 | channel_participation | share of its channel partners in the last round    | [0, 1]   |
 
@@ -70,7 +70,8 @@ participant, 0 for an organization that sat out (it neither pays nor gets the ne
 Contributions (``scoring.contribution``: ``loo``, ``shapley``, ``tmc_shapley``) are differences
 of coalition values, ``value(S)`` = the benchmark score of the aggregate of S's updates
 (``value({})`` = the current global's).  When ``scoring.reject_negative`` is set, an update
-with a negative contribution is rejected (it stays out of the aggregate and is paid nothing),
+whose contribution is below ``-scoring.reject_margin`` x the benchmark's resolution (one fact
+probe's worth of score) is rejected (it stays out of the aggregate and is paid nothing),
 and if the aggregate of the others would lower the global's score, every update is rejected
 and the global model stays as it was.
 The mechanism (``incentives.mechanism``, see :mod:`fedenv.scoring.incentives`) splits the round's pool
@@ -168,7 +169,7 @@ _OBSERVATIONS = (  # field, low, high: see the Observations table above
     ("global_score", 0, 1),
     ("own_domain_score", 0, 1),
     ("others_participation", 0, 1),
-    ("reputation", 0, 1),
+    ("acceptance_rate", 0, 1),
     ("last_level", 0, 1),
     ("channel_participation", 0, 1),
 )

@@ -12,10 +12,10 @@ the design's "one step, as data flows":
    public chain by the organization, the bytes go to its private data collection on its
    updates channel;
 3. the defences screen the updates (integrity, free riders, the norm rule, the scenario's
-   filters and reputation), and the round's game is played on the candidates to its fixed point
-   (:mod:`fedenv.scoring.accounting`): contributions are measured on the set that is aggregated,
-   negative ones rejected (``scoring.reject_negative``), and the mechanism pays the accepted
-   updates on that set; every decision, with its reasons, goes into the scoring transaction,
+   filters and reputation), and the round's game is played on the candidates
+   (:mod:`fedenv.scoring.accounting`): updates whose contribution is below the benchmark's
+   margin are rejected (``scoring.reject_negative``, ``scoring.reject_margin``), the rest's game
+   is played once more, and the mechanism pays the accepted updates on that set; every decision, with its reasons, goes into the scoring transaction,
    endorsed and committed on the round's scoring channel (:mod:`fedenv.ledgers.layout`);
 4. the accepted updates are committed as the new global state under the round's rule; its
    scores on each sub-consortium's domains go to the channels that carry ``benchmark``; its hash

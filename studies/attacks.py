@@ -117,11 +117,45 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+MAX_ATTACKER_SHARE = 0.05  # issue 9's bar: attackers' share of payouts with the best defence
+MAX_HONEST_REJECTED = 0.10  # and honest organizations' false rejections
+
+
+def best_defences(rows: list[dict[str, Any]]) -> str:
+    """Per attack and mechanism, the defence that pays attackers the smallest share among those
+    that reject at most 10% of honest updates (the smallest share overall when none does), and
+    whether it meets both bars (means over seeds)."""
+
+    def mean(row: dict[str, Any], metric: str) -> float:
+        stat = row["stats"][metric]
+        return 0.0 if stat is None else float(stat["mean"])
+
+    share, honest = "attack/payout_share_malicious", "attack/honest_false_rejection"
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["defence"] != "none":
+            groups.setdefault((row["attack"], row["mechanism"]), []).append(row)
+    lines = [
+        "| attack | mechanism | best defence | to attackers | honest rejected | both bars met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (attack, mechanism), group in groups.items():
+        fair = [r for r in group if mean(r, honest) <= MAX_HONEST_REJECTED] or group
+        best = min(fair, key=lambda r: (mean(r, share), mean(r, honest)))
+        met = mean(best, share) <= MAX_ATTACKER_SHARE and mean(best, honest) <= MAX_HONEST_REJECTED
+        lines.append(
+            f"| {attack} | {mechanism} | {best['defence']} | {mean(best, share):.3f} | "
+            f"{mean(best, honest):.3f} | {'yes' if met else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     config, _ = parse(AttackStudyConfig, argv, prog=PROG)
     if config.from_results:
         rows = json.loads(Path(config.from_results).read_text())["rows"]
         print(table(rows))
+        print(best_defences(rows))
         return 0
     unknown = [d for d in config.defences if d not in DEFENCES]
     missing = [a for a in config.attacks if a not in ATTACKS]
@@ -136,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         fail(PROG, error.field, error.problem)
     print(table(rows))
+    print(best_defences(rows))
     print(f"results: {out / 'attacks.json'}")
     return 0
 

@@ -136,6 +136,26 @@ def test_domain_score_formula():
     assert domain_score(1.0, math.nan, chance=0.0) == pytest.approx(10 * math.exp(-1))  # no probes
 
 
+def test_resolution_is_one_fact_probe_answered_differently(test_base, tmp_path):
+    _, tokenizer = test_base
+    by_domain = {
+        "bank": benchmark_dialogues("bank", 3, 7),
+        "retail": benchmark_dialogues("retail", 5, 7),
+    }
+    bench = Benchmark(tokenizer, by_domain, device="cpu")
+    steps = []
+    for dialogues in by_domain.values():
+        probes = [probe for dialogue in dialogues for probe in dialogue.facts]
+        chance = sum(1 / (1 + len(p.distractors)) for p in probes) / len(probes)
+        one_more = domain_score(0.5, chance + 1 / len(probes), chance)
+        steps.append((one_more - domain_score(0.5, chance, chance)) / len(by_domain))
+    assert bench.resolution == pytest.approx(min(steps))
+    assert min(steps) < max(steps)  # more probes (retail) resolve finer
+    path = tmp_path / "plain.jsonl"
+    save_jsonl([Dialogue((Message("user", "Hi."), Message("assistant", "Hello.")))], path)
+    assert Benchmark.from_jsonl(tokenizer, {"plain": path}, device="cpu").resolution == 0.0
+
+
 def test_jsonl_benchmark_scores_nll_only(test_base, tmp_path):
     model, tokenizer = test_base
     path = tmp_path / "support.jsonl"

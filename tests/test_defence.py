@@ -127,8 +127,13 @@ def test_reputation_is_kept_on_the_channel_and_lowers_a_rejected_org():
     )
     try:
         env.reset(seed=0)
-        seen = [env.step({a: 1 for a in env.agents})[4] for _ in range(2)]
+        steps = [env.step({a: 1 for a in env.agents}) for _ in range(2)]
+        seen = [step[4] for step in steps]
+        rate = env.observation_fields.index("acceptance_rate")
     finally:
         env.close()
     assert [i["skyway"]["reputation"] for i in seen] == pytest.approx([0.7, 0.49])
+    # the observation's acceptance_rate is another measure: the share of its updates accepted
+    assert "reputation" not in env.observation_fields
+    assert [step[0]["skyway"][rate] for step in steps] == [0.0, 0.0]
     assert all(i["northbank"]["reputation"] == 1.0 for i in seen if i["northbank"]["accepted"])

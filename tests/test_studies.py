@@ -98,6 +98,8 @@ def test_the_attack_study_tabulates_each_attack_defence_and_mechanism(tmp_path, 
     assert rows[("default", "loo")]["attack/attacker_rejection"]["mean"] == 1.0  # screened out
     assert rows[("none", "loo")]["attack/attacker_rejection"]["mean"] == 0.0
     assert "| free_rider | default | loo |" in printed
+    # the best defence among those (here only default: none is no defence) and the bars
+    assert "| free_rider | loo | default | 0.000 | " in printed
     assert attacks.main(["--from-results", str(out / "attacks.json")]) == 0
     assert "| free_rider | none | loo |" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_:

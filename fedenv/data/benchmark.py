@@ -238,6 +238,20 @@ class Benchmark:
 
     # -------------------------------------------------------------------------------- evaluation
 
+    @property
+    def resolution(self) -> float:
+        """The benchmark's resolution, in score points: the smallest change of the global score
+        that one fact probe answered differently makes, ``10 * FACT_WEIGHT / ((1 - chance) *
+        probes) / domains`` for the domain with the most probes (0 without probes). A difference
+        of scores smaller than this is within what the held-out set can tell apart."""
+        steps = []
+        for d_idx in range(len(self.domains)):
+            probes = [p for p, d in enumerate(self._probe_domain) if d == d_idx]
+            if probes:
+                chance = sum(1.0 / self._probe_width[p] for p in probes) / len(probes)
+                steps.append(10.0 * FACT_WEIGHT / ((1.0 - chance) * len(probes)))
+        return min(steps, default=0.0) / len(self.domains)
+
     def evaluate(
         self, model: torch.nn.Module, *, forward: Callable[..., Any] | None = None
     ) -> BenchmarkResult:

@@ -33,6 +33,12 @@ class ScoringSettings(Settings):
         description="leave updates with negative contribution out of the aggregate, and commit "
         "nothing if the rest would lower the global's score",
     )
+    reject_margin: float = Field(
+        2.5,
+        ge=0.0,
+        description="reject_negative: an update is rejected only when its contribution is below "
+        "-(this x the benchmark's resolution, one fact probe's worth of score); 0: any negative",
+    )
     tmc_permutations: int = Field(24, ge=1, description="tmc_shapley: most permutations sampled")
     tmc_tolerance: float = Field(
         0.01,
