@@ -13,14 +13,17 @@ import pytest
 import fedenv
 from chains.verify import verify_path
 from fedenv.engine.global_state import split_global_state
+from fedenv.engine.lora import adapter_digest, canonical_bytes
 from fedenv.errors import ConfigError, UnknownOrganizationError, UnlearningError
 from fedenv.ledgers import CHAINCODE, collection_name, round_key
 from fedenv.run_folder import adapter_path
-from fedenv.unlearning.replay import load_adapter, replay_rounds, stored_update
+from fedenv.unlearning.replay import load_adapter, replayed_states
 
 FORGOTTEN = "northbank"
 ROUNDS = 3
-SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "defence.norm": "none", "benchmark.dialogues_per_domain": 8}
+SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "benchmark.dialogues_per_domain": 8}
+"""The tiny scenario with its default defences (every update rescaled to its level's norm
+budget), every update accepted, a larger benchmark."""
 
 
 def _play(run_dir: Path, method: str = "exact_replay", **overrides):
@@ -236,30 +239,36 @@ def test_a_method_the_aggregator_cannot_work_with_is_refused(tmp_path):
     env.close()
 
 
-def test_replaying_every_accepted_update_gives_the_stored_global_states(unlearned):
-    """The replay is the engine's own commit: from the base, each round's accepted updates give
-    that round's stored global state, byte for byte."""
-    run = unlearned["snapshot"]
-    base = load_adapter((run / adapter_path(None, None, "base")).read_bytes())
-    state = base
-    for outcome in unlearned["outcomes"]:
-        updates = [
-            stored_update(org, (run / adapter_path(0, outcome.round, org)).read_bytes(), n)
-            for org, n in _accepted(outcome)
-        ]
-        state = replay_rounds(
-            "fedavg", state, [updates], initial=split_global_state(base)[0], scale=2.0, seed=0
-        )
-        stored = (run / adapter_path(0, outcome.round, "global")).read_bytes()
-        assert hashlib.sha256(stored).hexdigest() == outcome.global_digest
-
-
-def _accepted(outcome):
-    from fedenv.scenario import load_scenario
-
-    scenario = load_scenario("tiny")
-    sizes = {o.name: o.data_size for o in scenario.organizations}
-    return [(org, sizes[org]) for org, row in outcome.orgs.items() if row.accepted]
+def test_replaying_every_accepted_update_gives_the_stored_global_states(tmp_path):
+    """The replay is the round's own commit under the default defences (norm rescaling, the
+    recorded shares, the engine's transition): replaying every accepted update, forgetting
+    nobody, gives each round's stored global state byte for byte."""
+    env = fedenv.parallel_env(
+        "tiny", run_dir=tmp_path / "run", **{**SETTINGS, "scoring.reject_negative": True}
+    )
+    env.reset(seed=3)
+    for levels in ({"northbank": 1, "citycare": 2, "skyway": 1}, {"northbank": 2, "citycare": 1,
+                   "skyway": 2}, {"northbank": 1, "citycare": 0, "skyway": 2}):
+        env.step(levels)
+    unwrapped = env.unwrapped
+    assert unwrapped.scenario.defence.norm == "normalize"
+    assert any(  # the defences changed what was committed: the test can tell
+        any(r.startswith("norm:") for row in o.orgs.values() for r in row.reasons)
+        for o in unwrapped.round_log
+    )
+    record = unwrapped._unlearner.episode_record(None, unwrapped.round_log)
+    base = record.global_after(-1)
+    states = replayed_states(
+        record.commit_rule,
+        base,
+        [record.replay_round(r) for r in record.rounds],
+        initial=split_global_state(base)[0],
+    )
+    for outcome, state in zip(unwrapped.round_log, states, strict=True):
+        stored = unwrapped.run.read(adapter_path(outcome.episode, outcome.round, "global"))
+        assert canonical_bytes(state) == stored
+        assert adapter_digest(state) == outcome.global_digest
+    env.close()
 
 
 def test_an_env_copy_carries_a_pending_request_to_the_same_certificate(tmp_path):

@@ -32,7 +32,7 @@ from typing import Any
 
 from chains.canonical import canonical_json
 
-FORMAT = "fedenv-unlearning-certificate/1"
+FORMAT = "fedenv-unlearning-certificate/2"
 FOLDER = "unlearning"
 
 
