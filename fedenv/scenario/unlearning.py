@@ -66,9 +66,10 @@ class UnlearningPolicy(Settings):
         1, ge=1, description="calibrated_replay: local steps of each remaining org per calibration"
     )
     calibration_interval: int = Field(
-        2,
+        5,
         ge=1,
-        description="calibrated_replay: calibrate every n-th replayed round (FedEraser's dt)",
+        description="calibrated_replay: calibrate every n-th replayed round (FedEraser's dt; "
+        "its cost is about calibration_steps / (n x the rounds' local steps) of retrain's)",
     )
     ascent_steps: int = Field(
         4,

@@ -42,6 +42,7 @@ from fedenv.unlearning.certificate import (
     timings_file,
 )
 from fedenv.unlearning.episode import EpisodeRecord, round_records
+from fedenv.unlearning.journal import open_journal
 from fedenv.unlearning.measures import MembershipProbe, ModelMeasures, measure, oracle_gaps
 from fedenv.unlearning.methods import METHODS as RUN_METHOD
 
@@ -144,21 +145,20 @@ class Unlearner:
         previous = engine.global_digest
         before = self._measure(org)
 
-        ledgers.tick()
-        removed = []
-        for index in record.took_part():
-            artifact = record.update_file(index, org)
-            data = run.read(artifact)
-            removed.append(
-                {
-                    "round": index,
-                    "round_key": round_key(episode, index),
-                    "digest": hashlib.sha256(data).hexdigest(),
-                    "artifact": artifact,
-                }
-            )
-        erased = [r["artifact"] for r in removed]
         request = {"episode": episode, "org": org, "method": method, "round": round_index}
+        journal, _ = open_journal(
+            run,
+            key,
+            request,
+            lambda: self._removed(record, org),
+            public_height=ledgers.public.height,
+            resumable=hasattr(ledgers.public, "find_anchor"),
+        )
+        removed = journal["removed"]
+        sealed = ledgers.public.height > journal["public_height"]  # killed after the seal
+        if not sealed:
+            ledgers.tick()
+        erased = [r["artifact"] for r in removed]
         request_tx = post_request(ledgers, org, request, erased)
         purge_txs = purge_updates(ledgers, org, [r["round_key"] for r in removed])
         for artifact in erased:
@@ -216,7 +216,8 @@ class Unlearner:
         file = run.write(certificate_file(key), certificate)
         channel_tx, public_tx = record_certificate(ledgers, org, key, certificate, file)
         run.write(timings_file(key), json.dumps(timings, indent=2, sort_keys=True).encode())
-        ledgers.seal()
+        if not sealed:
+            ledgers.seal()
         outcome = UnlearningOutcome(
             org=org,
             method=method,
@@ -276,6 +277,21 @@ class Unlearner:
         return EpisodeRecord(
             self.player, round_records(outcomes), org, tuple(self.forgotten), starts
         )
+
+    def _removed(self, record: EpisodeRecord, org: str) -> list[dict]:
+        """``org``'s updates of the episode: round, round key, digest and file."""
+        removed = []
+        for index in record.took_part():
+            artifact = record.update_file(index, org)
+            removed.append(
+                {
+                    "round": index,
+                    "round_key": round_key(record.episode, index),
+                    "digest": _file_digest(record.run, artifact),
+                    "artifact": artifact,
+                }
+            )
+        return removed
 
     def _replay_plan(self, record: EpisodeRecord) -> list[dict]:
         plan = record.replay_plan()
