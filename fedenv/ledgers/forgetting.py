@@ -104,8 +104,8 @@ def _channel_state(ledgers: Ledgers, org: str, key: str) -> str | None:
     """The value of ``key`` in the chaincode's state on ``org``'s updates channel (its peer's)."""
     channel = ledgers.channels[ledgers.layout.updates_channel(org).name]
     peer = next(p for p in channel.peers if p.identity.msp_id == org)
-    value = peer.state.get(CHAINCODE, key)
-    return None if value is None else value.decode()
+    entry = peer.state.get(CHAINCODE, key)  # (value, version)
+    return None if entry is None else entry[0].decode()
 
 
 def _committed(commit, channel: str) -> str:

@@ -11,7 +11,7 @@ purges and the certificate already on the channel are found with their tx ids
 certificate and its file are recomputed, deterministically, to the same bytes.
 
 The same request applied again in the folder (the step repeated from the env's state saved
-before it: :meth:`fedenv.fedorg.FedOrgEnv.reopen`) reads the journal instead of the erased
+before it: :meth:`fedenv.fedorg.FedOrgParallelEnv.reopen`) reads the journal instead of the erased
 files; if the public chain has grown past the journal's height, the unlearning's block was
 sealed before the kill, so the logical clock is not advanced and nothing is sealed again.  A
 journal of another request under the same key is refused, naming the file.  Resuming in place
