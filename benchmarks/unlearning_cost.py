@@ -71,6 +71,7 @@ def main() -> None:
             profile.runcall(METHODS["calibrated_replay"], record, policy)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
         env.close()
+    steps = training_steps(record, policy)
     medians = {m: statistics.median(s) for m, s in seconds.items()}
     cpu_medians = {m: statistics.median(s) for m, s in cpu.items()}
     print(
@@ -86,6 +87,31 @@ def main() -> None:
     wall = medians["calibrated_replay"] / medians["retrain"]
     process = cpu_medians["calibrated_replay"] / cpu_medians["retrain"]
     print(f"calibrated_replay / retrain: {wall:.3f} wall, {process:.3f} CPU (medians)")
+    print(
+        f"local training steps: retrain {steps['retrain']}, calibrated_replay "
+        f"{steps['calibrated_replay']} ({steps['calibrated_replay'] / max(steps['retrain'], 1):.3f})"
+    )
+
+
+def training_steps(record, policy) -> dict[str, int]:
+    """The organizations' local training steps each method runs (the time they dominate)."""
+    first = record.first_accepted
+    rounds = [
+        record.remaining(r)
+        for r in record.rounds
+        if first is not None and r.index >= first and record.remaining(r)
+    ]
+    level_steps = {
+        "retrain": sum(
+            record.scenario.level(k).local_steps for levels in rounds for k in levels.values()
+        ),
+        "calibrated_replay": sum(
+            policy.calibration_steps * len(levels)
+            for i, levels in enumerate(rounds)
+            if i % policy.calibration_interval == 0
+        ),
+    }
+    return level_steps
 
 
 if __name__ == "__main__":
