@@ -471,10 +471,26 @@ class FedOrgParallelEnv(ParallelEnv):
         if options["run_dir"] is not None:  # never the original's folder: a new sibling
             options["run_dir"] = copy_destination(options["run_dir"])
         self.__init__(state["scenario"], **options, _files=state["files"])
+        self._restore(state)
+
+    @classmethod
+    def reopen(cls, state: Mapping[str, Any], run_dir: str | Path) -> FedOrgParallelEnv:
+        """An env that continues ``state`` (this class's ``__getstate__()``, saved before a
+        step) in ``run_dir``, the folder it was saved from, as that folder is now: not a copy.
+        For a step killed while it carried out an unlearning: the step repeated finds what the
+        killed one had committed (:mod:`fedenv.unlearning.journal`) and ends with the same
+        certificate.  ``state["files"]`` is not written: the folder's own files are used."""
+        env = cls.__new__(cls)
+        env.__init__(state["scenario"], **{**state["options"], "run_dir": Path(run_dir)})
+        env._restore(state)
+        return env
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        """The live state of ``state`` (RNG, seed, the episode) on this freshly built env."""
         bit_state, self._np_random_seed = state["np_random"]
         self._np_random.bit_generator.state = bit_state
         self._seed, self._resets_since_seed = state["seed"]
-        episode = state["episode"]
+        episode = None if state["episode"] is None else dict(state["episode"])
         if episode is not None:
             self._budgets.spent = episode.pop("budgets")
             self._player.restore_episode_state(episode.pop("player"))

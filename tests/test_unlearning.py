@@ -13,14 +13,17 @@ import pytest
 import fedenv
 from chains.verify import verify_path
 from fedenv.engine.global_state import split_global_state
+from fedenv.engine.lora import adapter_digest, canonical_bytes
 from fedenv.errors import ConfigError, UnknownOrganizationError, UnlearningError
 from fedenv.ledgers import CHAINCODE, collection_name, round_key
 from fedenv.run_folder import adapter_path
-from fedenv.unlearning.replay import load_adapter, replay_rounds, stored_update
+from fedenv.unlearning.replay import load_adapter, replayed_states
 
 FORGOTTEN = "northbank"
 ROUNDS = 3
-SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "defence.norm": "none", "benchmark.dialogues_per_domain": 8}
+SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "benchmark.dialogues_per_domain": 8}
+"""The tiny scenario with its default defences (every update rescaled to its level's norm
+budget), every update accepted, a larger benchmark."""
 
 
 def _play(run_dir: Path, method: str = "exact_replay", **overrides):
@@ -236,30 +239,36 @@ def test_a_method_the_aggregator_cannot_work_with_is_refused(tmp_path):
     env.close()
 
 
-def test_replaying_every_accepted_update_gives_the_stored_global_states(unlearned):
-    """The replay is the engine's own commit: from the base, each round's accepted updates give
-    that round's stored global state, byte for byte."""
-    run = unlearned["snapshot"]
-    base = load_adapter((run / adapter_path(None, None, "base")).read_bytes())
-    state = base
-    for outcome in unlearned["outcomes"]:
-        updates = [
-            stored_update(org, (run / adapter_path(0, outcome.round, org)).read_bytes(), n)
-            for org, n in _accepted(outcome)
-        ]
-        state = replay_rounds(
-            "fedavg", state, [updates], initial=split_global_state(base)[0], scale=2.0, seed=0
-        )
-        stored = (run / adapter_path(0, outcome.round, "global")).read_bytes()
-        assert hashlib.sha256(stored).hexdigest() == outcome.global_digest
-
-
-def _accepted(outcome):
-    from fedenv.scenario import load_scenario
-
-    scenario = load_scenario("tiny")
-    sizes = {o.name: o.data_size for o in scenario.organizations}
-    return [(org, sizes[org]) for org, row in outcome.orgs.items() if row.accepted]
+def test_replaying_every_accepted_update_gives_the_stored_global_states(tmp_path):
+    """The replay is the round's own commit under the default defences (norm rescaling, the
+    recorded shares, the engine's transition): replaying every accepted update, forgetting
+    nobody, gives each round's stored global state byte for byte."""
+    env = fedenv.parallel_env(
+        "tiny", run_dir=tmp_path / "run", **{**SETTINGS, "scoring.reject_negative": True}
+    )
+    env.reset(seed=3)
+    for levels in ({"northbank": 1, "citycare": 2, "skyway": 1}, {"northbank": 2, "citycare": 1,
+                   "skyway": 2}, {"northbank": 1, "citycare": 0, "skyway": 2}):
+        env.step(levels)
+    unwrapped = env.unwrapped
+    assert unwrapped.scenario.defence.norm == "normalize"
+    assert any(  # the defences changed what was committed: the test can tell
+        any(r.startswith("norm:") for row in o.orgs.values() for r in row.reasons)
+        for o in unwrapped.round_log
+    )
+    record = unwrapped._unlearner.episode_record(None, unwrapped.round_log)
+    base = record.global_after(-1)
+    states = replayed_states(
+        record.commit_rule,
+        base,
+        [record.replay_round(r) for r in record.rounds],
+        initial=split_global_state(base)[0],
+    )
+    for outcome, state in zip(unwrapped.round_log, states, strict=True):
+        stored = unwrapped.run.read(adapter_path(outcome.episode, outcome.round, "global"))
+        assert canonical_bytes(state) == stored
+        assert adapter_digest(state) == outcome.global_digest
+    env.close()
 
 
 def test_an_env_copy_carries_a_pending_request_to_the_same_certificate(tmp_path):
@@ -281,59 +290,115 @@ def test_an_env_copy_carries_a_pending_request_to_the_same_certificate(tmp_path)
 
 
 _CHILD = """
-import pickle, sys
+import os, pickle, signal, sys
 import fedenv
+from fedenv.ledgers import forgetting
+from fedenv.round import RoundPlayer
+from fedenv.unlearning import unlearner
+
+def die(*_, **__):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def after(function):
+    def wrapped(*args, **kwargs):
+        result = function(*args, **kwargs)
+        die()
+        return result
+    return wrapped
+
 env = fedenv.parallel_env("tiny", run_dir=sys.argv[1], **SETTINGS)
 env.reset(seed=3)
 for _ in range(2):
     env.step({a: 1 for a in env.agents})
 env.unwrapped.request_unlearning(FORGOTTEN)
-with open(sys.argv[2], "wb") as file:  # the saved pre-unlearning state
-    pickle.dump(env.unwrapped, file)
-print("saved", flush=True)
-env.step({a: 1 for a in env.agents})  # killed in here
+with open(sys.argv[2], "wb") as file:  # the env's state before the step, saved
+    pickle.dump(env.unwrapped.__getstate__(), file)
+point = sys.argv[3]
+if point == "before-purge":
+    unlearner.purge_updates = die
+elif point == "after-purge":
+    unlearner.purge_updates = after(unlearner.purge_updates)
+elif point == "after-certificate":  # on the channel, not yet anchored on the public chain
+    anchored = forgetting._anchored
+    forgetting._anchored = lambda ledgers, payload: (
+        die() if payload["event"] == forgetting.CERTIFICATE else anchored(ledgers, payload)
+    )
+elif point == "after-seal":  # the unlearning sealed, the round not yet played
+    RoundPlayer.play = die
+env.step({a: 1 for a in env.agents})
 print("finished", flush=True)
 """
 
 
-def test_a_run_killed_during_unlearning_resumes_to_the_same_certificate(tmp_path):
-    """SIGKILL while the unlearning runs (after the purge erased the files), then resume from
-    the state saved before it: the certificate is the uninterrupted run's, byte for byte."""
-    import os
-    import pickle
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    run, saved = tmp_path / "run", tmp_path / "saved.pkl"
-    script = f"SETTINGS = {SETTINGS!r}\nFORGOTTEN = {FORGOTTEN!r}\n" + _CHILD
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, str(run), str(saved)], stdout=subprocess.PIPE, text=True
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    env = fedenv.parallel_env(
+        "tiny", run_dir=tmp_path_factory.mktemp("uninterrupted") / "run", **SETTINGS
     )
-    assert child.stdout.readline().strip() == "saved"
-    erased = run / adapter_path(0, 0, FORGOTTEN)
-    deadline = time.monotonic() + 120
-    while erased.exists() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL and not erased.exists()  # killed mid-way
-
-    with saved.open("rb") as file:
-        resumed = pickle.load(file)  # in a copy of the saved folder, beside the killed one
-    resumed.step({a: 1 for a in resumed.agents})
-    digest = resumed.unlearning_log[0].certificate_digest
-    assert all(r.ok for r in verify_path(resumed.run.path))
-    resumed.close()
-
-    env = fedenv.parallel_env("tiny", run_dir=tmp_path / "uninterrupted", **SETTINGS)
     env.reset(seed=3)
     for _ in range(2):
         env.step({a: 1 for a in env.agents})
     env.unwrapped.request_unlearning(FORGOTTEN)
     env.step({a: 1 for a in env.agents})
-    assert env.unwrapped.unlearning_log[0].certificate_digest == digest
+    outcome = env.unwrapped.round_log[-1]
+    result = (env.unwrapped.unlearning_log[0].certificate_digest, outcome.global_digest,
+              outcome.public_height)
+    env.close()
+    return result
+
+
+@pytest.mark.parametrize("point", ["before-purge", "after-purge", "after-certificate",
+                                   "after-seal"])
+def test_a_run_killed_during_unlearning_resumes_in_place_to_the_same_certificate(
+    tmp_path, uninterrupted, point
+):
+    """SIGKILL at each point of the unlearning step, then the step repeated in the killed
+    folder itself (``FedOrgParallelEnv.reopen`` of the state saved before it): the same
+    certificate, global state and public height as the uninterrupted run, and the folder
+    verifies (no purge, certificate or anchor twice)."""
+    import pickle
+    import signal
+    import subprocess
+    import sys
+
+    from fedenv.fedorg import FedOrgParallelEnv
+    from fedenv.unlearning.journal import journal_file
+
+    run, saved = tmp_path / "run", tmp_path / "saved.pkl"
+    script = f"SETTINGS = {SETTINGS!r}\nFORGOTTEN = {FORGOTTEN!r}\n" + _CHILD
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(run), str(saved), point],
+        check=False, capture_output=True, text=True, timeout=300,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    key = f"e00000-unlearn-{FORGOTTEN}"
+    assert (run / journal_file(key)).is_file()  # killed after the journal was written
+    erased = run / adapter_path(0, 0, FORGOTTEN)
+    assert erased.exists() == (point in ("before-purge", "after-purge"))  # erased after it
+
+    state = pickle.loads(saved.read_bytes())
+    resumed = FedOrgParallelEnv.reopen(state, run)
+    resumed.step({a: 1 for a in resumed.agents})
+    outcome = resumed.round_log[-1]
+    assert (resumed.unlearning_log[0].certificate_digest, outcome.global_digest,
+            outcome.public_height) == uninterrupted
+    assert not erased.exists()
+    assert all(r.ok for r in verify_path(run)), [r for r in verify_path(run) if not r.ok]
+    resumed.close()
+
+
+def test_a_journal_of_another_request_is_refused_naming_it(tmp_path):
+    from fedenv.unlearning.journal import journal_file
+
+    env = fedenv.parallel_env("tiny", run_dir=tmp_path / "run", **SETTINGS)
+    env.reset(seed=3)
+    env.step({a: 1 for a in env.agents})
+    journal = env.unwrapped.run.path / journal_file(f"e00000-unlearn-{FORGOTTEN}")
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text('{"format": "fedenv-unlearning-journal/1", "request": {"org": "x"}}')
+    env.unwrapped.request_unlearning(FORGOTTEN)
+    with pytest.raises(UnlearningError, match="was started here"):
+        env.step({a: 1 for a in env.agents})
     env.close()
 
 

@@ -10,7 +10,7 @@ import pytest
 import fedenv
 from chains.verify import verify_path
 
-SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False, "defence.norm": "none"}
+SETTINGS = {"max_rounds": 5, "scoring.reject_negative": False}
 
 
 @pytest.fixture(scope="module")

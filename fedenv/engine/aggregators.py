@@ -67,6 +67,15 @@ class AggregationRule:
     statistic: str = "mean"  # mean | median | trimmed_mean
     trim: float = 0.0  # trimmed_mean: share of the values cut at each end of every coordinate
 
+    @classmethod
+    def for_defence(
+        cls, statistic: str, trim: float, shares: Mapping[str, float] | None
+    ) -> AggregationRule:
+        """The rule of a round whose defences aggregate by ``statistic`` (``mean``: ``shares``)."""
+        if statistic != "mean":
+            return cls(statistic=statistic, trim=trim)
+        return cls(shares=shares)
+
     def __post_init__(self) -> None:
         if self.statistic not in STATISTICS:
             raise ConfigError("statistic", f"must be one of {STATISTICS}, got {self.statistic!r}")
@@ -107,6 +116,27 @@ def _weighted_sum(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> 
     for tensor, weight in zip(tensors, weights):
         total.add_(tensor.float(), alpha=weight)
     return total.to(tensors[0].dtype)
+
+
+def aggregate_under_rule(
+    aggregator: Aggregator,
+    global_adapter: Mapping[str, torch.Tensor],
+    adapters: Sequence[Adapter],
+    *,
+    orgs: Sequence[str],
+    num_examples: Sequence[float],
+    rule: AggregationRule | None = None,
+) -> Adapter:
+    """What a round commits: ``adapters`` (of ``orgs``, in the engine's order) combined under
+    ``rule`` (default: data-size weights normalized over them). The engine's commit and the
+    unlearning replay (:mod:`fedenv.unlearning.replay`) both call it."""
+    with torch.no_grad():
+        if rule is not None and rule.statistic != "mean":
+            return aggregator.combine_statistic(global_adapter, adapters, rule.statistic, rule.trim)
+        if rule is not None and rule.shares is not None:
+            shares = [rule.shares[org] for org in orgs]
+            return aggregator.combine_shares(global_adapter, adapters, shares)
+        return aggregator.combine(global_adapter, adapters, normalized_weights(num_examples))
 
 
 class Aggregator:

@@ -41,7 +41,11 @@ import torch
 
 from fedenv.data import Dialogue
 from fedenv.device import cpu_threads, place_model
-from fedenv.engine.aggregators import AggregationRule, get_aggregator, normalized_weights
+from fedenv.engine.aggregators import (
+    AggregationRule,
+    aggregate_under_rule,
+    get_aggregator,
+)
 from fedenv.engine.batched_training import BatchedTrainer
 from fedenv.engine.coalitions import CoalitionEvaluator
 from fedenv.engine.compiled import CompiledCall
@@ -363,17 +367,14 @@ class FederatedEngine:
     ) -> Adapter:
         """The aggregate of checked updates (see :class:`VerifiedUpdates`) under ``rule``
         (default: data-size weights normalized over them)."""
-        adapters = [a for _, a in checked]
-        with torch.no_grad():
-            if rule is not None and rule.statistic != "mean":
-                return self.aggregator.combine_statistic(
-                    self._global, adapters, rule.statistic, rule.trim
-                )
-            if rule is not None and rule.shares is not None:
-                shares = [rule.shares[update.org] for update, _ in checked]
-                return self.aggregator.combine_shares(self._global, adapters, shares)
-            weights = normalized_weights([update.num_examples for update, _ in checked])
-            return self.aggregator.combine(self._global, adapters, weights)
+        return aggregate_under_rule(
+            self.aggregator,
+            self._global,
+            [a for _, a in checked],
+            orgs=[update.org for update, _ in checked],
+            num_examples=[update.num_examples for update, _ in checked],
+            rule=rule,
+        )
 
     def commit(
         self, updates: Sequence[ClientUpdate], *, rule: AggregationRule | None = None

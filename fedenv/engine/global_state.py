@@ -11,11 +11,11 @@ base weights (``flora``), the accumulated dense change of every adapted module, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 
-from fedenv.engine.aggregators import Aggregator, normalized_weights
+from fedenv.engine.aggregators import Aggregator
 from fedenv.engine.lora import Adapter, adapter_digest, dense_deltas, fresh_adapter
 from fedenv.seeding import derive_seed
 
@@ -62,17 +62,3 @@ def next_global_state(
             fresh_seed = derive_seed(seed, "fresh-adapter", adapter_digest(aggregate))
             return fresh_adapter(initial, fresh_seed), new_delta
         return {k: aggregate[k].to(initial[k].dtype) for k in initial}, dict(base_delta)
-
-
-def mean_aggregate(
-    aggregator: Aggregator,
-    global_adapter: Mapping[str, torch.Tensor],
-    adapters: Sequence[Adapter],
-    num_examples: Sequence[float],
-) -> Adapter:
-    """The aggregator's combination of ``adapters`` (in the engine's order) weighted by their
-    example counts: what a round commits under the default rule."""
-    with torch.no_grad():
-        return aggregator.combine(
-            global_adapter, list(adapters), normalized_weights(list(num_examples))
-        )

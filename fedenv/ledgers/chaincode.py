@@ -22,11 +22,13 @@ wrote):
   (in transient data), into the members-only ``benchmark`` collection; scores must be within
   0..10;
 - ``purge(key)`` (updates): the caller's raw update of a round purged from its collection, on
-  every member peer and for good (its salted hash and published digest stay);
+  every member peer and for good (its salted hash and published digest stay); the purge's tx id
+  is kept under ``purged/<key>/<org>``;
 - ``certify(key, json, endorse)`` (updates): an unlearning certificate; every endorsing peer
   checks that each removed digest is one the forgotten organization published on this channel
   and that its raw update was purged; ``endorse = "scores"`` also writes it into the ``scores``
-  collection, which brings in the channel's endorsement policy.
+  collection, which brings in the channel's endorsement policy; its tx id is kept under
+  ``unlearning-tx/<key>``.
 
 What a record holds besides what is checked here is the round's (:mod:`fedenv.round`).
 """
@@ -177,7 +179,7 @@ def purge_update(stub: ChaincodeStub, key: str) -> str:
     if stub.get_state(f"purged/{key}/{org}") is not None:
         raise ChaincodeError(f"{org}'s update of round {key} is already purged")
     stub.purge_private_data(collection_name(org), key)
-    stub.put_state(f"purged/{key}/{org}", "1")
+    stub.put_state(f"purged/{key}/{org}", stub.tx_id)  # a resumed unlearning finds it
     return key
 
 
@@ -200,6 +202,7 @@ def certify_unlearning(stub: ChaincodeStub, key: str, record: str, endorse: str 
         if stub.get_state(f"purged/{round_key}/{org}") is None:
             raise ChaincodeError(f"{org}: its update of round {round_key} is not purged")
     stub.put_state(f"unlearning/{key}", record)
+    stub.put_state(f"unlearning-tx/{key}", stub.tx_id)  # a resumed unlearning finds it
     if endorse == SCORES:
         stub.put_private_data(SCORES, f"unlearning/{key}", record)
     return hashlib.sha256(record.encode()).hexdigest()

@@ -15,7 +15,11 @@ updates, and the certificate.
   applies), and its SHA-256 anchored on the public chain by the consortium's orderer
   (``event`` = ``unlearning-certificate``, with the certificate file as ``artifact``).
 
-These calls charge no fees.
+These calls charge no fees, and each is idempotent, so that an unlearning killed half-way can
+be carried out again in the same run folder (:mod:`fedenv.unlearning.unlearner`): a request or
+certificate already anchored on the public chain (sqlite), a round already purged and a
+certificate already on the channel are found (the chaincode keeps their tx ids) and their tx ids
+returned instead of being sent again.
 """
 
 from __future__ import annotations
@@ -36,20 +40,26 @@ CERTIFICATE = "unlearning-certificate"
 def post_request(
     ledgers: Ledgers, org: str, request: Mapping[str, Any], erased: Sequence[str]
 ) -> str:
-    """``org`` signs its unlearning ``request`` (plain JSON data) onto the public chain; the tx id."""
+    """``org`` signs its unlearning ``request`` (plain JSON data) onto the public chain; the tx id
+    (that of the same request already committed, if it is)."""
     digest = hashlib.sha256(canonical_json(dict(request), what="unlearning request")).hexdigest()
     payload = {"event": REQUEST, **request, "digest": digest, "erased": list(erased)}
-    return ledgers.public.anchor("anchor", payload, sender=ledgers.clients[org])
+    found = _anchored(ledgers, payload)
+    return found or ledgers.public.anchor("anchor", payload, sender=ledgers.clients[org])
 
 
 def purge_updates(ledgers: Ledgers, org: str, round_keys: Sequence[str]) -> list[str]:
-    """Purge ``org``'s raw update of each round key from its collection; the tx ids (committed)."""
+    """Purge ``org``'s raw update of each round key from its collection; the tx ids (committed;
+    a round already purged gives the tx id of its purge)."""
     plan = ledgers.layout.updates_channel(org)
+    done = {key: _channel_state(ledgers, org, f"purged/{key}/{org}") for key in round_keys}
     gateway = Gateway(ledgers.channels[plan.name], ledgers.clients[org])
-    commits = [gateway.submit_async(CHAINCODE, "purge", key) for key in round_keys]
+    commits = {
+        key: gateway.submit_async(CHAINCODE, "purge", key) for key in round_keys if not done[key]
+    }
     if commits:
         ledgers.channels[plan.name].flush()
-    return [_committed(commit, plan.name) for commit in commits]
+    return [done[key] or _committed(commits[key], plan.name) for key in round_keys]
 
 
 def record_certificate(
@@ -58,13 +68,15 @@ def record_certificate(
     """The certificate on ``org``'s updates channel and its hash on the public chain; (channel
     tx id, public tx id)."""
     plan = ledgers.layout.updates_channel(org)
-    endorse = SCORES if "scoring" in plan.carries else ""
-    writer = ledgers.clients[plan.writer(SCORES)] if endorse else ledgers.clients[org]
-    commit = Gateway(ledgers.channels[plan.name], writer).submit_async(
-        CHAINCODE, "certify", key, certificate.decode(), endorse
-    )
-    ledgers.channels[plan.name].flush()
-    channel_tx = _committed(commit, plan.name)
+    channel_tx = _channel_state(ledgers, org, f"unlearning-tx/{key}")
+    if channel_tx is None:
+        endorse = SCORES if "scoring" in plan.carries else ""
+        writer = ledgers.clients[plan.writer(SCORES)] if endorse else ledgers.clients[org]
+        commit = Gateway(ledgers.channels[plan.name], writer).submit_async(
+            CHAINCODE, "certify", key, certificate.decode(), endorse
+        )
+        ledgers.channels[plan.name].flush()
+        channel_tx = _committed(commit, plan.name)
     payload: dict[str, Any] = {
         "event": CERTIFICATE,
         "key": key,
@@ -75,7 +87,25 @@ def record_certificate(
     }
     if artifact is not None:
         payload["artifact"] = artifact
-    return channel_tx, ledgers.public.anchor("anchor", payload, sender=ledgers.network.orderer)
+    found = _anchored(ledgers, payload)
+    return channel_tx, found or ledgers.public.anchor(
+        "anchor", payload, sender=ledgers.network.orderer
+    )
+
+
+def _anchored(ledgers: Ledgers, payload: Mapping[str, Any]) -> str | None:
+    """The id of an ``anchor`` record with exactly ``payload`` committed on the public chain
+    (None if there is none, or the chain cannot be searched: Ethereum's log)."""
+    find = getattr(ledgers.public, "find_anchor", None)
+    return None if find is None else find(dict(payload))
+
+
+def _channel_state(ledgers: Ledgers, org: str, key: str) -> str | None:
+    """The value of ``key`` in the chaincode's state on ``org``'s updates channel (its peer's)."""
+    channel = ledgers.channels[ledgers.layout.updates_channel(org).name]
+    peer = next(p for p in channel.peers if p.identity.msp_id == org)
+    entry = peer.state.get(CHAINCODE, key)  # (value, version)
+    return None if entry is None else entry[0].decode()
 
 
 def _committed(commit, channel: str) -> str:

@@ -92,6 +92,12 @@ class SqlitePublicChain:
     def last_time(self) -> int:
         return self.ledger.block(self.ledger.height).header.timestamp
 
+    def find_anchor(self, payload: dict[str, Any]) -> str | None:
+        """The id of the committed ``anchor`` record whose payload is ``payload`` (None)."""
+        return next(
+            (tx.id for _, tx in self.ledger.transactions("anchor") if tx.payload == payload), None
+        )
+
     def close(self) -> None:
         self.ledger.close()
 

@@ -212,8 +212,6 @@ class Scenario(Settings):
             names,
             self.max_rounds,
             self.training.aggregator,
-            self.defence,
-            self.unlearning_policy.oracle,
         )
         if problem is not None:
             raise problem

@@ -14,9 +14,9 @@
 
 :func:`check_unlearning` refuses, at load time and naming the key, a request for an unknown
 organization, a second request for the same one, a round before any round was played or past the
-episode, a method that cannot work with ``training.aggregator`` (:data:`INCOMPATIBLE`), and a method
-that recommits stored updates (or ``retrain`` as the oracle) when ``[defence]`` changes what a
-round commits (rescaled, robustly aggregated or reweighted updates).
+episode, and a method that cannot work with ``training.aggregator`` (:data:`INCOMPATIBLE`).
+Every method works under every ``[defence]``: the replays recommit what the rounds recorded
+(:mod:`fedenv.unlearning.replay`).
 What each method does is :mod:`fedenv.unlearning`'s.
 """
 
@@ -27,7 +27,6 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from fedenv.scoring.settings import DefenceSettings
 from fedenv.settings import Settings, field_problem, one_of
 
 METHODS = ("exact_replay", "retrain", "calibrated_replay", "lora_gradient_ascent")
@@ -43,46 +42,13 @@ INCOMPATIBLE = {
 """(method, aggregator) pairs that cannot work, with the reason."""
 
 
-REPLAYS = ("exact_replay", "retrain", "calibrated_replay")
-"""The methods that recommit the stored updates as sent, weighted by example count."""
-
-
-def defence_changes_updates(defence: DefenceSettings | None) -> str | None:
-    """How ``[defence]`` changes what a round commits (None: the updates as sent, data-size
-    weighted: what the replaying methods recompute)."""
-    if defence is None:
-        return None
-    changes = []
-    if defence.norm != "none":
-        changes.append(f"norm = {defence.norm!r} rescales the updates")
-    if defence.aggregation != "mean":
-        changes.append(f"aggregation = {defence.aggregation!r}")
-    if defence.filters:
-        changes.append(f"filters {list(defence.filters)} reweigh them")
-    if defence.reputation:
-        changes.append("reputation reweighs them")
-    return "; ".join(changes) or None
-
-
-def method_problem(
-    method: str, aggregator: str, defence: DefenceSettings | None = None, oracle: bool = False
-) -> str | None:
-    """Why ``method`` cannot work with ``aggregator`` and ``defence`` (None when it can; with
-    ``oracle``, ``retrain`` must work too)."""
+def method_problem(method: str, aggregator: str) -> str | None:
+    """Why ``method`` cannot work with ``aggregator`` (None when it can)."""
     if method not in METHODS:
         return f"must be one of {', '.join(map(repr, METHODS))}, got {method!r}"
     reason = INCOMPATIBLE.get((method, aggregator))
     if reason is not None:
         return f"{method!r} cannot work with aggregator {aggregator!r}: {reason}"
-    changes = defence_changes_updates(defence)
-    replays = [m for m in (method, "retrain" if oracle else None) if m in REPLAYS]
-    if changes and replays:
-        return (
-            f"{replays[0]!r} recommits the stored updates as sent, weighted by example count, "
-            f"but [defence] changes what a round commits ({changes}): set defence.norm = "
-            "'none', aggregation = 'mean', no filters and no reputation, or use "
-            "lora_gradient_ascent with unlearning_policy.oracle = false"
-        )
     return None
 
 
@@ -100,9 +66,10 @@ class UnlearningPolicy(Settings):
         1, ge=1, description="calibrated_replay: local steps of each remaining org per calibration"
     )
     calibration_interval: int = Field(
-        2,
+        5,
         ge=1,
-        description="calibrated_replay: calibrate every n-th replayed round (FedEraser's dt)",
+        description="calibrated_replay: calibrate every n-th replayed round (FedEraser's dt; "
+        "its cost is about calibration_steps / (n x the rounds' local steps) of retrain's)",
     )
     ascent_steps: int = Field(
         4,
@@ -141,8 +108,6 @@ def check_unlearning(
     orgs: Sequence[str],
     max_rounds: int,
     aggregator: str,
-    defence: DefenceSettings | None = None,
-    oracle: bool = False,
 ):
     """The first problem of ``requests`` as a pydantic error naming the key (None if fine)."""
     seen: set[str] = set()
@@ -168,7 +133,7 @@ def check_unlearning(
                 f"unlearning[{i}].round",
                 f"must be < max_rounds ({max_rounds}), got {request.round}: it would never apply",
             )
-        problem = method_problem(request.method, aggregator, defence, oracle)
+        problem = method_problem(request.method, aggregator)
         if problem:
             return field_problem(f"unlearning[{i}].method", problem)
     return None

@@ -39,8 +39,9 @@ from fedenv.scoring.reputation import INITIAL, next_reputation
 from fedenv.scoring.robust import fltrust_trust, foolsgold_weights, krum_selection
 from fedenv.scoring.screening import (
     change_vector,
+    measured_change,
     non_finite,
-    norm_budget,
+    norm_rule_scale,
     rescaled,
     trained_keys,
 )
@@ -122,10 +123,7 @@ class RoundDefence:
 
     def rule(self, shares: Mapping[str, float] | None) -> AggregationRule:
         """How the accepted updates combine: ``shares`` under the mean, or the statistic."""
-        statistic = self.settings.aggregation
-        if statistic != "mean":
-            return AggregationRule(statistic=statistic, trim=self.settings.trim)
-        return AggregationRule(shares=shares)
+        return AggregationRule.for_defence(self.settings.aggregation, self.settings.trim, shares)
 
     def screen(
         self, updates: Mapping[str, ClientUpdate], steps: Mapping[str, int], *, seed: int
@@ -148,10 +146,10 @@ class RoundDefence:
             except InvalidUpdateError as error:
                 decision.reject(f"invalid: {error}")
                 continue
-            change = change_vector(update, start, keys)
-            norm = float(change.norm())
-            budget = norm_budget(
+            change, norm, budget = measured_change(
+                update,
                 start,
+                keys,
                 steps=steps[org],
                 learning_rate=engine.config.training.learning_rate,
                 trains_lora_a=engine.aggregator.trains_lora_a,
@@ -162,7 +160,7 @@ class RoundDefence:
                     f"norm budget {budget:.4g}"
                 )
                 continue
-            scale = self._norm_scale(norm, budget)
+            scale = norm_rule_scale(settings.norm, settings.norm_bound, norm, budget)
             if scale != 1.0:
                 decision.norm_scale = scale
                 decision.reasons.append(
@@ -181,14 +179,6 @@ class RoundDefence:
         return Screened(
             decisions, {o: candidates[o] for o in sorted(changes)}, reputation
         )
-
-    def _norm_scale(self, norm: float, budget: float) -> float:
-        rule, target = self.settings.norm, self.settings.norm_bound * budget
-        if rule == "none" or norm == 0.0:
-            return 1.0
-        if rule == "clip":
-            return min(1.0, target / norm)
-        return target / norm
 
     def _filter(
         self,

@@ -27,8 +27,8 @@ from collections.abc import Mapping
 
 import torch
 
-from fedenv.engine.federation import ClientUpdate
 from fedenv.engine.lora import LORA_B_SUFFIX, Adapter, lora_modules, lora_pair
+from fedenv.engine.rounds import ClientUpdate
 
 
 def trained_keys(global_adapter: Mapping[str, torch.Tensor], trains_lora_a: bool) -> list[str]:
@@ -73,6 +73,35 @@ def norm_budget(
         if trains_lora_a:
             moved += (steps if bool(lora_b.any()) else steps - 1) * lora_a.numel()
     return learning_rate * math.sqrt(moved)
+
+
+def measured_change(
+    update: ClientUpdate,
+    global_adapter: Adapter,
+    keys: list[str],
+    *,
+    steps: int,
+    learning_rate: float,
+    trains_lora_a: bool,
+) -> tuple[torch.Tensor, float, float]:
+    """``(change, its norm, the norm budget of its level's steps)`` of ``update`` from
+    ``global_adapter`` (the round's defences, and the unlearning replay, measure it so)."""
+    change = change_vector(update, global_adapter, keys)
+    budget = norm_budget(
+        global_adapter, steps=steps, learning_rate=learning_rate, trains_lora_a=trains_lora_a
+    )
+    return change, float(change.norm()), budget
+
+
+def norm_rule_scale(rule: str, bound: float, norm: float, budget: float) -> float:
+    """What the norm rule ``rule`` (``normalize``, ``clip``, ``none``) multiplies a change of
+    ``norm`` by, for a level whose budget is ``budget`` and the bound ``bound`` x budget."""
+    target = bound * budget
+    if rule == "none" or norm == 0.0:
+        return 1.0
+    if rule == "clip":
+        return min(1.0, target / norm)
+    return target / norm
 
 
 def rescaled(

@@ -13,9 +13,9 @@ on the public chain (:mod:`fedenv.ledgers.forgetting`).  Fields:
 | ``request_tx`` | the organization's signed request on the public chain |
 | ``purge_txs`` | its purge transactions on its updates channel |
 | ``removed`` | ``[{"round", "round_key", "digest", "artifact"}]``: its updates, erased |
-| ``aggregator``, ``lora_scale``, ``seed`` | what a replay needs besides the files |
+| ``commit_rule`` | what a replay needs besides the files: ``aggregator``, ``lora_scale``, ``seed``, ``learning_rate`` (the norm budget's), the defences' ``norm``, ``norm_bound``, ``statistic`` and ``trim`` (:class:`fedenv.unlearning.replay.CommitRule`) |
 | ``base`` | ``{"digest", "artifact"}``: the episode's base state |
-| ``replay`` | ``[{"round", "updates": [{"org", "artifact", "digest", "num_examples"}]}]``: the accepted updates that remain (``exact_replay`` commits exactly these) |
+| ``replay`` | ``[{"round", "start": {"digest", "artifact"}, "updates": [{"org", "artifact", "digest", "num_examples", "local_steps", "share"}]}]``: per round, the state it started from and the accepted updates that remain with their shares (renormalized where the organization had one): ``exact_replay`` commits exactly these |
 | ``previous_global``, ``global`` | the global state's digest before; ``{"digest", "artifact"}`` after |
 | ``clawback`` | the payouts clawed back (0 without ``clawback``) |
 | ``measures`` | :mod:`fedenv.unlearning.measures` of the model before, after and (``oracle``) of ``retrain``'s, and the gaps |
@@ -32,7 +32,7 @@ from typing import Any
 
 from chains.canonical import canonical_json
 
-FORMAT = "fedenv-unlearning-certificate/1"
+FORMAT = "fedenv-unlearning-certificate/2"
 FOLDER = "unlearning"
 
 

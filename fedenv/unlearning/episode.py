@@ -1,9 +1,10 @@
 """What an unlearning method works from: the episode's rounds so far and its stored files.
 
-:class:`EpisodeRecord` holds, per round played, who took part at which level and whose update
-was accepted (from the env's :class:`~fedenv.records.RoundOutcome`\\ s), and reads the run
-folder's adapter files (:mod:`fedenv.run_folder`): the base state, each round's global state and
-the updates as sent.  The forgotten organization's files are erased before any method runs, so
+:class:`EpisodeRecord` holds, per round played, who took part at which level, whose update was
+accepted and with which share of the round (from the env's
+:class:`~fedenv.records.RoundOutcome`\\ s), and reads the run folder's adapter files
+(:mod:`fedenv.run_folder`): the base state, the state each round started from (the previous
+round's global state, or the state an unlearning at its start left), and the updates as sent.  The forgotten organization's files are erased before any method runs, so
 no method can read them.
 """
 
@@ -15,11 +16,19 @@ from dataclasses import dataclass
 import torch
 
 from fedenv.engine.federation import Participant
+from fedenv.engine.global_state import split_global_state
 from fedenv.engine.lora import Adapter
 from fedenv.records import RoundOutcome
 from fedenv.round import RoundPlayer
 from fedenv.run_folder import adapter_path
-from fedenv.unlearning.replay import StoredUpdate, load_adapter, stored_update
+from fedenv.unlearning.replay import (
+    CommitRule,
+    ReplayRound,
+    StoredUpdate,
+    load_adapter,
+    remaining_shares,
+    stored_update,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class RoundRecord:
     index: int
     levels: Mapping[str, int]
     accepted: tuple[str, ...]
+    shares: Mapping[str, float]  # the accepted organizations' shares of the round, as recorded
 
 
 def round_records(outcomes: Sequence[RoundOutcome]) -> list[RoundRecord]:
@@ -38,21 +48,25 @@ def round_records(outcomes: Sequence[RoundOutcome]) -> list[RoundRecord]:
             o.round,
             {org: row.level for org, row in o.orgs.items() if row.level},
             tuple(sorted(org for org, row in o.orgs.items() if row.accepted)),
+            {org: row.weight for org, row in sorted(o.orgs.items()) if row.accepted},
         )
         for o in outcomes
     ]
 
 
 class EpisodeRecord:
-    """The current episode of ``player`` (its rounds so far) with ``org`` to be forgotten, and
-    the organizations ``forgotten`` before it in the episode (their updates stay out too)."""
+    """The current episode of ``player`` (its rounds so far) with ``org`` to be forgotten (None:
+    nobody), the organizations ``forgotten`` before it in the episode (their updates stay out
+    too), and ``starts``: the files of the states that rounds started from after an unlearning
+    at their start (round index -> run-folder file)."""
 
     def __init__(
         self,
         player: RoundPlayer,
         rounds: Sequence[RoundRecord],
-        org: str,
+        org: str | None,
         forgotten: Sequence[str] = (),
+        starts: Mapping[int, str] | None = None,
     ) -> None:
         self.player = player
         self.engine = player.engine
@@ -61,7 +75,19 @@ class EpisodeRecord:
         self.episode = player.episode
         self.rounds = list(rounds)
         self.org = org
-        self.excluded = frozenset((org, *forgotten))
+        self.excluded = frozenset(o for o in (org, *forgotten) if o is not None)
+        self.starts = dict(starts or {})
+        training, defence = self.scenario.training, self.scenario.defence
+        self.commit_rule = CommitRule(
+            aggregator=training.aggregator,
+            lora_scale=self.scenario.lora.scale,
+            seed=self.scenario.seed,
+            learning_rate=training.learning_rate,
+            norm=defence.norm,
+            norm_bound=defence.norm_bound,
+            statistic=defence.aggregation,
+            trim=defence.trim,
+        )
         accepted = [r.index for r in self.rounds if self.excluded & set(r.accepted)]
         self.first_accepted: int | None = accepted[0] if accepted else None
 
@@ -73,6 +99,11 @@ class EpisodeRecord:
     def remaining(self, record: RoundRecord) -> dict[str, int]:
         """The accepted organizations of a round other than the excluded ones, with levels."""
         return {o: record.levels[o] for o in record.accepted if o not in self.excluded}
+
+    def shares(self, record: RoundRecord) -> dict[str, float]:
+        """The remaining organizations' shares of a round: renormalized over them when it had
+        accepted an excluded one (:func:`~fedenv.unlearning.replay.remaining_shares`)."""
+        return remaining_shares(record.shares, sorted(self.excluded))
 
     def participant(self, org: str, level: int, local_steps: int | None = None) -> Participant:
         spec = self.scenario.level(level)
@@ -95,32 +126,53 @@ class EpisodeRecord:
     def global_after(self, round_index: int) -> Adapter:
         return load_adapter(self.run.read(self.global_file(round_index)))
 
+    def start_file(self, round_index: int) -> str:
+        """The global state round ``round_index`` started from."""
+        return self.starts.get(round_index, self.global_file(round_index - 1))
+
+    def start_state(self, round_index: int) -> Adapter:
+        return load_adapter(self.run.read(self.start_file(round_index)))
+
     def stored(self, record: RoundRecord) -> list[StoredUpdate]:
-        """The round's accepted updates other than ``org``'s, read from their files."""
+        """The round's accepted updates other than the excluded ones', read from their files,
+        with their remaining shares."""
+        shares = self.shares(record)
         return [
             stored_update(
-                o, self.run.read(self.update_file(record.index, o)), self.num_examples(o, k)
+                o,
+                self.run.read(self.update_file(record.index, o)),
+                self.num_examples(o, k),
+                self.scenario.level(k).local_steps,
+                shares[o],
             )
             for o, k in sorted(self.remaining(record).items())
         ]
 
+    def replay_round(self, record: RoundRecord) -> ReplayRound:
+        """What replaying round ``record`` needs: its recorded start and remaining updates."""
+        return ReplayRound(
+            split_global_state(self.start_state(record.index))[0], self.stored(record)
+        )
+
     def replay_plan(self) -> list[dict]:
-        """Per round, the updates ``exact_replay`` commits: ``{"round", "updates": [{"org",
-        "artifact", "num_examples"}]}`` (the certificate's recipe)."""
-        return [
-            {
-                "round": r.index,
-                "updates": [
-                    {
-                        "org": o,
-                        "artifact": self.update_file(r.index, o),
-                        "num_examples": self.num_examples(o, k),
-                    }
-                    for o, k in sorted(self.remaining(r).items())
-                ],
-            }
-            for r in self.rounds
-        ]
+        """Per round, what ``exact_replay`` commits: ``{"round", "start", "updates": [{"org",
+        "artifact", "num_examples", "local_steps", "share"}]}`` (the certificate's recipe;
+        ``start``: the file of the state the round started from)."""
+        plan = []
+        for r in self.rounds:
+            shares = self.shares(r)
+            updates = [
+                {
+                    "org": o,
+                    "artifact": self.update_file(r.index, o),
+                    "num_examples": self.num_examples(o, k),
+                    "local_steps": self.scenario.level(k).local_steps,
+                    "share": shares[o],
+                }
+                for o, k in sorted(self.remaining(r).items())
+            ]
+            plan.append({"round": r.index, "start": self.start_file(r.index), "updates": updates})
+        return plan
 
 
 def org_in(record: RoundRecord, org: str) -> bool:

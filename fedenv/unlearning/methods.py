@@ -2,9 +2,9 @@
 
 | method | what it does | exact? | cost |
 | --- | --- | --- | --- |
-| ``exact_replay`` | rebuild the global state from the episode's base by replaying every accepted round's stored updates without the forgotten organization's, reweighted by the aggregator over the updates that remain | removes its direct contribution exactly; its *indirect* influence stays: the others' later updates were trained from globals it had shaped | tensor arithmetic only |
-| ``retrain`` | the oracle: from the global state before its first accepted round, rerun every later round without it, with the same round seeds, accepted organizations and levels (no rescoring: the originally accepted set minus the organization) | the reference | the rounds' training |
-| ``calibrated_replay`` | FedEraser: from the same starting point, replay each round; every ``calibration_interval``-th round the remaining organizations train ``calibration_steps`` local steps from the replayed global, and each calibrated update takes the new direction with the stored magnitude, per tensor: ``G' + |U_old - G| * (U_new - G') / |U_new - G'|``; in the other rounds each stored change ``U_old - G`` is applied to the replayed global | approximate | a few calibration steps per round |
+| ``exact_replay`` | rebuild the global state from the episode's base by replaying every round as it was committed (:mod:`fedenv.unlearning.replay`: the defences' norm rescaling, the round's aggregation rule, the engine's transition) without the forgotten organization's update: the others' shares renormalized over them, each rescaled change moved onto the replayed global | removes its direct contribution exactly, in every round; its *indirect* influence stays: the others' later updates were trained from globals it had shaped, and the rounds' other decisions (who else was rejected, the defences' weights) stand as recorded | tensor arithmetic only |
+| ``retrain`` | the oracle: from the global state its first accepted round started from, rerun every later round without it, with the same round seeds, accepted organizations and levels (no rescoring: the originally accepted set minus the organization), each retrained update rescaled by the norm rule from the retrained global and committed under the round's rule with the remaining shares | the reference | the rounds' training |
+| ``calibrated_replay`` | FedEraser: from the same starting point, replay each round; every ``calibration_interval``-th replayed round (default 5) the remaining organizations train ``calibration_steps`` local steps (default 1) from the replayed global, and each calibrated update takes the new direction with the stored (rescaled) update's magnitude, per tensor: ``G' + |U_old - G| * (U_new - G') / |U_new - G'|``; in the other rounds each stored change ``U_old - G`` is applied to the replayed global; committed as ``retrain`` commits | approximate | the calibrations: about ``calibration_steps / (calibration_interval x the level's local steps)`` of ``retrain``'s training |
 | ``lora_gradient_ascent`` | from the current global adapter, ``ascent_steps`` AdamW steps on ``-min(L_forget, ascent_max_forget_loss) + ascent_retain_weight * L_retain`` (L = the next-token loss of a batch of the organization's training dialogues, resp. of another organization's, in turn), training only what local training trains | approximate, no replay | a few steps |
 
 Every method is deterministic: seeds derive from the episode's (:mod:`fedenv.seeding`).  Settings:
@@ -22,8 +22,8 @@ from fedenv.engine.global_state import join_global_state, split_global_state
 from fedenv.engine.lora import Adapter
 from fedenv.scenario.unlearning import UnlearningPolicy
 from fedenv.seeding import derive_seed
-from fedenv.unlearning.episode import EpisodeRecord, on_device
-from fedenv.unlearning.replay import replay_rounds
+from fedenv.unlearning.episode import EpisodeRecord, RoundRecord, on_device
+from fedenv.unlearning.replay import committed_updates, replay_rounds
 
 Method = Callable[[EpisodeRecord, UnlearningPolicy], Adapter]
 
@@ -31,23 +31,26 @@ Method = Callable[[EpisodeRecord, UnlearningPolicy], Adapter]
 def exact_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
     base = record.global_after(-1)
     return replay_rounds(
-        record.scenario.training.aggregator,
+        record.commit_rule,
         base,
-        [record.stored(r) for r in record.rounds],
+        [record.replay_round(r) for r in record.rounds],
         initial=split_global_state(base)[0],
-        scale=record.scenario.lora.scale,
-        seed=record.scenario.seed,
     )
 
 
 def _start(record: EpisodeRecord) -> int | None:
-    """Load the global state before the first round that accepted the organization (or one
-    forgotten before it) into the engine; that round's index (None: never accepted, so the
+    """Load the global state that the first round accepting the organization (or one forgotten
+    before it) started from into the engine; that round's index (None: never accepted, so the
     global state stays)."""
     first = record.first_accepted
     if first is not None:
-        record.engine.load_global_state(record.global_after(first - 1))
+        record.engine.load_global_state(record.start_state(first))
     return first
+
+
+def _commit(record: EpisodeRecord, round_record: RoundRecord, updates: list[ClientUpdate]) -> None:
+    """Commit ``updates`` (already rescaled) under the round's rule and remaining shares."""
+    record.engine.commit(updates, rule=record.commit_rule.aggregation(record.shares(round_record)))
 
 
 def retrain(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
@@ -58,7 +61,8 @@ def retrain(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
         if r.index < first or not remaining:
             continue
         participants = {o: record.participant(o, k) for o, k in sorted(remaining.items())}
-        engine.commit(record.player.round_updates(participants, r.index))
+        updates = record.player.round_updates(participants, r.index)
+        _commit(record, r, committed_updates(record.commit_rule, engine.global_adapter, updates))
     return engine.global_state()
 
 
@@ -72,8 +76,14 @@ def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapte
         if r.index < first or not remaining:
             continue
         start = engine.global_adapter
-        before = on_device(split_global_state(record.global_after(r.index - 1))[0], start)
-        stored = {u.org: on_device(u.adapter, start) for u in record.stored(r)}
+        replay = record.replay_round(r)
+        before = on_device(replay.start, start)
+        stored = {
+            u.org: on_device(u.adapter, start)
+            for u in committed_updates(
+                record.commit_rule, replay.start, [u.client_update() for u in replay.updates]
+            )
+        }
         fresh = {}
         if replayed % policy.calibration_interval == 0:
             participants = [
@@ -108,7 +118,7 @@ def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapte
                     local_steps=record.participant(org, k).local_steps,
                 )
             )
-        engine.commit(updates)
+        _commit(record, r, updates)
     return engine.global_state()
 
 

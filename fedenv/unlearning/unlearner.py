@@ -31,6 +31,7 @@ from fedenv.ledgers import round_key
 from fedenv.ledgers.forgetting import post_request, purge_updates, record_certificate
 from fedenv.records import RoundOutcome
 from fedenv.round import RoundPlayer
+from fedenv.run_folder import adapter_path
 from fedenv.scenario.engine import organization_data
 from fedenv.scenario.unlearning import METHODS, method_problem
 from fedenv.unlearning.certificate import (
@@ -41,6 +42,7 @@ from fedenv.unlearning.certificate import (
     timings_file,
 )
 from fedenv.unlearning.episode import EpisodeRecord, round_records
+from fedenv.unlearning.journal import open_journal
 from fedenv.unlearning.measures import MembershipProbe, ModelMeasures, measure, oracle_gaps
 from fedenv.unlearning.methods import METHODS as RUN_METHOD
 
@@ -103,9 +105,7 @@ class Unlearner:
         names = self.scenario.org_names
         if org not in names:
             raise UnknownOrganizationError(org, names)
-        problem = method_problem(
-            method, self.scenario.training.aggregator, self.scenario.defence, self.policy.oracle
-        )
+        problem = method_problem(method, self.scenario.training.aggregator)
         if problem:
             raise ConfigError("method", problem)
         if org in self.forgotten or org in self.pending:
@@ -140,26 +140,25 @@ class Unlearner:
         self.check(org, method, outcomes)
         player, ledgers, run = self.player, self.player.ledgers, self.player.run
         engine, episode = player.engine, player.episode
-        record = EpisodeRecord(player, round_records(outcomes), org, tuple(self.forgotten))
+        record = self.episode_record(org, outcomes)
         key = certificate_key(episode, org)
         previous = engine.global_digest
         before = self._measure(org)
 
-        ledgers.tick()
-        removed = []
-        for index in record.took_part():
-            artifact = record.update_file(index, org)
-            data = run.read(artifact)
-            removed.append(
-                {
-                    "round": index,
-                    "round_key": round_key(episode, index),
-                    "digest": hashlib.sha256(data).hexdigest(),
-                    "artifact": artifact,
-                }
-            )
-        erased = [r["artifact"] for r in removed]
         request = {"episode": episode, "org": org, "method": method, "round": round_index}
+        journal, _ = open_journal(
+            run,
+            key,
+            request,
+            lambda: self._removed(record, org),
+            public_height=ledgers.public.height,
+            resumable=hasattr(ledgers.public, "find_anchor"),
+        )
+        removed = journal["removed"]
+        sealed = ledgers.public.height > journal["public_height"]  # killed after the seal
+        if not sealed:
+            ledgers.tick()
+        erased = [r["artifact"] for r in removed]
         request_tx = post_request(ledgers, org, request, erased)
         purge_txs = purge_updates(ledgers, org, [r["round_key"] for r in removed])
         for artifact in erased:
@@ -205,9 +204,7 @@ class Unlearner:
             "request_tx": request_tx,
             "purge_txs": purge_txs,
             "removed": removed,
-            "aggregator": self.scenario.training.aggregator,
-            "lora_scale": self.scenario.lora.scale,
-            "seed": self.scenario.seed,
+            "commit_rule": record.commit_rule.fields(),
             "base": {"digest": _file_digest(run, base), "artifact": base},
             "replay": self._replay_plan(record),
             "previous_global": previous,
@@ -219,7 +216,8 @@ class Unlearner:
         file = run.write(certificate_file(key), certificate)
         channel_tx, public_tx = record_certificate(ledgers, org, key, certificate, file)
         run.write(timings_file(key), json.dumps(timings, indent=2, sort_keys=True).encode())
-        ledgers.seal()
+        if not sealed:
+            ledgers.seal()
         outcome = UnlearningOutcome(
             org=org,
             method=method,
@@ -244,13 +242,11 @@ class Unlearner:
         restored afterwards.  ``{"before": measures, "retrain": {...}, method: {"measures",
         "gaps", "seconds"}}`` (for studies: one trained episode, every method)."""
         for method in methods:
-            problem = method_problem(
-                method, self.scenario.training.aggregator, self.scenario.defence, oracle=True
-            )
+            problem = method_problem(method, self.scenario.training.aggregator)
             if problem:
                 raise ConfigError("method", problem)
         engine = self.player.engine
-        record = EpisodeRecord(self.player, round_records(outcomes), org, tuple(self.forgotten))
+        record = self.episode_record(org, outcomes)
         current = engine.global_state()
         results: dict[str, dict[str, Any]] = {"before": {"measures": self._measure(org).as_dict()}}
         oracle = None
@@ -272,9 +268,38 @@ class Unlearner:
             engine.load_global_state(current)
         return results
 
+    def episode_record(self, org: str | None, outcomes: Sequence[RoundOutcome]) -> EpisodeRecord:
+        """The episode so far with ``org`` to forget (None: nobody) besides those forgotten."""
+        starts = {
+            o.round: adapter_path(self.player.episode, o.round, f"unlearned-{o.org}")
+            for o in self.forgotten.values()
+        }
+        return EpisodeRecord(
+            self.player, round_records(outcomes), org, tuple(self.forgotten), starts
+        )
+
+    def _removed(self, record: EpisodeRecord, org: str) -> list[dict]:
+        """``org``'s updates of the episode: round, round key, digest and file."""
+        removed = []
+        for index in record.took_part():
+            artifact = record.update_file(index, org)
+            removed.append(
+                {
+                    "round": index,
+                    "round_key": round_key(record.episode, index),
+                    "digest": _file_digest(record.run, artifact),
+                    "artifact": artifact,
+                }
+            )
+        return removed
+
     def _replay_plan(self, record: EpisodeRecord) -> list[dict]:
         plan = record.replay_plan()
         for step in plan:
+            step["start"] = {
+                "artifact": step["start"],
+                "digest": _file_digest(record.run, step["start"]),
+            }
             for update in step["updates"]:
                 update["digest"] = _file_digest(record.run, update["artifact"])
         return plan

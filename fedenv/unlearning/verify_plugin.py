@@ -3,12 +3,13 @@
 For every ``unlearning-certificate`` anchored on the run's (verified) public chain:
 
 - the certificate file must hash to the anchored digest (``unlearning-digest``);
-- every file it names (the base state, each remaining update, the new global state) must hash
-  to the digest it gives (``unlearning-digest``, naming the file), and the forgotten
+- every file it names (the base state, each round's starting state and remaining updates, the
+  new global state) must hash to the digest it gives (``unlearning-digest``, naming the file), and the forgotten
   organization's update files must be gone (``unlearning-not-erased``);
 - for ``exact_replay``, the new global state is recomputed from the base and the remaining
-  updates (:func:`fedenv.unlearning.replay.replay_rounds`, the engine's own transition) and its
-  digest must be the certificate's (``unlearning-replay``).
+  updates as the rounds committed them (:func:`fedenv.unlearning.replay.replay_rounds`: the
+  defences' norm rule, the round's aggregation rule with the certificate's shares, the engine's
+  own transition) and its digest must be the certificate's (``unlearning-replay``).
 
 Registered in ``pyproject.toml`` under ``[project.entry-points."chains.verify"]``; ``chains``
 itself never imports fedenv or torch.
@@ -26,7 +27,14 @@ from chains.verify_plugins import Anchored
 from fedenv.engine.global_state import split_global_state
 from fedenv.engine.lora import adapter_digest
 from fedenv.ledgers.forgetting import CERTIFICATE
-from fedenv.unlearning.replay import load_adapter, replay_rounds, stored_update
+from fedenv.unlearning.replay import (
+    CommitRule,
+    ReplayRound,
+    StoredUpdate,
+    load_adapter,
+    replay_rounds,
+    stored_update,
+)
 
 
 def check(folder: Path, anchors: Sequence[Anchored]) -> list[Problem]:
@@ -86,31 +94,20 @@ def _check_certificate(folder: Path, anchor: Anchored) -> list[Problem]:
     if certificate["method"] != "exact_replay":
         return problems
     base_data, problem = _read(folder, base["artifact"], base["digest"], height)
-    rounds = []
-    for step in replay:
-        updates = []
-        for update in step["updates"]:
-            update_data, update_problem = _read(
-                folder, update["artifact"], update["digest"], height
-            )
-            if update_problem:
-                problems.append(update_problem)
-                continue
-            updates.append(stored_update(update["org"], update_data, update["num_examples"]))
-        rounds.append(updates)
     if problem:
-        return [*problems, problem]
+        problems.append(problem)
+    try:
+        rule = CommitRule(**certificate["commit_rule"])
+        rounds = []
+        for step in replay:
+            start, updates = _replay_round(folder, step, height, problems)
+            rounds.append(ReplayRound(start, updates))
+    except (KeyError, TypeError, ValueError) as exc:
+        return [*problems, Problem(height, "unlearning-certificate", f"{name}: {exc!r}")]
     if problems:
         return problems
     start = load_adapter(base_data)
-    state = replay_rounds(
-        certificate["aggregator"],
-        start,
-        rounds,
-        initial=split_global_state(start)[0],
-        scale=certificate["lora_scale"],
-        seed=certificate["seed"],
-    )
+    state = replay_rounds(rule, start, rounds, initial=split_global_state(start)[0])
     recomputed = adapter_digest(state)
     if recomputed != new["digest"]:
         problems.append(
@@ -121,3 +118,30 @@ def _check_certificate(folder: Path, anchor: Anchored) -> list[Problem]:
             )
         )
     return problems
+
+
+def _replay_round(
+    folder: Path, step: dict, height: int, problems: list[Problem]
+) -> tuple[dict, list[StoredUpdate]]:
+    """One round of a certificate's ``replay``: its start and updates, read and checked (the
+    problems found are appended to ``problems``)."""
+    start_data, problem = _read(folder, step["start"]["artifact"], step["start"]["digest"], height)
+    if problem:
+        problems.append(problem)
+    updates = []
+    for update in step["updates"]:
+        data, problem = _read(folder, update["artifact"], update["digest"], height)
+        if problem:
+            problems.append(problem)
+            continue
+        updates.append(
+            stored_update(
+                update["org"],
+                data,
+                update["num_examples"],
+                update["local_steps"],
+                update["share"],
+            )
+        )
+    start = split_global_state(load_adapter(start_data))[0] if start_data is not None else {}
+    return start, updates
