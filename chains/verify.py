@@ -36,7 +36,13 @@ from chains.canonical import parse_json
 from chains.errors import ChainsError, ConfigError, MalformedError
 from chains.ethereum_log import KIND as ETHEREUM_KIND
 from chains.ethereum_verify import check_ethereum_log
-from chains.fabric.verify import ORDERER_KIND, check_channel, check_orderer
+from chains.fabric.snapshot import Snapshot
+from chains.fabric.verify import (
+    ORDERER_KIND,
+    check_channel,
+    check_orderer,
+    snapshot_state_hashes,
+)
 from chains.merkle import EMPTY_ROOT, range_hash
 from chains.replay import ReplayFailure, replay
 from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
@@ -57,7 +63,8 @@ class _Chain:
     """Which chain a verified file holds and its block hashes by height (for fork checks)."""
 
     key: str = ""
-    hashes: list[str] = field(default_factory=list)
+    hashes: dict[int, str] = field(default_factory=dict)
+    snapshot: Snapshot | None = None  # a peer file's ledger snapshot
 
 
 def _heads(known_heads: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
@@ -108,7 +115,7 @@ def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain
     def on_block(height: int, rows: list) -> None:
         report.blocks += 1
         report.transactions += len(rows)
-        chain.hashes.append(state.prev_hash.hex())
+        chain.hashes[len(chain.hashes)] = state.prev_hash.hex()
         for row in rows:
             if b'"artifact"' in row[6] or row[5] == "anchor":
                 payload = parse_json(row[6], max_bytes=len(row[6]))["payload"]
@@ -194,7 +201,7 @@ def _verify_file(path: Path, artifact_root: Path | None, known_heads: list[tuple
                                                              f"{expect!r}"))
             elif kind in (_CHANNEL_KIND, ORDERER_KIND):
                 check = check_channel if kind == _CHANNEL_KIND else check_orderer
-                chain.key, chain.hashes = check(conn, report, deadline)
+                chain.key, chain.hashes, chain.snapshot = check(conn, report, deadline)
             elif kind == ETHEREUM_KIND:
                 check_ethereum_log(conn, report, artifact_root, limits, deadline)
             else:
@@ -258,7 +265,7 @@ def _refusal(path: Path, reason: str, detail: str) -> VerifyReport:
     return VerifyReport(str(path), "unknown", False, 0, 0, [Problem(None, reason, detail)])
 
 
-def _check_forks(results: list[tuple[VerifyReport, _Chain]]) -> None:
+def _check_forks(results: list[tuple[VerifyReport, _Chain]], limits: VerifyLimits) -> None:
     """Files of one chain must hold the same block at every height both have."""
     groups: dict[str, list[tuple[VerifyReport, _Chain]]] = {}
     for report, chain in results:
@@ -267,12 +274,49 @@ def _check_forks(results: list[tuple[VerifyReport, _Chain]]) -> None:
     for members in groups.values():
         for i, (report, chain) in enumerate(members):
             for other, other_chain in members[:i]:
-                for height, (a, b) in enumerate(zip(other_chain.hashes, chain.hashes)):
+                for height in sorted(other_chain.hashes.keys() & chain.hashes.keys()):
+                    a, b = other_chain.hashes[height], chain.hashes[height]
                     if a != b:
                         report.problems.append(Problem(height, "fork", (
                             f"block {height} is {b} here and {a} in {other.path}")))
                         report.ok = False
                         break
+        _check_snapshots(members, limits)
+
+
+def _check_snapshots(members: list[tuple[VerifyReport, _Chain]], limits: VerifyLimits) -> None:
+    """Each peer's snapshot against the orderer's chain of its channel: its block hash must be
+    the orderer's block below its height, its state hash that of the orderer's chain replayed
+    to its height."""
+    taken = [(report, chain.snapshot) for report, chain in members if chain.snapshot]
+    if not taken:
+        return
+    orderer = next((r for r, _ in members if r.kind == ORDERER_KIND), None)
+    if orderer is None or not orderer.ok:
+        for report, snapshot in taken:
+            report.notes.append(f"snapshot at height {snapshot.height} not checked: no sound "
+                                "orderer file of its channel in the folder")
+        return
+    hashes = next(c.hashes for r, c in members if r is orderer)
+    try:
+        states = snapshot_state_hashes(orderer.path, {s.height for _, s in taken},
+                                       limits=limits)
+    except (OSError, sqlite3.DatabaseError, ChainsError, UnsafeFile) as exc:
+        states = {}
+        orderer.notes.append(f"the peers' snapshots could not be replayed: {exc}")
+    for report, snapshot in taken:
+        where = snapshot.height - 1
+        found = hashes.get(where)
+        if found != snapshot.block_hash:
+            report.problems.append(Problem(where, "snapshot", (
+                f"the snapshot at height {snapshot.height} names block {where} "
+                f"{snapshot.block_hash[:16]}..., the orderer's is "
+                f"{'missing' if found is None else found[:16] + '...'} ({orderer.path})")))
+        elif states.get(snapshot.height) != snapshot.state_hash:
+            report.problems.append(Problem(where, "snapshot", (
+                f"the snapshot's state hash {snapshot.state_hash[:16]}... is not that of the "
+                f"orderer's chain replayed to height {snapshot.height}")))
+        report.ok = not report.problems
 
 
 def verify_path(path: str | Path, *, known_heads: Iterable[tuple[int, bytes]] = (),
@@ -292,7 +336,7 @@ def verify_path(path: str | Path, *, known_heads: Iterable[tuple[int, bytes]] = 
         if not files and not refused:
             return [_refusal(path, "no-ledgers", "no *.db or *.sqlite files found")]
         results = [_verify_file(p, p.parent, heads, limits) for p in files]
-        _check_forks(results)
+        _check_forks(results, limits)
         return [report for report, _ in results] + refused
     if not stat.S_ISREG(info.st_mode):
         return [_refusal(path, "not-a-file", "not a regular file or a folder")]

@@ -12,6 +12,7 @@ from support_fabric_files import execute, repack, stored_block
 from chains.fabric import Gateway, LedgerStateError, Network, verify_channel_file
 from chains.fabric.orderer_store import OrdererStore
 from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking, join_envelopes
+from chains.fabric.store import FORMAT as PEER_FORMAT
 from chains.fabric.store import LedgerStore
 
 ORGS = ("Org1", "Org2", "Org3")
@@ -164,8 +165,9 @@ def test_a_format_2_file_is_refused_naming_both_versions(tmp_path: Path) -> None
     conn.executescript(FORMAT_2_SCHEMA)
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(LedgerStateError, match="of format '2'; this version reads format '3'"):
+    with pytest.raises(LedgerStateError,
+                       match=f"of format '2'; this version reads format '{PEER_FORMAT}'"):
         LedgerStore(path, channel="ch", peer="peer0.Org1")
     assert path.read_bytes() == before
     (found,) = problems(path)
-    assert found[1] == "meta" and "format '2'" in found[2] and "format '3'" in found[2]
+    assert found[1] == "meta" and "format '2'" in found[2] and f"format '{PEER_FORMAT}'" in found[2]

@@ -171,6 +171,15 @@ class Channel:
         GetBlockByNumber."""
         return self.orderer.store.block(number)
 
+    def snapshot(self) -> int:
+        """Every peer takes a ledger snapshot at the channel's height (after delivering what
+        the orderer holds) and drops its blocks below it; the orderer keeps every block. The
+        height."""
+        self._deliver()
+        for peer in self.peers:
+            peer.snapshot()
+        return self.height
+
     def close(self) -> None:
         for peer in self.peers:
             peer.store.close()

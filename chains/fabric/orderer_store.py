@@ -17,12 +17,13 @@ from chains.fabric.block import Block
 from chains.fabric.codec import ZERO_HASH
 from chains.fabric.errors import LedgerStateError
 from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking
-from chains.fabric.store import BLOCK_SCHEMA, FORMAT, open_store
+from chains.fabric.store import BLOCK_SCHEMA, open_store
 from chains.sqlite_files import rollback, writing
 
 __all__ = ["FORMAT", "KIND", "SCHEMA", "OrdererStore"]
 
 KIND = "fabric-orderer"
+FORMAT = "3"  # as peer files of format 3 (packed blocks); the orderer keeps every block
 SCHEMA = BLOCK_SCHEMA
 
 

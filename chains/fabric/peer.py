@@ -37,6 +37,7 @@ from chains.fabric.private_data import (
 )
 from chains.fabric.replay import check_derived, replay_blocks
 from chains.fabric.rwset import RWSet, Version
+from chains.fabric.snapshot import Snapshot
 from chains.fabric.state import HashedKey, WorldState
 from chains.fabric.store import LedgerStore
 from chains.fabric.transaction import ENDORSER_TX, Endorsement, Envelope, SignedProposal, tx_id_of
@@ -274,6 +275,17 @@ class Peer:
         self.last_time = block.timestamp
         self.transient.expire(self.height)
         return result.checks
+
+    def snapshot(self) -> Snapshot:
+        """Take a ledger snapshot at this peer's height (Fabric 2.3+) and drop its copies of
+        the blocks below it, but the genesis (`chains.fabric.snapshot`); the orderer keeps
+        them. The peer then starts from the snapshot when its file is reopened."""
+        if self.height < 1:
+            raise LedgerStateError(f"peer {self.name}: no block to take a snapshot at")
+        snapshot = Snapshot.take(self.height, self.last_hash, self.last_time, self.state,
+                                 self.validator.definitions, self.tx_ids)
+        self.store.take_snapshot(snapshot)
+        return snapshot
 
     def private_record(self, chaincode: str, collection: str, key: str) -> PrivateRecord | None:
         """This peer's side-store record (value, salt, version), if it holds one."""

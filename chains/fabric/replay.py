@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from chains.errors import ChainsError, IdentityError, MalformedError
@@ -27,6 +28,7 @@ from chains.fabric.config import ChaincodeDefinition, ChannelConfig
 from chains.fabric.errors import ConfigError
 from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking
 from chains.fabric.private_data import key_hash, value_hash
+from chains.fabric.snapshot import Snapshot, read_snapshot
 from chains.fabric.state import WorldState
 from chains.fabric.transaction import CONFIG, Envelope
 from chains.fabric.validator import ChannelValidator, TxCheck, ValidationCode
@@ -47,10 +49,12 @@ class ChannelReplay:
     height: int = 0
     last_hash: str = ZERO_HASH
     last_time: int = 0
-    hashes: list[str] = field(default_factory=list)
+    hashes: dict[int, str] = field(default_factory=dict)  # block number -> hash, as replayed
     transactions: int = 0
     complete: bool = True  # every block was validated (no gap stopped the replay)
     problems: list[Problem] = field(default_factory=list)
+    snapshot: Snapshot | None = None  # the peer file's, when it took one
+    state_hashes: dict[int, str] = field(default_factory=dict)  # height -> snapshot state hash
 
 
 def genesis_config(block: Block) -> ChannelConfig:
@@ -116,18 +120,23 @@ def check_link(replay: ChannelReplay, block: Block, stored_hash: str, msp: MSP,
         problems.append(Problem(number, "orderer-signature", str(exc)))
     replay.height, replay.last_hash = number + 1, block.hash
     replay.last_time = max(replay.last_time, block.timestamp)
-    replay.hashes.append(block.hash)
+    replay.hashes[number] = block.hash
 
 
 def replay_blocks(conn: sqlite3.Connection, *, transactions: bool = True,
-                  validate: bool = True, deadline: float | None = None) -> ChannelReplay:
+                  validate: bool = True, deadline: float | None = None,
+                  snapshots_at: Collection[int] = ()) -> ChannelReplay:
     """Replay the `blocks` of a channel file (`transactions` False: an orderer file, whose
     blocks have no stored codes) (see the module doc); past `deadline` (a `time.monotonic()`
-    value) it stops with a "timeout" problem."""
+    value) it stops with a "timeout" problem. A peer file's snapshot is the state the blocks
+    above it are replayed from (block 0, the config, is read first). `snapshots_at`: the
+    heights at which to record the hash a snapshot of the replayed state would have
+    (`state_hashes`; `validate` needed)."""
     replay = ChannelReplay()
     msp: MSP | None = None
     try:
         packing = BlockPacking.of(conn)
+        snapshot = read_snapshot(conn) if transactions else None
     except MalformedError as exc:
         replay.problems.append(Problem(None, "malformed-row", str(exc)))
         replay.complete = False
@@ -140,6 +149,12 @@ def replay_blocks(conn: sqlite3.Connection, *, transactions: bool = True,
                                                               "time limit"))
             replay.complete = False
             break
+        if replay.snapshot is not None and isinstance(number, int) and 0 < number < \
+                replay.snapshot.height:
+            replay.problems.append(Problem(number, "snapshot", f"block {number} is below the "
+                                           f"snapshot at height {replay.snapshot.height}, "
+                                           "which a peer keeps no blocks of"))
+            continue
         if number != replay.height:
             replay.problems.extend(Problem(n, "missing-block", "no such block in the file")
                                    for n in range(replay.height, min(number, replay.height + 5))
@@ -170,15 +185,56 @@ def replay_blocks(conn: sqlite3.Connection, *, transactions: bool = True,
         replay.transactions += len(txs)
         if validate and replay.complete:
             _validate(replay, block, txs)
+            if replay.height in snapshots_at:
+                replay.state_hashes[replay.height] = _state_hash(replay)
+        if number == 0 and snapshot is not None and not _restore(replay, snapshot):
+            return replay
     if msp is None and not replay.problems:
         replay.problems.append(Problem(None, "empty", "the file has no genesis block"))
     return replay
 
 
+def _restore(replay: ChannelReplay, snapshot: Snapshot) -> bool:
+    """Continue the replay from the peer's snapshot (after block 0); False, with a problem, if
+    the snapshot cannot be used."""
+    assert replay.config is not None and replay.validator is not None
+    where = snapshot.height - 1
+    replay.snapshot = snapshot
+    if not snapshot.hash_matches():
+        replay.problems.append(Problem(where, "snapshot", "the snapshot's content does not "
+                                                          "hash to its state hash"))
+        replay.complete = False
+        return False
+    try:
+        content = snapshot.restore({c.name: c.block_to_live for c in replay.config.collections})
+    except MalformedError as exc:
+        replay.problems.append(Problem(where, "malformed-row", str(exc)))
+        replay.complete = False
+        return False
+    replay.state, replay.seen = content.state, content.tx_ids
+    replay.validator.definitions = content.definitions
+    replay.height, replay.last_hash = snapshot.height, snapshot.block_hash
+    replay.last_time = max(replay.last_time, snapshot.time)
+    if replay.hashes.setdefault(where, snapshot.block_hash) != snapshot.block_hash:
+        replay.problems.append(Problem(where, "snapshot", "the snapshot names another block "
+                                                          f"{where} than the file holds"))
+    return True
+
+
+def _state_hash(replay: ChannelReplay) -> str:
+    """The state hash a snapshot taken now would have."""
+    assert replay.state is not None and replay.validator is not None
+    return Snapshot.take(replay.height, replay.last_hash, replay.last_time, replay.state,
+                         replay.validator.definitions, replay.seen).state_hash
+
+
 def _validate(replay: ChannelReplay, block: Block, txs: list[tuple]) -> None:
     assert replay.validator is not None and replay.state is not None
     result = replay.validator.validate_block(block, replay.state, replay.seen)
-    for index, (check, (_, tx_id, recorded)) in enumerate(zip(result.checks, txs)):
+    for index, (check, tx) in enumerate(zip(result.checks, txs)):
+        if len(tx) < 3:
+            continue  # an orderer's block: no stored codes to compare
+        _, tx_id, recorded = tx
         env = block.transactions[index]
         expected_id = env.tx_id if isinstance(env, Envelope) else ""
         if tx_id != expected_id:

@@ -27,6 +27,7 @@ from chains.fabric.block import Block
 from chains.fabric.errors import LedgerStateError
 from chains.fabric.packing import BlockPacking
 from chains.fabric.private_data import PrivateRecord
+from chains.fabric.snapshot import SNAPSHOT_SCHEMA, Snapshot
 from chains.fabric.state import UpdateBatch
 from chains.fabric.validator import BlockResult
 from chains.sqlite_files import check_schema, harden, rollback, storage_failure, writing
@@ -37,7 +38,9 @@ KIND = "fabric-channel"
 # 2: one canonical JSON, chain id and time in headers, no stored "claimed" flags.
 # 3: the same hashed bytes, stored packed (chains.fabric.packing): a compressed body per block,
 #    certificates once; files of format 2 are refused (FormatError names both versions).
-FORMAT = "3"
+# 4: the same blocks, and a `snapshot` table (chains.fabric.snapshot): a peer that took a
+#    snapshot keeps no blocks below it but the genesis; files of format 3 are refused.
+FORMAT = "4"
 
 BLOCK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,7 +65,7 @@ CREATE TABLE IF NOT EXISTS private_state(
     value BLOB NOT NULL, salt BLOB NOT NULL, block INTEGER NOT NULL, tx INTEGER NOT NULL,
     PRIMARY KEY(ns, collection, key_hash)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chaincodes(name TEXT PRIMARY KEY, definition TEXT NOT NULL);
-"""
+""" + SNAPSHOT_SCHEMA
 
 
 
@@ -151,7 +154,8 @@ class LedgerStore:
     # --- reads -------------------------------------------------------------------------------
     def height(self) -> int:
         (top,) = self.conn.execute("SELECT MAX(number) FROM blocks").fetchone()
-        return 0 if top is None else top + 1
+        (snapshot,) = self.conn.execute("SELECT MAX(height) FROM snapshot").fetchone()
+        return max(0 if top is None else top + 1, snapshot or 0)
 
     def private_records(self) -> Iterator[tuple[tuple[str, str, str], PrivateRecord]]:
         """The side store, as stored (replay checks it against the on-ledger hashes)."""
@@ -208,6 +212,24 @@ class LedgerStore:
         except BaseException:
             rollback(conn)
             raise
+
+    def take_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace the file's snapshot by `snapshot` and drop the blocks it summarizes (all
+        below its height but the genesis) with their transaction rows, atomically."""
+        conn = self.conn
+        with writing(self.path):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM snapshot")
+                conn.execute("INSERT INTO snapshot VALUES (?, ?, ?, ?, ?)", snapshot.row())
+                conn.execute("DELETE FROM transactions WHERE block > 0 AND block < ?",
+                             (snapshot.height,))
+                conn.execute("DELETE FROM blocks WHERE number > 0 AND number < ?",
+                             (snapshot.height,))
+                conn.execute("COMMIT")
+            except BaseException:
+                rollback(conn)
+                raise
 
     def scrub(self, tries: int = 1) -> bool:
         """Checkpoint and truncate the WAL if erased values may linger in it; True when no

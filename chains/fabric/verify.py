@@ -22,13 +22,14 @@ from chains.fabric.orderer_store import SCHEMA as ORDERER_SCHEMA
 from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking
 from chains.fabric.private_data import key_hash, value_hash
 from chains.fabric.replay import ChannelReplay, check_derived, genesis_config, replay_blocks
+from chains.fabric.snapshot import Snapshot
 from chains.fabric.store import FORMAT, KIND, SCHEMA
 from chains.fabric.transaction import Envelope
 from chains.report import DEFAULT_LIMITS, Problem, VerifyLimits, VerifyReport
 from chains.sqlite_files import UnsafeFile, check_schema, open_readonly
 
 __all__ = ["ORDERER_KIND", "PrivateWriteProof", "check_channel", "check_orderer",
-           "find_private_write", "verify_channel_file"]
+           "find_private_write", "snapshot_state_hashes", "verify_channel_file"]
 
 def _meta(conn: sqlite3.Connection, report: VerifyReport, schema: str, kind: str,
           version: str) -> dict | None:
@@ -59,24 +60,33 @@ def _read_kind(conn: sqlite3.Connection) -> object:
     return None if row is None else row[0]
 
 
-def _finish(replay: ChannelReplay, report: VerifyReport, meta: dict) -> tuple[str, list[str]]:
+Chain = tuple[str, dict[int, str], Snapshot | None]  # chain key, block hashes, the snapshot
+
+
+def _finish(replay: ChannelReplay, report: VerifyReport, meta: dict) -> Chain:
     report.problems.extend(replay.problems)
     report.blocks, report.transactions = len(replay.hashes), replay.transactions
     if replay.config is None:
-        return "", []
+        return "", {}, None
+    if replay.snapshot is not None:
+        report.blocks -= 1  # the snapshot's block hash is not a stored block
+        report.notes.append(f"snapshot at height {replay.snapshot.height} (state hash "
+                            f"{replay.snapshot.state_hash[:16]}...): blocks 1 to "
+                            f"{replay.snapshot.height - 1} are the orderer's only")
     if meta.get("channel") != replay.config.name:
         report.problems.append(Problem(None, "meta", f"meta.channel {meta.get('channel')!r}, "
                                                      f"genesis says {replay.config.name!r}"))
     report.head = f"height={replay.height} hash={replay.last_hash}"
-    return f"fabric:{replay.config.chain_id}", replay.hashes
+    return f"fabric:{replay.config.chain_id}", replay.hashes, replay.snapshot
 
 
 def check_channel(conn: sqlite3.Connection, report: VerifyReport, deadline: float | None = None
-                  ) -> tuple[str, list[str]]:
-    """Verify an open peer file into `report`; returns (chain key, block hashes)."""
+                  ) -> Chain:
+    """Verify an open peer file into `report`; returns (chain key, block hashes by number,
+    the snapshot); blocks above a snapshot are replayed from it."""
     meta = _meta(conn, report, SCHEMA, KIND, FORMAT)
     if meta is None:
-        return "", []
+        return "", {}, None
     conn.execute("BEGIN")
     replay = replay_blocks(conn, deadline=deadline)
     orphans = conn.execute("SELECT count(*) FROM transactions WHERE block NOT IN "
@@ -89,14 +99,27 @@ def check_channel(conn: sqlite3.Connection, report: VerifyReport, deadline: floa
 
 
 def check_orderer(conn: sqlite3.Connection, report: VerifyReport, deadline: float | None = None
-                  ) -> tuple[str, list[str]]:
-    """Verify an open orderer file into `report`; returns (chain key, block hashes)."""
+                  ) -> Chain:
+    """Verify an open orderer file into `report`; returns (chain key, block hashes, None)."""
     meta = _meta(conn, report, ORDERER_SCHEMA, ORDERER_KIND, ORDERER_FORMAT)
     if meta is None:
-        return "", []
+        return "", {}, None
     conn.execute("BEGIN")
     replay = replay_blocks(conn, transactions=False, validate=False, deadline=deadline)
     return _finish(replay, report, meta)
+
+
+def snapshot_state_hashes(path: str | Path, heights: set[int], *,
+                          limits: VerifyLimits = DEFAULT_LIMITS) -> dict[int, str]:
+    """The state hash a peer's snapshot at each of `heights` must have: the orderer's chain
+    (file `path`) replayed with validation, as a peer would; heights it does not reach are
+    left out."""
+    deadline = time.monotonic() + limits.max_seconds
+    with open_readonly(Path(path), limits) as conn:
+        conn.execute("BEGIN")
+        replay = replay_blocks(conn, transactions=False, deadline=deadline,
+                               snapshots_at=heights)
+    return replay.state_hashes
 
 
 def verify_channel_file(path: str | Path, *, limits: VerifyLimits = DEFAULT_LIMITS
