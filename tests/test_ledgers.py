@@ -632,3 +632,71 @@ def test_pruning_is_a_sealed_signed_record(tmp_path):
     assert tx.payload["prefixes"] == ["adapters/e00000/", "adapters/e00001/"]
     assert tx.sender == ledgers.network.orderer.id
     ledgers.close()
+
+
+def _episode_keys(ledgers: Ledgers) -> set[str]:
+    """The episodes whose round keys a peer's world state holds (``e00001`` ...)."""
+    peer = ledgers.channel.peers[0]
+    return {key.split("/")[1][:6] for ns, key in peer.state.public if "/e" in key}
+
+
+def _peer_blocks(ledgers: Ledgers) -> list[int]:
+    conn = sqlite3.connect(ledgers.channel.peers[0].store.path)
+    try:
+        return [n for (n,) in conn.execute("SELECT number FROM blocks ORDER BY number")]
+    finally:
+        conn.close()
+
+
+def test_peers_keep_one_episode_of_blocks_and_world_state_stays_bounded(tmp_path):
+    """At each episode start the peers take a snapshot (their blocks below it go; the orderer
+    keeps every block) and ``forget`` deletes the earlier episodes' round keys with the first
+    round: per episode, the same number of world-state keys and of retained blocks."""
+    ledgers = Ledgers(tmp_path, ORGS, seed=1, max_rounds=2)
+    sizes = []
+    for episode in range(4):
+        ledgers.start_episode("cd" * 32)
+        start = ledgers.channel.height
+        for index in range(2):
+            play_round(ledgers, episode, index)
+        assert _episode_keys(ledgers) == {f"e{episode:05d}"}
+        assert _peer_blocks(ledgers) == [0, *range(start, ledgers.channel.height)]
+        sizes.append((len(ledgers.channel.peers[0].state.public), len(_peer_blocks(ledgers))))
+    assert len(set(sizes[1:])) == 1  # the same each episode after the first
+    orderer_height = ledgers.channel.height
+    ledgers.close()
+    assert all(r.ok for r in verify_path(tmp_path)), [r.problems for r in verify_path(tmp_path)]
+    reopened = Ledgers(tmp_path, ORGS, seed=1, max_rounds=2)  # peers start from their snapshot
+    assert reopened.channel.height == orderer_height
+    assert reopened.channel.block(1) is not None  # the history is the orderer's
+    reopened.start_episode("cd" * 32)
+    play_round(reopened, 4, 0)
+    assert _episode_keys(reopened) == {"e00004"}
+    reopened.close()
+    assert all(r.ok for r in verify_path(tmp_path))
+
+
+def test_without_peer_snapshots_peers_keep_every_block(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1, max_rounds=1,
+                      ledger=LedgerSettings(peer_snapshots=False))
+    for episode in range(2):
+        ledgers.start_episode("cd" * 32)
+        play_round(ledgers, episode, 0)
+    assert _peer_blocks(ledgers) == list(range(ledgers.channel.height))
+    assert _episode_keys(ledgers) == {"e00001"}  # forget runs all the same
+    ledgers.close()
+
+
+def test_forget_deletes_only_earlier_episodes_and_checks_its_argument(tmp_path):
+    ledgers = Ledgers(tmp_path, ORGS, seed=1, max_rounds=1, ledger=LedgerSettings(
+        peer_snapshots=False))
+    ledgers.start_episode("cd" * 32)
+    play_round(ledgers, 0, 0)
+    gateway = Gateway(ledgers.channel, ledgers.clients["citycare"])
+    assert gateway.submit(CHAINCODE, "forget", "0").json() == 0  # nothing before episode 0
+    assert _episode_keys(ledgers) == {"e00000"}
+    with pytest.raises(ChaincodeError, match="episode index"):
+        gateway.submit(CHAINCODE, "forget", "e1")
+    assert gateway.submit(CHAINCODE, "forget", "1").json() == 3 + 1  # the digests, the scores
+    assert _episode_keys(ledgers) == set()
+    ledgers.close()

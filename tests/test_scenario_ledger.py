@@ -84,7 +84,7 @@ def test_without_channels_the_one_consortium_channel_is_todays(tmp_path):
     assert plan.collections[-1].member_policy == (
         "OR('bank.member', 'ins.member', 'clinic.member', 'air.member')"
     )
-    assert plan.functions == ("certify", "purge", "record", "store") and plan.fee(1) == 0.01
+    assert plan.functions == ("certify", "forget", "purge", "record", "store") and plan.fee(1) == 0.01
     assert (sc.ledger.public, sc.ledger.ethereum_url, sc.ledger.block_to_live) == ("sqlite", "", None)
 
 
@@ -100,9 +100,10 @@ def test_declared_channels_become_the_layout(tmp_path):
     assert finance.collection("ins-updates").member_policy == "OR('ins.member')"
     assert finance.collection("benchmark").endorsement_policy == finance.policy
     assert [c.name for c in everyone.collections] == ["scores"]
-    assert everyone.functions == ("attest", "record") and finance.functions == (
+    assert everyone.functions == ("attest", "forget", "record") and finance.functions == (
         "benchmark",
         "certify",
+        "forget",
         "purge",
         "record",
         "store",

@@ -28,7 +28,11 @@ wrote):
   checks that each removed digest is one the forgotten organization published on this channel
   and that its raw update was purged; ``endorse = "scores"`` also writes it into the ``scores``
   collection, which brings in the channel's endorsement policy; its tx id is kept under
-  ``unlearning-tx/<key>``.
+  ``unlearning-tx/<key>``;
+- ``forget(episode)`` (every channel): world state bounded: the keys above of the episodes
+  before ``episode`` (``<kind>/e<NNNNN>...``) are deleted, at the start of each episode (their
+  history stays in the blocks, which the orderer keeps: docs/run_folders.md, "Lifetimes and
+  pruning"); what a round checks reads its own episode's keys only.
 
 What a record holds besides what is checked here is the round's (:mod:`fedenv.round`).
 """
@@ -208,6 +212,25 @@ def certify_unlearning(stub: ChaincodeStub, key: str, record: str, endorse: str 
     return hashlib.sha256(record.encode()).hexdigest()
 
 
+EPISODE_KEYED = ("benchmark/", "digest/", "purged/", "reputation/", "scores/", "unlearning-tx/",
+                 "unlearning/")
+"""The prefixes of world-state keys that name an episode next (``<prefix>e<NNNNN>...``)."""
+
+
+def forget_episodes(stub: ChaincodeStub, episode: str) -> int:
+    """``federation.forget(episode)``: delete the episode-keyed world state of the episodes
+    before ``episode`` (an episode index); the number of keys deleted."""
+    if not episode.isdigit() or len(episode) > 5:
+        raise ChaincodeError(f"forget needs an episode index of up to 5 digits, got "
+                             f"{episode[:20]!r}")
+    deleted = 0
+    for prefix in EPISODE_KEYED:
+        for key, _ in stub.get_state_by_range(f"{prefix}e", f"{prefix}e{int(episode):05d}"):
+            stub.del_state(key)
+            deleted += 1
+    return deleted
+
+
 FUNCTIONS = {
     "store": store_update,
     "attest": attest_update,
@@ -215,5 +238,6 @@ FUNCTIONS = {
     "benchmark": record_benchmark,
     "purge": purge_update,
     "certify": certify_unlearning,
+    "forget": forget_episodes,
 }
 """Every function of the chaincode by name (a channel installs those its ``carries`` need)."""

@@ -154,7 +154,7 @@ class ChannelLayout:
             )
 
         collections = []
-        functions = []
+        functions = ["forget"]  # world state bounded (fedenv.ledgers.chaincode)
         if "updates" in channel.carries:
             functions.extend(("store", "purge", "certify"))
             collections.extend(config(collection_name(o), (o,), f"OR('{o}.peer')") for o in members)

@@ -28,7 +28,10 @@ Growth: the raw updates (and the records' private copies) live ``blockToLive`` c
 (Fabric's; :mod:`fedenv.ledgers.layout`): by default for the rest of their episode (what
 unlearning needs) and out of every file, write-ahead log included, during a later one; their
 hashes stay on the ledgers.  ``[ledger] block_to_live`` (or a channel's or collection's) sets
-another value (0: until purged).
+another value (0: until purged).  At each episode start every channel's peers take a ledger
+snapshot (``[ledger] peer_snapshots``, on by default: :mod:`chains.fabric.snapshot`) and drop
+their copies of the blocks below it (the orderer keeps every block), and ``federation.forget``
+deletes the previous episodes' round keys from world state (committed with the first round).
 
 Every key, certificate, nonce and salt derives from ``seed`` (the ledgers' genesis nonces too,
 so their chain ids are the seed's); block times are the env's logical round clock
@@ -101,6 +104,7 @@ class Ledgers:
             self.orgs, channels, ledger=ledger, fee_per_tx=ledger_fee_per_tx, max_rounds=max_rounds
         )
         self.public_fee = ledger_fee_per_tx
+        self.peer_snapshots = ledger.peer_snapshots
         self._clock = _RoundClock()
         self.network = Network.create(
             self.orgs, seed=seed, path=self.folder / FABRIC_DIR, clock=self._clock
@@ -195,8 +199,22 @@ class Ledgers:
             payload["artifact"] = artifact
         tx_id = self._anchor("anchor", payload)
         self.seal()
+        if self.peer_snapshots:
+            for channel in self.channels.values():
+                channel.snapshot()
+        if self.episodes:
+            self._forget(self.episodes)
         self.episodes += 1
         return self.episodes - 1, tx_id
+
+    def _forget(self, episode: int) -> None:
+        """Delete the world state of the episodes before ``episode`` on every channel (the
+        consortium's, charged to nobody; committed with the episode's first round)."""
+        for plan in self.layout.plans:
+            commit = Gateway(self.channels[plan.name], self.clients[plan.members[0]]).submit_async(
+                CHAINCODE, "forget", str(episode)
+            )
+            self._pending[commit.tx_id] = (plan.name, commit)
 
     def record_pruning(self, prefixes: Sequence[str]) -> str:
         """Seal a record, signed by the consortium's orderer, that the artifacts under

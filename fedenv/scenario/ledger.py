@@ -83,6 +83,13 @@ class LedgerSettings(Settings):
         "(3 x max_rounds blocks, fedenv.ledgers.layout)",
     )
 
+    peer_snapshots: bool = Field(
+        True,
+        description="at each episode start, every channel's peers take a ledger snapshot "
+        "(Fabric's) and drop their blocks below it, the orderer keeping every block; false: "
+        "peers keep every block",
+    )
+
     @model_validator(mode="after")
     def _public_chain(self) -> LedgerSettings:
         if self.public != "ethereum":
