@@ -47,9 +47,11 @@ from chains.store import (
     FORMAT,
     KIND,
     connect,
+    pack_body,
     read_cert,
     read_meta,
     read_node,
+    unpack_body,
     write_block,
 )
 from chains.transactions import KINDS, Transaction, check_payload
@@ -280,8 +282,9 @@ class PublicLedger:
                              timestamp, self.proposer.id)
         head = TreeHead(state.chain, frontier.size, frontier.root(), timestamp).signed_by(self.proposer)
         first = state.frontier.size
-        tx_rows = [(first + i, height, tx.leaf_hash, tx.sender, tx.nonce, tx.kind, tx.body,
-                    tx.signature) for i, tx in enumerate(txs)]
+        tx_rows = [(first + i, height, tx.leaf_hash, tx.sender, tx.nonce, tx.kind,
+                    pack_body(tx.body, chain if first + i else "", tx.sender), tx.signature)
+                   for i, tx in enumerate(txs)]
         certs = {tx.sender: tx.cert_pem for tx in txs if tx.sender not in self._stored_certs}
         if self.proposer.id not in self._stored_certs:
             certs[self.proposer.id] = self.proposer.cert_pem
@@ -341,20 +344,30 @@ class PublicLedger:
 
     def transaction(self, tx_id: str) -> Transaction:
         """A committed transaction by id."""
-        row = self._conn.execute("SELECT body, signature, sender FROM txs WHERE id = ?",
+        row = self._conn.execute("SELECT body, signature, sender, seq FROM txs WHERE id = ?",
                                  (_tx_key(tx_id),)).fetchone()
         if row is None:
             raise LedgerError(f"transaction {tx_id} is not committed on this ledger")
-        return Transaction.decode(row[0], row[1], read_cert(self._conn, row[2]) or b"")
+        return Transaction.decode(self._unpack(row[0], row[2], row[3]), row[1],
+                                  read_cert(self._conn, row[2]) or b"")
 
     def transactions(self, kind: str | None = None) -> Iterator[tuple[int, Transaction]]:
         """(block height, transaction) in log order, optionally of one kind."""
-        query = "SELECT t.height, t.body, t.signature, c.pem FROM txs t JOIN certs c ON c.id = t.sender"
+        query = ("SELECT t.height, t.body, t.signature, c.pem, t.sender, t.seq FROM txs t "
+                 "JOIN certs c ON c.id = t.sender")
         args: tuple = ()
         if kind is not None:
             query, args = query + " WHERE t.kind = ?", (kind,)
-        for height, body, sig, pem in self._conn.execute(query + " ORDER BY t.seq", args):
-            yield height, Transaction.decode(body, sig, pem)
+        for height, body, sig, pem, sender, seq in self._conn.execute(query + " ORDER BY t.seq",
+                                                                      args):
+            yield height, Transaction.decode(self._unpack(body, sender, seq), sig, pem)
+
+    def _unpack(self, body: bytes, sender: str, seq: int) -> bytes:
+        try:
+            return unpack_body(body, "" if seq == 0 else self.chain_id, sender)
+        except MalformedError as exc:
+            raise LedgerCorruptError(str(self.path), None, "malformed-tx",
+                                     f"transaction {seq}: {exc}") from None
 
     def inclusion_proof(self, tx_id: str, tree_size: int | None = None) -> InclusionProof:
         """Audit path of a committed transaction in the tree of `tree_size` (default: latest)."""

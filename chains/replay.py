@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chains.store import BLOCK_COLUMNS, TX_COLUMNS, TxRow, read_cert
+from chains.errors import MalformedError
+from chains.store import BLOCK_COLUMNS, TX_COLUMNS, TxRow, read_cert, unpack_body
 from chains.validation import LedgerState, Violation, check_block
 
 __all__ = ["ReplayFailure", "replay"]
@@ -42,6 +43,16 @@ def _typed(rows: Iterator[tuple], types: tuple[type, ...], table: str) -> Iterat
             raise Violation("malformed-row", f"{table} row {str(row[0])[:20]} has columns "
                                              f"({kinds})")
         yield row
+
+
+def _unpacked(row: TxRow, chain: str) -> TxRow:
+    """The row with its signed body (`chains.store.unpack_body`)."""
+    seq, sender = row[0], row[3]
+    try:
+        body = unpack_body(row[6], "" if seq == 0 else chain, sender)
+    except MalformedError as exc:
+        raise Violation("malformed-tx", f"transaction {seq}: {exc}") from None
+    return (*row[:6], body, row[7])
 
 
 class _Peek:
@@ -84,7 +95,8 @@ def replay(conn: sqlite3.Connection, state: LedgerState, *, signatures_from: int
             height = block[0]
             if deadline is not None and time.monotonic() > deadline:
                 raise Violation("timeout", "verification ran past its time limit")
-            block_txs = txs.take_while(lambda row, h=height: row[1] <= h)
+            block_txs = [_unpacked(row, state.chain)
+                         for row in txs.take_while(lambda row, h=height: row[1] <= h)]
             size = state.frontier.size + len(block_txs)
             block_nodes = nodes.take_while(lambda row, s=size: row[0] < s)
             check_block(state, block, block_txs, block_nodes, cert,
@@ -94,6 +106,8 @@ def replay(conn: sqlite3.Connection, state: LedgerState, *, signatures_from: int
                 on_block(height, block_txs)
     except Violation as exc:
         raise ReplayFailure(state.height + 1, exc.reason, exc.detail) from None
+    except MalformedError as exc:  # a TEXT value that is no text (`chains.sqlite_files`' text
+        raise ReplayFailure(state.height + 1, "malformed-row", str(exc)) from None  # factory)
     if blocks == 0:
         raise ReplayFailure(None, "empty", "the ledger has no genesis block")
     if txs.next is not None:

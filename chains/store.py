@@ -5,7 +5,10 @@ Tables:
   certs(id, pem)         certificates by identity id (hex SHA-256 of the DER), stored once
   blocks(height, ...)    header and its signature, the block hash, the signed tree head
   txs(seq, ...)          transactions in log order: seq is the Merkle leaf index; the block height,
-                         leaf hash (id), sender, nonce and kind are indexes into the signed body
+                         leaf hash (id), sender, nonce and kind are indexes into the signed body,
+                         which is stored packed (`pack_body`: raw DEFLATE with a preset
+                         dictionary of the bodies' keys, the chain id and the row's sender id,
+                         so those cost a few bytes); the signed bytes are unchanged
   nodes(last, level, hash)  every completed perfect subtree above the leaves, keyed by its last leaf,
                          so that proofs cost O(log^2 n) lookups
 Everything but the signed header, tree head and transaction bodies is derived: `open` and
@@ -16,16 +19,23 @@ schema is not exactly this one (a view, a trigger, an altered table) is refused 
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from chains.errors import LedgerCorruptError, LedgerError
+from chains.errors import LedgerCorruptError, LedgerError, MalformedError
 from chains.sqlite_files import check_schema, harden, rollback
 
-__all__ = ["FORMAT", "KIND", "SCHEMA", "BlockRow", "TxRow", "connect", "node_key", "write_block"]
+__all__ = ["FORMAT", "KIND", "SCHEMA", "BlockRow", "TxRow", "connect", "node_key", "pack_body",
+           "unpack_body", "write_block"]
 
 KIND = "public-ledger"
-FORMAT = "2"  # 2: one canonical JSON, genesis nonce, chain id in block headers, CRLs
+# 2: one canonical JSON, genesis nonce, chain id in block headers, CRLs.
+# 3: the same signed bytes, transaction bodies stored packed (`pack_body`); format 2 is refused.
+FORMAT = "3"
+BODY_TEMPLATE = (b'{"chain":"","kind":"anchor","nonce":,"payload":{"artifact":"","digest":"",'
+                 b'"event":"","prefixes":[]},"sender":""}')
+MAX_BODY_BYTES = 16 << 20  # a transaction body, unpacked (a genesis with many CAs included)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +96,31 @@ def connect(path: str | Path, *, create: bool = False, synchronous: str = "FULL"
         conn.close()
         raise
     return conn
+
+
+def _dictionary(chain: str, sender: str) -> bytes:
+    return BODY_TEMPLATE + chain.encode() + sender.encode()
+
+
+def pack_body(body: bytes, chain: str, sender: str) -> bytes:
+    """A transaction body as stored: raw DEFLATE (level 9) with a preset dictionary of the
+    template, the chain id (`""` for the genesis transaction, which precedes it) and the
+    sender's id."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=_dictionary(chain, sender))
+    return packer.compress(body) + packer.flush()
+
+
+def unpack_body(blob: bytes, chain: str, sender: str) -> bytes:
+    """The signed body of a stored one; MalformedError if it does not unpack whole."""
+    unpacker = zlib.decompressobj(-15, zdict=_dictionary(chain, sender))
+    try:
+        body = unpacker.decompress(blob, MAX_BODY_BYTES)
+    except zlib.error as exc:
+        raise MalformedError(f"its stored body does not decompress ({exc})") from None
+    if unpacker.unconsumed_tail or not unpacker.eof or unpacker.unused_data:
+        raise MalformedError("its stored body is cut short, too large or has bytes after its "
+                             "end")
+    return body
 
 
 def node_key(level: int, index: int) -> int:

@@ -400,8 +400,9 @@ def test_the_public_ledger_is_an_anchor(tmp_path, org):
 
 
 def test_formats_are_stable_across_versions(tmp_path):
-    # Pinned ids (format 2): any change to certificates, canonical JSON, signing or hashing
-    # shows up here, and must come with a new store.FORMAT.
+    # Pinned ids (formats 2 and 3: format 3 changed only how bodies are stored): any change to
+    # certificates, canonical JSON, signing or hashing shows up here, and must come with a new
+    # store.FORMAT.
     cas = [OrgCA.create(f"Org{i}MSP", seed=b"golden") for i in range(2)]
     with PublicLedger.create(tmp_path / "p.db", orgs=cas, nonce=b"golden-nonce",
                              proposer=cas[0].issue("orderer0", "orderer")) as ledger:
@@ -602,3 +603,28 @@ def test_every_kind_bounds_its_payload(tmp_path, org):
                                                         "x": [[[[[1]]]]]})
         with pytest.raises(TransactionRejected, match="outside"):
             ledger.transact(org.clients[0], "anchor", {"digest": digest("d"), "n": 2**60})
+
+
+def test_bodies_are_stored_packed_and_a_format_2_file_is_refused_untouched(tmp_path, org):
+    """Format 3 stores each transaction body packed (`store.pack_body`): what is signed is
+    unchanged, a stored body is a fraction of it, and a file of format 2 neither opens nor
+    verifies (both name the formats) and is left as it was."""
+    path = tmp_path / "p.db"
+    with org.ledger(path) as ledger:
+        tx_id = ledger.transact(org.clients[1], "update-hash", {"round": 0, "digest": digest("x")})
+        ledger.seal()
+        signed = ledger.transaction(tx_id).body
+    conn = sqlite3.connect(path)
+    with conn:
+        chain = conn.execute("SELECT value FROM meta WHERE key = 'chain'").fetchone()[0]
+        stored, sender = conn.execute("SELECT body, sender FROM txs WHERE seq = 1").fetchone()
+        assert store.unpack_body(stored, chain, sender) == signed
+        assert len(stored) < len(signed) / 2
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match="has format '2', expected 3"):
+        PublicLedger.open(path)
+    report = verify_ledger_file(path)
+    assert [p.reason for p in report.problems] == ["meta"] and "'2'" in report.problems[0].detail
+    assert path.read_bytes() == before

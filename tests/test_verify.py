@@ -79,7 +79,8 @@ def forge_block(path: Path, txs: list[Transaction], proposer: Identity) -> None:
     new = BlockHeader(prev.chain, height + 1, prev.hash, block_tree.root(), len(txs),
                       prev.timestamp + 1, proposer.id)
     sth = TreeHead(prev_head.log, frontier.size, frontier.root(), new.timestamp).signed_by(proposer)
-    rows = [(size + i, height + 1, tx.leaf_hash, tx.sender, tx.nonce, tx.kind, tx.body, tx.signature)
+    rows = [(size + i, height + 1, tx.leaf_hash, tx.sender, tx.nonce, tx.kind,
+             store.pack_body(tx.body, prev.chain, tx.sender), tx.signature)
             for i, tx in enumerate(txs)]
     certs = [(tx.sender, tx.cert_pem) for tx in txs] + [(proposer.id, proposer.cert_pem)]
     store.write_block(conn, (height + 1, new.hash, new.encode(), new.sign(proposer), sth.size,
@@ -103,10 +104,15 @@ def row(path: Path, query: str, *args) -> tuple:
 
 
 def change_payload_byte(path):
-    seq, body = row(path, "SELECT seq, body FROM txs WHERE height = 2 ORDER BY seq LIMIT 1 OFFSET 1")
+    """A digest's byte changed in the signed body, stored packed again as the writer packs."""
+    chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
+    seq, packed, sender = row(path, "SELECT seq, body, sender FROM txs WHERE height = 2 "
+                                    "ORDER BY seq LIMIT 1 OFFSET 1")
+    body = store.unpack_body(packed, chain, sender)
     at = body.index(b'"digest":"') + 10
     body = body[:at] + (b"0" if body[at:at + 1] != b"0" else b"1") + body[at + 1:]
-    sql(path, ("UPDATE txs SET body = ? WHERE seq = ?", (body, seq)))
+    sql(path, ("UPDATE txs SET body = ? WHERE seq = ?", (store.pack_body(body, chain, sender),
+                                                         seq)))
 
 
 def change_signature(path):
@@ -178,8 +184,11 @@ def revoked_sender(path):
 
 
 def replay_transaction(path):
-    body, sig, pem = row(path, "SELECT t.body, t.signature, c.pem FROM txs t JOIN certs c "
-                               "ON c.id = t.sender WHERE t.height = 1 LIMIT 1")
+    chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
+    packed, sig, pem, sender = row(path, "SELECT t.body, t.signature, c.pem, t.sender FROM txs t "
+                                         "JOIN certs c ON c.id = t.sender WHERE t.height = 1 "
+                                         "LIMIT 1")
+    body = store.unpack_body(packed, chain, sender)
     sql(path, "DROP INDEX txs_by_id")  # the file's own uniqueness guard goes first: a schema change
     forge_block(path, [Transaction.decode(body, sig, pem)], ORDERER)
 
