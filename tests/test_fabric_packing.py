@@ -4,6 +4,7 @@ garbled body, dictionary or certificate reference is named by block, in verify a
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,15 @@ from support_fabric_files import execute, repack, stored_block
 
 from chains.fabric import Gateway, LedgerStateError, Network, verify_channel_file
 from chains.fabric.orderer_store import OrdererStore
-from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking, join_envelopes
+from chains.fabric.packing import (
+    BLOCK_COLUMNS,
+    BlockPacking,
+    deflate,
+    join_envelopes,
+    restore_derived,
+    split_envelopes,
+    strip_derived,
+)
 from chains.fabric.store import FORMAT as PEER_FORMAT
 from chains.fabric.store import LedgerStore
 
@@ -171,3 +180,67 @@ def test_a_format_2_file_is_refused_naming_both_versions(tmp_path: Path) -> None
     assert path.read_bytes() == before
     (found,) = problems(path)
     assert found[1] == "meta" and "format '2'" in found[2] and f"format '{PEER_FORMAT}'" in found[2]
+
+
+def _framed_parts(path: Path, number: int) -> list[tuple[bytes, bool]]:
+    """Block `number`'s stored parts (header, then envelopes) and whether each is stripped."""
+    conn = sqlite3.connect(path)
+    packing = BlockPacking.of(conn)
+    (size, body) = conn.execute("SELECT dictionary, body FROM blocks WHERE number = ?",
+                                (number,)).fetchone()
+    conn.close()
+    return list(split_envelopes(zlib.decompressobj(-15, packing.dictionary(size))
+                                .decompress(body)))
+
+
+@pytest.mark.parametrize("name", ["peer0.Org1.db", "orderer.db"])
+def test_an_envelope_is_stored_without_what_a_reader_derives(ledger: Path, name: str) -> None:
+    """Format 4: an endorser transaction is stored without its tx_id and proposal hash (both
+    SHA-256 of what it holds), and reads back byte-identical; the config envelope is whole."""
+    path = ledger / "ch" / name
+    block = stored_block(path, 3)
+    (_, header_flag), (stored, stripped) = _framed_parts(path, 3)
+    envelope = block.transactions[0]
+    assert stripped and not header_flag
+    assert envelope.tx_id.encode() not in stored and b"proposal_hash" not in stored
+    assert envelope.tx_id.encode() in block.envelopes[0]
+    assert restore_derived(stored) == block.envelopes[0] and strip_derived(stored) is None
+    assert [flag for _, flag in _framed_parts(path, 0)] == [False, False]  # the config
+
+
+def test_a_changed_nonce_in_a_stripped_envelope_fails_its_signature(ledger: Path,
+                                                                    tmp_path: Path) -> None:
+    """The tx_id a reader derives follows a changed nonce, which the creator signed: the block
+    is named, whether the attacker repacks with or without recomputing the hashes."""
+    path = copy_of(ledger, tmp_path)
+    raw = stored_block(path, 4).envelopes[0]
+    nonce = raw.split(b'"nonce":"')[1][:4]
+    repack(path, 4, envelopes={0: raw.replace(b'"nonce":"' + nonce,
+                                              b'"nonce":"' + nonce[::-1], 1)})
+    assert [b for b, _, _ in problems(path)][:1] == [4]
+
+
+def test_a_stripped_envelope_that_holds_a_derived_field_is_malformed(ledger: Path,
+                                                                     tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    conn = sqlite3.connect(path)
+    packing = BlockPacking.of(conn)
+    size = conn.execute("SELECT dictionary FROM blocks WHERE number = 4").fetchone()[0]
+    conn.close()
+    (header, _), (stored, _) = _framed_parts(path, 4)
+    whole = restore_derived(stored)  # a full envelope flagged as stripped
+    body = deflate(join_envelopes((header, whole), (False, True)), packing.dictionary(size))
+    execute(path, "UPDATE blocks SET body = ? WHERE number = 4", body)
+    found = problems(path)
+    assert found[0][:2] == (4, "malformed-row") and "derived field" in found[0][2], found
+
+
+def test_an_orderer_file_of_format_3_is_refused_untouched(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path, "orderer.db")
+    execute(path, "UPDATE meta SET value = '3' WHERE key = 'format'")
+    before = path.read_bytes()
+    with pytest.raises(LedgerStateError, match="of format '3'; this version reads format '4'"):
+        OrdererStore(path, channel="ch")
+    assert path.read_bytes() == before
+    (found,) = problems(path)
+    assert found[1] == "meta" and "format '3'" in found[2] and "format '4'" in found[2]

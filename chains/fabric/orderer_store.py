@@ -23,7 +23,9 @@ from chains.sqlite_files import rollback, writing
 __all__ = ["FORMAT", "KIND", "SCHEMA", "OrdererStore"]
 
 KIND = "fabric-orderer"
-FORMAT = "3"  # as peer files of format 3 (packed blocks); the orderer keeps every block
+# 3: blocks stored packed (chains.fabric.packing). 4: envelopes stored without the fields a
+# reader derives (tx_id, proposal hash); format 3 is refused. The orderer keeps every block.
+FORMAT = "4"
 SCHEMA = BLOCK_SCHEMA
 
 

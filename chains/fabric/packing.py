@@ -10,7 +10,10 @@ the orderer's file (`chains.fabric.store`, `chains.fabric.orderer_store`) holds
     signature   the orderer's signature of the header bytes, raw
     dictionary  how many `certificates` the body's compression dictionary holds
     body        raw DEFLATE (zlib, level 9) of the header bytes and then each envelope, each
-                preceded by its length (4 bytes big-endian), with a preset dictionary
+                preceded by its length (4 bytes big-endian), with a preset dictionary; an
+                envelope whose length has the top bit set is stored without the two fields
+                a reader derives (`strip_derived`): its header's `tx_id` (SHA-256 of nonce
+                and creator) and its response's `proposal_hash` (SHA-256 of the header)
 
 and `certificates(id, pem)` holds every certificate once, in the order the file first met it
 (the ordering node's, and each one an envelope carries as creator or endorser). The preset
@@ -28,13 +31,17 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from typing import Any
 import zlib
 from collections.abc import Iterable
 
+from chains.canonical import canonical_json, encode_parsed, parse_json
 from chains.errors import MalformedError
 from chains.fabric.block import Block, BlockHeader
+from chains.fabric.codec import sha256_hex
 
-__all__ = ["BLOCK_COLUMNS", "BlockPacking", "join_envelopes", "split_envelopes"]
+__all__ = ["BLOCK_COLUMNS", "BlockPacking", "join_envelopes", "restore_derived",
+           "split_envelopes", "strip_derived"]
 
 TEMPLATE = (
     b'{"chain":"","data_hash":"","number":,"previous_hash":"","timestamp":}'
@@ -51,21 +58,67 @@ _JSON_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(?:\\n|[A-Za-z0-9+/= ]){1,
                         rb"-----END CERTIFICATE-----\\n")
 
 
-def join_envelopes(parts: Iterable[bytes]) -> bytes:
-    """`parts` as one BLOB: each preceded by its length (4 bytes, big-endian)."""
-    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+STRIPPED = 1 << 31  # a part's length flag: stored without its derived fields
 
 
-def split_envelopes(blob: bytes) -> tuple[bytes, ...]:
-    """The parts of a `join_envelopes` BLOB; MalformedError if the framing is broken."""
+def join_envelopes(parts: Iterable[bytes], stripped: Iterable[bool] = ()) -> bytes:
+    """`parts` as one BLOB: each preceded by its length (4 bytes, big-endian), the top bit set
+    for a part `stripped` names."""
+    flags = list(stripped)
+    return b"".join((len(p) | (STRIPPED if i < len(flags) and flags[i] else 0)).to_bytes(4, "big")
+                    + p for i, p in enumerate(parts))
+
+
+def split_envelopes(blob: bytes) -> tuple[tuple[bytes, bool], ...]:
+    """The (part, stripped) of a `join_envelopes` BLOB; MalformedError if the framing is
+    broken."""
     out, at = [], 0
     while at < len(blob):
-        size = int.from_bytes(blob[at:at + 4], "big")
+        field = int.from_bytes(blob[at:at + 4], "big")
+        size = field & (STRIPPED - 1)
         if at + 4 + size > len(blob) or len(blob) - at < 4:
             raise MalformedError("the envelopes of a block are cut short")
-        out.append(blob[at + 4:at + 4 + size])
+        out.append((blob[at + 4:at + 4 + size], bool(field & STRIPPED)))
         at += 4 + size
     return tuple(out)
+
+
+def _derived(header: dict[str, Any]) -> tuple[str, str]:
+    """(tx_id, proposal hash) of an envelope's header without its tx_id."""
+    tx_id = sha256_hex(bytes.fromhex(header["nonce"]), header["creator"].encode())
+    return tx_id, sha256_hex(canonical_json({**header, "tx_id": tx_id}))
+
+
+def strip_derived(envelope: bytes) -> bytes | None:
+    """The envelope without its header's `tx_id` and its response's `proposal_hash`, when both
+    are what they derive from and `restore_derived` gives back exactly `envelope`; else None
+    (stored whole)."""
+    try:
+        data = parse_json(envelope, max_bytes=len(envelope))
+        header, body = data["payload"]["header"], data["payload"]["body"]
+        tx_id = header.pop("tx_id")
+        if (tx_id, body.pop("proposal_hash")) != _derived(header):
+            return None
+        stripped = encode_parsed(data)
+        return stripped if restore_derived(stripped) == envelope else None
+    except (MalformedError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def restore_derived(stripped: bytes) -> bytes:
+    """The envelope `strip_derived` stored; MalformedError if it is not a stripped one."""
+    try:
+        data = parse_json(stripped, max_bytes=len(stripped))
+        header, body = data["payload"]["header"], data["payload"]["body"]
+        if "tx_id" in header or "proposal_hash" in body:
+            raise MalformedError("a stripped envelope holds a derived field")
+        header["tx_id"], body["proposal_hash"] = _derived(header)
+        return canonical_json(data)
+    except MalformedError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedError(f"a stripped envelope is not an endorser transaction's "
+                             f"({type(exc).__name__})") from None
 
 
 def deflate(data: bytes, dictionary: bytes) -> bytes:
@@ -135,7 +188,7 @@ class BlockPacking:
         size = len(known)
         dictionary = (self.dictionary(size) if not new else
                       _dictionary([*self.certificates, *(pem for _, pem in new)]))
-        body = deflate(join_envelopes((block.header_bytes, *block.envelopes)), dictionary)
+        body = self._deflate(block.header_bytes, block.envelopes, dictionary)
         row = (block.number, bytes.fromhex(block.hash), known[block.orderer], block.signature,
                size, body)
         return row, new
@@ -143,7 +196,16 @@ class BlockPacking:
     def body(self, header: bytes, envelopes: Iterable[bytes], size: int) -> bytes:
         """The body of a block with these header bytes and envelopes, packed with dictionary
         `size` (what `pack` stores; for tools and tests that rewrite a row)."""
-        return deflate(join_envelopes((header, *envelopes)), self.dictionary(size))
+        return self._deflate(header, envelopes, self.dictionary(size))
+
+    @staticmethod
+    def _deflate(header: bytes, envelopes: Iterable[bytes], dictionary: bytes) -> bytes:
+        envelopes = tuple(envelopes)
+        stripped = [strip_derived(e) for e in envelopes]
+        parts = [s if s is not None else e for s, e in zip(stripped, envelopes)]
+        return deflate(join_envelopes((header, *parts), (False, *(s is not None
+                                                                   for s in stripped))),
+                       dictionary)
 
     def accept(self, new: list[tuple[int, bytes]]) -> None:
         """Take the committed certificate rows `new` (from `pack`) into the cache."""
@@ -176,13 +238,13 @@ class BlockPacking:
             raise MalformedError(f"{where}: the body is cut short, has bytes after its end or "
                                  f"exceeds {MAX_BODY_BYTES} bytes")
         try:
-            header, *envelopes = split_envelopes(data)
-        except ValueError:
-            raise MalformedError(f"{where}: the body holds no header") from None
-        except MalformedError as exc:
-            raise MalformedError(f"{where}: {exc}") from None
-        try:
+            (header, flag), *parts = split_envelopes(data)
+            envelopes = [restore_derived(e) if stripped else e for e, stripped in parts]
+            if flag:
+                raise MalformedError("its header is flagged as an envelope")
             decoded = BlockHeader.decode(header)
         except MalformedError as exc:
             raise MalformedError(f"{where}: {exc}") from None
+        except ValueError:
+            raise MalformedError(f"{where}: the body holds no header") from None
         return Block(decoded, tuple(envelopes), self.certificates[orderer - 1], signature)

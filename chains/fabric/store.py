@@ -38,8 +38,9 @@ KIND = "fabric-channel"
 # 2: one canonical JSON, chain id and time in headers, no stored "claimed" flags.
 # 3: the same hashed bytes, stored packed (chains.fabric.packing): a compressed body per block,
 #    certificates once; files of format 2 are refused (FormatError names both versions).
-# 4: the same blocks, and a `snapshot` table (chains.fabric.snapshot): a peer that took a
-#    snapshot keeps no blocks below it but the genesis; files of format 3 are refused.
+# 4: the same hashed bytes; envelopes stored without the fields a reader derives (tx_id,
+#    proposal hash: chains.fabric.packing), and a `snapshot` table (chains.fabric.snapshot):
+#    a peer that took a snapshot keeps no blocks below it but the genesis; format 3 is refused.
 FORMAT = "4"
 
 BLOCK_SCHEMA = """
