@@ -14,9 +14,10 @@ blocks); each SQLite file is split by the tables its pages hold (SQLite's ``dbst
 
     public          the public ledger (public.db: blocks, transactions, Merkle nodes)
     blocks@orderer  the channel's blocks, the orderer's copy (fabric/<channel>/orderer.db)
-    blocks@peers    the channel's blocks and transactions, every peer's copy
+    blocks@peers    the channel's blocks and transactions, every peer's copy (since its
+                    last snapshot: chains.fabric.snapshot)
     private@peers   private data collections (values, and their hashes) at the peers
-    state@peers     the peers' world state (and their other tables)
+    state@peers     the peers' world state and ledger snapshot (and their other tables)
     free pages      pages SQLite freed (purged values) and will reuse
     adapters        adapter files (adapters/)
     other           anything else (config.json, the lock, a write-ahead log left behind)
