@@ -48,10 +48,14 @@ from chains.store import (
     KIND,
     connect,
     pack_body,
+    pack_header,
+    pack_tree_head,
     read_cert,
     read_meta,
     read_node,
     unpack_body,
+    unpack_header,
+    unpack_tree_head,
     write_block,
 )
 from chains.transactions import KINDS, Transaction, check_payload
@@ -288,14 +292,29 @@ class PublicLedger:
         certs = {tx.sender: tx.cert_pem for tx in txs if tx.sender not in self._stored_certs}
         if self.proposer.id not in self._stored_certs:
             certs[self.proposer.id] = self.proposer.cert_pem
-        block_row = (height, header.hash, header.encode(), header.sign(self.proposer), head.size,
-                     head.encode(), head.signature)
+        stored_chain, prev = (chain, state.prev_hash.hex()) if height else ("", "")
+        block_row = (height, header.hash, pack_header(header.encode(), stored_chain, prev),
+                     header.sign(self.proposer), head.size,
+                     pack_tree_head(head.encode(), stored_chain), head.signature)
         with writing(self.path):
             write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
         self._stored_certs.update(certs)
         state.height, state.prev_hash, state.timestamp = height, header.hash, timestamp
         state.frontier, state.head, self._pending = frontier, head, []
         return Block(header, header.hash, block_row[3], head, tuple(tx.id for tx in txs))
+
+    def _stored(self, height: int, blob: bytes, what: str) -> bytes:
+        """The signed bytes of block `height`'s stored header or tree head (`what`)."""
+        chain = self.chain_id if height else ""
+        try:
+            if what == "tree head":
+                return unpack_tree_head(blob, chain)
+            prev = self._conn.execute("SELECT hash FROM blocks WHERE height = ?",
+                                      (height - 1,)).fetchone() if height else None
+            return unpack_header(blob, chain, bytes(prev[0]).hex() if prev else "")
+        except MalformedError as exc:
+            raise LedgerCorruptError(str(self.path), height, "malformed-block", f"{what}: {exc}") \
+                from None
 
     # -- the Anchor protocol ----------------------------------------------------------------------
     def anchor(self, kind: str, payload: Mapping[str, Any], *, sender: Identity | None = None) -> str:
@@ -321,16 +340,16 @@ class PublicLedger:
         if size is None:
             assert self._state.head is not None
             return self._state.head
-        row = self._conn.execute("SELECT tree_head, tree_head_signature FROM blocks "
+        row = self._conn.execute("SELECT tree_head, tree_head_signature, height FROM blocks "
                                  "WHERE tree_size = ?", (size,)).fetchone()
         if row is None:
             raise LedgerError(f"no tree head was published at size {size}")
-        return TreeHead.decode(row[0], row[1])
+        return TreeHead.decode(self._stored(row[2], row[0], "tree head"), row[1])
 
     def tree_heads(self) -> Iterator[TreeHead]:
-        for data, sig in self._conn.execute("SELECT tree_head, tree_head_signature FROM blocks "
-                                            "ORDER BY height"):
-            yield TreeHead.decode(data, sig)
+        for data, sig, height in self._conn.execute("SELECT tree_head, tree_head_signature, "
+                                                    "height FROM blocks ORDER BY height"):
+            yield TreeHead.decode(self._stored(height, data, "tree head"), sig)
 
     def block(self, height: int) -> Block:
         row = self._conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE height = ?",
@@ -339,8 +358,9 @@ class PublicLedger:
             raise LedgerError(f"no block at height {height} (head is {self.height})")
         ids = tuple(bytes(r[0]).hex() for r in self._conn.execute(
             "SELECT id FROM txs WHERE height = ? ORDER BY seq", (height,)))
-        header = BlockHeader.decode(row[2])
-        return Block(header, bytes(row[1]), bytes(row[3]), TreeHead.decode(row[5], row[6]), ids)
+        header = BlockHeader.decode(self._stored(height, row[2], "header"))
+        return Block(header, bytes(row[1]), bytes(row[3]),
+                     TreeHead.decode(self._stored(height, row[5], "tree head"), row[6]), ids)
 
     def transaction(self, tx_id: str) -> Transaction:
         """A committed transaction by id."""

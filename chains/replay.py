@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from chains.errors import MalformedError
-from chains.store import BLOCK_COLUMNS, TX_COLUMNS, TxRow, read_cert, unpack_body
+from chains.store import (
+    BLOCK_COLUMNS,
+    TX_COLUMNS,
+    TxRow,
+    read_cert,
+    unpack_body,
+    unpack_header,
+    unpack_tree_head,
+)
 from chains.validation import LedgerState, Violation, check_block
 
 __all__ = ["ReplayFailure", "replay"]
@@ -43,6 +51,20 @@ def _typed(rows: Iterator[tuple], types: tuple[type, ...], table: str) -> Iterat
             raise Violation("malformed-row", f"{table} row {str(row[0])[:20]} has columns "
                                              f"({kinds})")
         yield row
+
+
+def _unpacked_block(row: tuple, state: LedgerState) -> tuple:
+    """The block row with its signed header and tree head (`chains.store.pack_header`)."""
+    height = row[0]
+    if height != state.height + 1:
+        return row  # check_block names the gap
+    chain, prev = (state.chain, state.prev_hash.hex()) if height else ("", "")
+    try:
+        header = unpack_header(row[2], chain, prev)
+        head = unpack_tree_head(row[5], chain)
+    except MalformedError as exc:
+        raise Violation("malformed-block", str(exc)) from None
+    return (*row[:2], header, *row[3:5], head, row[6])
 
 
 def _unpacked(row: TxRow, chain: str) -> TxRow:
@@ -91,8 +113,9 @@ def replay(conn: sqlite3.Connection, state: LedgerState, *, signatures_from: int
                            _TX_TYPES, "txs"))
         nodes = _Peek(_typed(conn.execute("SELECT last, level, hash FROM nodes "
                                           "ORDER BY last, level"), _NODE_TYPES, "nodes"))
-        for block in rows:
-            height = block[0]
+        for row in rows:
+            height = row[0]
+            block = _unpacked_block(row, state)
             if deadline is not None and time.monotonic() > deadline:
                 raise Violation("timeout", "verification ran past its time limit")
             block_txs = [_unpacked(row, state.chain)

@@ -8,7 +8,8 @@ Tables:
                          leaf hash (id), sender, nonce and kind are indexes into the signed body,
                          which is stored packed (`pack_body`: raw DEFLATE with a preset
                          dictionary of the bodies' keys, the chain id and the row's sender id,
-                         so those cost a few bytes); the signed bytes are unchanged
+                         so those cost a few bytes); block headers and tree heads are stored
+                         packed too; the signed bytes are unchanged
   nodes(last, level, hash)  every completed perfect subtree above the leaves, keyed by its last leaf,
                          so that proofs cost O(log^2 n) lookups
 Everything but the signed header, tree head and transaction bodies is derived: `open` and
@@ -27,14 +28,19 @@ from chains.errors import LedgerCorruptError, LedgerError, MalformedError
 from chains.sqlite_files import check_schema, harden, rollback
 
 __all__ = ["FORMAT", "KIND", "SCHEMA", "BlockRow", "TxRow", "connect", "node_key", "pack_body",
-           "unpack_body", "write_block"]
+           "pack_header", "pack_tree_head", "unpack_body", "unpack_header", "unpack_tree_head",
+           "write_block"]
 
 KIND = "public-ledger"
 # 2: one canonical JSON, genesis nonce, chain id in block headers, CRLs.
-# 3: the same signed bytes, transaction bodies stored packed (`pack_body`); format 2 is refused.
+# 3: the same signed bytes, transaction bodies, block headers and tree heads stored packed
+#    (`pack_body`, `pack_header`, `pack_tree_head`); format 2 is refused.
 FORMAT = "3"
 BODY_TEMPLATE = (b'{"chain":"","kind":"anchor","nonce":,"payload":{"artifact":"","digest":"",'
                  b'"event":"","prefixes":[]},"sender":""}')
+HEADER_TEMPLATE = (b'{"chain":"","height":,"prev":"","proposer":"","timestamp":,"tx_count":,'
+                   b'"tx_root":""}')
+TREE_HEAD_TEMPLATE = b'{"log":"","root":"","size":,"timestamp":}'
 MAX_BODY_BYTES = 16 << 20  # a transaction body, unpacked (a genesis with many CAs included)
 
 SCHEMA = """
@@ -98,29 +104,52 @@ def connect(path: str | Path, *, create: bool = False, synchronous: str = "FULL"
     return conn
 
 
-def _dictionary(chain: str, sender: str) -> bytes:
-    return BODY_TEMPLATE + chain.encode() + sender.encode()
+def _pack(data: bytes, dictionary: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=dictionary)
+    return packer.compress(data) + packer.flush()
+
+
+def _unpack(blob: bytes, dictionary: bytes, what: str) -> bytes:
+    unpacker = zlib.decompressobj(-15, zdict=dictionary)
+    try:
+        data = unpacker.decompress(blob, MAX_BODY_BYTES)
+    except zlib.error as exc:
+        raise MalformedError(f"its stored {what} does not decompress ({exc})") from None
+    if unpacker.unconsumed_tail or not unpacker.eof or unpacker.unused_data:
+        raise MalformedError(f"its stored {what} is cut short, too large or has bytes after its "
+                             "end")
+    return data
 
 
 def pack_body(body: bytes, chain: str, sender: str) -> bytes:
     """A transaction body as stored: raw DEFLATE (level 9) with a preset dictionary of the
     template, the chain id (`""` for the genesis transaction, which precedes it) and the
     sender's id."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=_dictionary(chain, sender))
-    return packer.compress(body) + packer.flush()
+    return _pack(body, BODY_TEMPLATE + chain.encode() + sender.encode())
 
 
 def unpack_body(blob: bytes, chain: str, sender: str) -> bytes:
     """The signed body of a stored one; MalformedError if it does not unpack whole."""
-    unpacker = zlib.decompressobj(-15, zdict=_dictionary(chain, sender))
-    try:
-        body = unpacker.decompress(blob, MAX_BODY_BYTES)
-    except zlib.error as exc:
-        raise MalformedError(f"its stored body does not decompress ({exc})") from None
-    if unpacker.unconsumed_tail or not unpacker.eof or unpacker.unused_data:
-        raise MalformedError("its stored body is cut short, too large or has bytes after its "
-                             "end")
-    return body
+    return _unpack(blob, BODY_TEMPLATE + chain.encode() + sender.encode(), "body")
+
+
+def pack_header(header: bytes, chain: str, prev: str) -> bytes:
+    """A block header as stored: as `pack_body`, its dictionary the header template, the chain
+    id and the previous block's hash (hex; both `""` for the genesis block)."""
+    return _pack(header, HEADER_TEMPLATE + chain.encode() + prev.encode())
+
+
+def unpack_header(blob: bytes, chain: str, prev: str) -> bytes:
+    return _unpack(blob, HEADER_TEMPLATE + chain.encode() + prev.encode(), "header")
+
+
+def pack_tree_head(head: bytes, chain: str) -> bytes:
+    """A signed tree head's bytes as stored (the chain id `""` in the genesis block)."""
+    return _pack(head, TREE_HEAD_TEMPLATE + chain.encode())
+
+
+def unpack_tree_head(blob: bytes, chain: str) -> bytes:
+    return _unpack(blob, TREE_HEAD_TEMPLATE + chain.encode(), "tree head")
 
 
 def node_key(level: int, index: int) -> int:

@@ -606,20 +606,30 @@ def test_every_kind_bounds_its_payload(tmp_path, org):
 
 
 def test_bodies_are_stored_packed_and_a_format_2_file_is_refused_untouched(tmp_path, org):
-    """Format 3 stores each transaction body packed (`store.pack_body`): what is signed is
-    unchanged, a stored body is a fraction of it, and a file of format 2 neither opens nor
-    verifies (both name the formats) and is left as it was."""
+    """Format 3 stores each transaction body, block header and tree head packed
+    (`store.pack_body`, ...): what is signed is unchanged, a stored body or header is a
+    fraction of it, and a file of format 2 neither opens nor verifies (both name the formats)
+    and is left as it was."""
     path = tmp_path / "p.db"
-    with org.ledger(path) as ledger:
-        tx_id = ledger.transact(org.clients[1], "update-hash", {"round": 0, "digest": digest("x")})
-        ledger.seal()
-        signed = ledger.transaction(tx_id).body
+    ledger = org.ledger(path)
+    tx_id = ledger.transact(org.clients[1], "update-hash", {"round": 0, "digest": digest("x")})
+    ledger.seal()
+    signed = ledger.transaction(tx_id).body
     conn = sqlite3.connect(path)
     with conn:
         chain = conn.execute("SELECT value FROM meta WHERE key = 'chain'").fetchone()[0]
         stored, sender = conn.execute("SELECT body, sender FROM txs WHERE seq = 1").fetchone()
         assert store.unpack_body(stored, chain, sender) == signed
         assert len(stored) < len(signed) / 2
+        (prev,), (header, head) = conn.execute(
+            "SELECT hash FROM blocks WHERE height = 0").fetchone(), conn.execute(
+            "SELECT header, tree_head FROM blocks WHERE height = 1").fetchone()
+        block = ledger.block(1)
+        assert store.unpack_header(header, chain, prev.hex()) == block.header.encode()
+        assert store.unpack_tree_head(head, chain) == block.tree_head.encode()
+        assert len(header) < len(block.header.encode()) / 2
+    ledger.close()
+    with conn:
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
     conn.close()
     before = path.read_bytes()
@@ -628,3 +638,22 @@ def test_bodies_are_stored_packed_and_a_format_2_file_is_refused_untouched(tmp_p
     report = verify_ledger_file(path)
     assert [p.reason for p in report.problems] == ["meta"] and "'2'" in report.problems[0].detail
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("column", ["header", "tree_head", "body"])
+def test_a_flipped_byte_in_a_packed_column_is_named_by_its_block(tmp_path, org, column):
+    path = tmp_path / "p.db"
+    with org.ledger(path) as ledger:
+        for n in range(3):
+            ledger.transact(org.clients[1], "update-hash", {"round": n, "digest": digest(str(n))})
+            ledger.seal()
+    table, key = ("txs", "seq = 2") if column == "body" else ("blocks", "height = 2")
+    conn = sqlite3.connect(path)
+    with conn:
+        (packed,) = conn.execute(f"SELECT {column} FROM {table} WHERE {key}").fetchone()
+        flipped = bytearray(packed)
+        flipped[len(packed) // 2] ^= 0x04
+        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {key}", (bytes(flipped),))
+    conn.close()
+    problem = verify_ledger_file(path).problems[0]
+    assert problem.block == 2, problem

@@ -63,12 +63,32 @@ def ledger_copy(base, tmp_path) -> Path:
     return path
 
 
+def _dictionary_inputs(path: Path, height: int) -> tuple[str, str]:
+    """(chain id, previous block hash) a block's stored header and tree head are packed with."""
+    if height == 0:
+        return "", ""
+    chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
+    return chain, row(path, "SELECT hash FROM blocks WHERE height = ?", height - 1)[0].hex()
+
+
+def stored_header(path: Path, height: int) -> BlockHeader:
+    chain, prev = _dictionary_inputs(path, height)
+    (packed,) = row(path, "SELECT header FROM blocks WHERE height = ?", height)
+    return BlockHeader.decode(store.unpack_header(packed, chain, prev))
+
+
+def stored_tree_head(path: Path, height: int) -> TreeHead:
+    chain, _ = _dictionary_inputs(path, height)
+    (packed,) = row(path, "SELECT tree_head FROM blocks WHERE height = ?", height)
+    return TreeHead.decode(store.unpack_tree_head(packed, chain))
+
+
 def forge_block(path: Path, txs: list[Transaction], proposer: Identity) -> None:
     """Append a block the way a dishonest orderer (or anyone with the library) would."""
     conn = sqlite3.connect(path, isolation_level=None)
-    height, header, size, head = conn.execute(
-        "SELECT height, header, tree_size, tree_head FROM blocks ORDER BY height DESC").fetchone()
-    prev, prev_head = BlockHeader.decode(header), TreeHead.decode(head)
+    height, size = conn.execute(
+        "SELECT height, tree_size FROM blocks ORDER BY height DESC").fetchone()
+    prev, prev_head = stored_header(path, height), stored_tree_head(path, height)
     frontier = Frontier()
     for (leaf,) in conn.execute("SELECT id FROM txs ORDER BY seq"):
         frontier.append(leaf)
@@ -83,8 +103,11 @@ def forge_block(path: Path, txs: list[Transaction], proposer: Identity) -> None:
              store.pack_body(tx.body, prev.chain, tx.sender), tx.signature)
             for i, tx in enumerate(txs)]
     certs = [(tx.sender, tx.cert_pem) for tx in txs] + [(proposer.id, proposer.cert_pem)]
-    store.write_block(conn, (height + 1, new.hash, new.encode(), new.sign(proposer), sth.size,
-                             sth.encode(), sth.signature), rows, nodes, certs)
+    store.write_block(conn, (height + 1, new.hash, store.pack_header(new.encode(), prev.chain,
+                                                                     prev.hash.hex()),
+                             new.sign(proposer), sth.size, store.pack_tree_head(sth.encode(),
+                                                                                 prev.chain),
+                             sth.signature), rows, nodes, certs)
     conn.close()
 
 
@@ -143,19 +166,28 @@ def remove_block(path):
 
 
 def reorder_blocks(path):
-    cols = "hash, header, signature, tree_size, tree_head, tree_head_signature"
-    two, three = (row(path, f"SELECT {cols} FROM blocks WHERE height = ?", h) for h in (2, 3))
+    """Blocks 2 and 3 swapped, their headers and tree heads packed for their new places."""
+    cols = "hash, signature, tree_size, tree_head_signature"
+    moved = {}
+    for old, new in ((2, 3), (3, 2)):
+        chain, prev = _dictionary_inputs(path, new)
+        hash_, signature, size, head_sig = row(path, f"SELECT {cols} FROM blocks WHERE height = ?",
+                                               old)
+        header = store.pack_header(stored_header(path, old).encode(), chain, prev)
+        head = store.pack_tree_head(stored_tree_head(path, old).encode(), chain)
+        moved[new] = (hash_, header, signature, size, head, head_sig)
     update = ("UPDATE blocks SET hash = ?, header = ?, signature = ?, tree_size = ?, tree_head = ?, "
               "tree_head_signature = ? WHERE height = ?")
-    sql(path, (update, (*three, 2)), (update, (*two, 3)))
+    sql(path, (update, (*moved[2], 2)), (update, (*moved[3], 3)))
 
 
 def change_previous_hash(path):
-    (header,) = row(path, "SELECT header FROM blocks WHERE height = 4")
-    fields = json.loads(header)
+    """Block 4's header names block 2 as its previous block, stored packed as the writer packs."""
+    fields = json.loads(stored_header(path, 4).encode())
     fields["prev"] = row(path, "SELECT hash FROM blocks WHERE height = 2")[0].hex()
+    header = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
     sql(path, ("UPDATE blocks SET header = ? WHERE height = 4",
-               (json.dumps(fields, sort_keys=True, separators=(",", ":")).encode(),)))
+               (store.pack_header(header, *_dictionary_inputs(path, 4)),)))
 
 
 def forge_proposer_key(path):
@@ -252,7 +284,8 @@ def add_a_trigger(path):
 
 
 def deep_json_header(path):
-    sql(path, ("UPDATE blocks SET header = ? WHERE height = 2", (b"[" * 100_000,)))
+    deep = store.pack_header(b"[" * 100_000, *_dictionary_inputs(path, 2))
+    sql(path, ("UPDATE blocks SET header = ? WHERE height = 2", (deep,)))
 
 
 def change_chain_in_meta(path):
