@@ -10,13 +10,18 @@ from pathlib import Path
 import pytest
 from support_fabric_files import execute, repack, stored_block
 
+from chains.errors import MalformedError
 from chains.fabric import Gateway, LedgerStateError, Network, verify_channel_file
 from chains.fabric.orderer_store import OrdererStore
 from chains.fabric.packing import (
+    BINARY,
     BLOCK_COLUMNS,
+    STRIPPED,
     BlockPacking,
     deflate,
+    hex_to_raw,
     join_envelopes,
+    raw_to_hex,
     restore_derived,
     split_envelopes,
     strip_derived,
@@ -182,8 +187,8 @@ def test_a_format_2_file_is_refused_naming_both_versions(tmp_path: Path) -> None
     assert found[1] == "meta" and "format '2'" in found[2] and f"format '{PEER_FORMAT}'" in found[2]
 
 
-def _framed_parts(path: Path, number: int) -> list[tuple[bytes, bool]]:
-    """Block `number`'s stored parts (header, then envelopes) and whether each is stripped."""
+def _framed_parts(path: Path, number: int) -> list[tuple[bytes, int]]:
+    """Block `number`'s stored parts (header, then envelopes) and their flags."""
     conn = sqlite3.connect(path)
     packing = BlockPacking.of(conn)
     (size, body) = conn.execute("SELECT dictionary, body FROM blocks WHERE number = ?",
@@ -199,13 +204,14 @@ def test_an_envelope_is_stored_without_what_a_reader_derives(ledger: Path, name:
     SHA-256 of what it holds), and reads back byte-identical; the config envelope is whole."""
     path = ledger / "ch" / name
     block = stored_block(path, 3)
-    (_, header_flag), (stored, stripped) = _framed_parts(path, 3)
+    (_, header_flags), (stored, flags) = _framed_parts(path, 3)
     envelope = block.transactions[0]
-    assert stripped and not header_flag
+    assert flags == STRIPPED | BINARY and header_flags == BINARY
     assert envelope.tx_id.encode() not in stored and b"proposal_hash" not in stored
     assert envelope.tx_id.encode() in block.envelopes[0]
+    stored = raw_to_hex(stored)
     assert restore_derived(stored) == block.envelopes[0] and strip_derived(stored) is None
-    assert [flag for _, flag in _framed_parts(path, 0)] == [False, False]  # the config
+    assert [flags & STRIPPED for _, flags in _framed_parts(path, 0)] == [0, 0]  # the config
 
 
 def test_a_changed_nonce_in_a_stripped_envelope_fails_its_signature(ledger: Path,
@@ -227,9 +233,10 @@ def test_a_stripped_envelope_that_holds_a_derived_field_is_malformed(ledger: Pat
     packing = BlockPacking.of(conn)
     size = conn.execute("SELECT dictionary FROM blocks WHERE number = 4").fetchone()[0]
     conn.close()
-    (header, _), (stored, _) = _framed_parts(path, 4)
-    whole = restore_derived(stored)  # a full envelope flagged as stripped
-    body = deflate(join_envelopes((header, whole), (False, True)), packing.dictionary(size))
+    (header, header_flags), (stored, _) = _framed_parts(path, 4)
+    whole = restore_derived(raw_to_hex(stored))  # a full envelope flagged as stripped
+    body = deflate(join_envelopes((header, whole), (header_flags, STRIPPED)),
+                   packing.dictionary(size))
     execute(path, "UPDATE blocks SET body = ? WHERE number = 4", body)
     found = problems(path)
     assert found[0][:2] == (4, "malformed-row") and "derived field" in found[0][2], found
@@ -244,3 +251,17 @@ def test_an_orderer_file_of_format_3_is_refused_untouched(ledger: Path, tmp_path
     assert path.read_bytes() == before
     (found,) = problems(path)
     assert found[1] == "meta" and "format '3'" in found[2] and "format '4'" in found[2]
+
+
+@pytest.mark.parametrize("text", [
+    b'{"a":"' + b"0f" * 16 + b'","b":["' + b"ab" * 40 + b'"],"c":"' + b"1" * 31 + b'"}',
+    b'["' + b"00" * 300 + b'"]',
+    b'{"s":"x\\"' + b"ee" * 20 + b'"}',  # an escaped quote, then hex: still exact
+])
+def test_hex_strings_stored_raw_come_back_exactly(text: bytes) -> None:
+    packed = hex_to_raw(text)
+    assert packed is not None and len(packed) < len(text) and raw_to_hex(packed) == text
+    assert hex_to_raw(b'{"a":"' + b"0F" * 20 + b'"}') is None  # upper case: not canonical hex
+    assert hex_to_raw(text + b"\x01") is None  # a raw control byte: left whole
+    with pytest.raises(MalformedError, match="cut short"):
+        raw_to_hex(packed[:packed.index(b"\x01") + 6])

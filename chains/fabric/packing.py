@@ -11,9 +11,11 @@ the orderer's file (`chains.fabric.store`, `chains.fabric.orderer_store`) holds
     dictionary  how many `certificates` the body's compression dictionary holds
     body        raw DEFLATE (zlib, level 9) of the header bytes and then each envelope, each
                 preceded by its length (4 bytes big-endian), with a preset dictionary; an
-                envelope whose length has the top bit set is stored without the two fields
-                a reader derives (`strip_derived`): its header's `tx_id` (SHA-256 of nonce
-                and creator) and its response's `proposal_hash` (SHA-256 of the header)
+                envelope whose length has the top bit set (`STRIPPED`) is stored without the
+                two fields a reader derives (`strip_derived`): its header's `tx_id` (SHA-256
+                of nonce and creator) and its response's `proposal_hash` (SHA-256 of the
+                header); a part whose length has the next bit set (`BINARY`) holds its long
+                hex strings as raw bytes (`hex_to_raw`: hashes, signatures, nonces, values)
 
 and `certificates(id, pem)` holds every certificate once, in the order the file first met it
 (the ordering node's, and each one an envelope carries as creator or endorser). The preset
@@ -40,8 +42,8 @@ from chains.errors import MalformedError
 from chains.fabric.block import Block, BlockHeader
 from chains.fabric.codec import sha256_hex
 
-__all__ = ["BLOCK_COLUMNS", "BlockPacking", "join_envelopes", "restore_derived",
-           "split_envelopes", "strip_derived"]
+__all__ = ["BINARY", "BLOCK_COLUMNS", "STRIPPED", "BlockPacking", "hex_to_raw", "join_envelopes",
+           "raw_to_hex", "restore_derived", "split_envelopes", "strip_derived"]
 
 TEMPLATE = (
     b'{"chain":"","data_hash":"","number":,"previous_hash":"","timestamp":}'
@@ -59,28 +61,61 @@ _JSON_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(?:\\n|[A-Za-z0-9+/= ]){1,
 
 
 STRIPPED = 1 << 31  # a part's length flag: stored without its derived fields
+BINARY = 1 << 30  # a part's length flag: its long hex strings stored as raw bytes
+_FLAGS = STRIPPED | BINARY
+_HEX_STRING = re.compile(rb'"((?:[0-9a-f]{2}){16,8000000})"')  # 16 bytes to 8 MB, as hex
+_RAW = b'"\x01'  # opens a string stored raw: 3 bytes of length, the bytes, a closing quote
 
 
-def join_envelopes(parts: Iterable[bytes], stripped: Iterable[bool] = ()) -> bytes:
-    """`parts` as one BLOB: each preceded by its length (4 bytes, big-endian), the top bit set
-    for a part `stripped` names."""
-    flags = list(stripped)
-    return b"".join((len(p) | (STRIPPED if i < len(flags) and flags[i] else 0)).to_bytes(4, "big")
-                    + p for i, p in enumerate(parts))
+def join_envelopes(parts: Iterable[bytes], flags: Iterable[int] = ()) -> bytes:
+    """`parts` as one BLOB: each preceded by its length (4 bytes, big-endian) with its `flags`
+    (`STRIPPED`, `BINARY`) in the top bits."""
+    marks = list(flags)
+    return b"".join((len(p) | (marks[i] if i < len(marks) else 0)).to_bytes(4, "big") + p
+                    for i, p in enumerate(parts))
 
 
-def split_envelopes(blob: bytes) -> tuple[tuple[bytes, bool], ...]:
-    """The (part, stripped) of a `join_envelopes` BLOB; MalformedError if the framing is
+def split_envelopes(blob: bytes) -> tuple[tuple[bytes, int], ...]:
+    """The (part, flags) of a `join_envelopes` BLOB; MalformedError if the framing is
     broken."""
     out, at = [], 0
     while at < len(blob):
         field = int.from_bytes(blob[at:at + 4], "big")
-        size = field & (STRIPPED - 1)
+        size = field & ~_FLAGS
         if at + 4 + size > len(blob) or len(blob) - at < 4:
             raise MalformedError("the envelopes of a block are cut short")
-        out.append((blob[at + 4:at + 4 + size], bool(field & STRIPPED)))
+        out.append((blob[at + 4:at + 4 + size], field & _FLAGS))
         at += 4 + size
     return tuple(out)
+
+
+def hex_to_raw(part: bytes) -> bytes | None:
+    """`part` (canonical JSON) with each string of 32 or more lowercase hex digits (an even
+    number) stored as `"\x01` + its length (3 bytes) + its bytes + `"`; None if `part` holds
+    a \x01 byte already (canonical JSON never does: it escapes control characters) or no such
+    string. `raw_to_hex` gives `part` back exactly."""
+    if b"\x01" in part:
+        return None
+    packed, count = _HEX_STRING.subn(
+        lambda m: _RAW + (len(m.group(1)) // 2).to_bytes(3, "big") + bytes.fromhex(
+            m.group(1).decode()) + b'"', part)
+    return packed if count else None
+
+
+def raw_to_hex(packed: bytes) -> bytes:
+    """The part `hex_to_raw` stored; MalformedError if a raw string is cut short."""
+    out, at = [], 0
+    while True:
+        found = packed.find(_RAW, at)
+        if found < 0:
+            out.append(packed[at:])
+            return b"".join(out)
+        start = found + len(_RAW) + 3
+        size = int.from_bytes(packed[found + 2:start], "big")
+        if len(packed) < start + size + 1 or packed[start + size:start + size + 1] != b'"':
+            raise MalformedError("a string stored raw is cut short")
+        out += [packed[at:found], b'"', packed[start:start + size].hex().encode(), b'"']
+        at = start + size + 1
 
 
 def _derived(header: dict[str, Any]) -> tuple[str, str]:
@@ -144,6 +179,12 @@ def _dictionary(certificates: list[bytes]) -> bytes:
     return (TEMPLATE + b"".join(reversed(tail)))[-_WINDOW:]
 
 
+def _restored(part: bytes, flags: int) -> bytes:
+    """A stored envelope as it was signed (see `BINARY`, `STRIPPED`)."""
+    part = raw_to_hex(part) if flags & BINARY else part
+    return restore_derived(part) if flags & STRIPPED else part
+
+
 class BlockPacking:
     """The certificates of one channel file, and packing/unpacking its `blocks` rows."""
 
@@ -200,12 +241,18 @@ class BlockPacking:
 
     @staticmethod
     def _deflate(header: bytes, envelopes: Iterable[bytes], dictionary: bytes) -> bytes:
-        envelopes = tuple(envelopes)
-        stripped = [strip_derived(e) for e in envelopes]
-        parts = [s if s is not None else e for s, e in zip(stripped, envelopes)]
-        return deflate(join_envelopes((header, *parts), (False, *(s is not None
-                                                                   for s in stripped))),
-                       dictionary)
+        parts, flags = [], []
+        for index, part in enumerate((header, *envelopes)):
+            flag = 0
+            stripped = strip_derived(part) if index else None
+            if stripped is not None:
+                part, flag = stripped, STRIPPED
+            raw = hex_to_raw(part)
+            if raw is not None:
+                part, flag = raw, flag | BINARY
+            parts.append(part)
+            flags.append(flag)
+        return deflate(join_envelopes(parts, flags), dictionary)
 
     def accept(self, new: list[tuple[int, bytes]]) -> None:
         """Take the committed certificate rows `new` (from `pack`) into the cache."""
@@ -239,9 +286,10 @@ class BlockPacking:
                                  f"exceeds {MAX_BODY_BYTES} bytes")
         try:
             (header, flag), *parts = split_envelopes(data)
-            envelopes = [restore_derived(e) if stripped else e for e, stripped in parts]
-            if flag:
-                raise MalformedError("its header is flagged as an envelope")
+            if flag & STRIPPED:
+                raise MalformedError("its header is flagged as a stripped envelope")
+            header = raw_to_hex(header) if flag & BINARY else header
+            envelopes = [_restored(e, flags) for e, flags in parts]
             decoded = BlockHeader.decode(header)
         except MalformedError as exc:
             raise MalformedError(f"{where}: {exc}") from None
