@@ -4,7 +4,8 @@ Execute-order-validate: clients propose through a `Gateway`, endorsing peers sim
 and sign read-write sets, a deterministic sequencer orders transactions into hash-linked blocks
 (kept in its own file), and every peer validates each transaction (endorsement policy, MVCC)
 before applying the valid ones. Private data collections keep values on member peers only, with
-salted hashes on the ledger. See docs/fabric.md.
+salted hashes on the ledger. `Channel.snapshot()` makes every peer take a ledger snapshot and
+drop its blocks below it (the orderer keeps every block). See docs/fabric.md.
 """
 
 from __future__ import annotations

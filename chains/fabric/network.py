@@ -15,7 +15,7 @@ random unless `create_channel(nonce=...)` gives one, so same seed, nonce and cal
 hashes. With `path`, the orderer keeps `<path>/<channel>/orderer.db` and each peer one SQLite file
 per channel (`<path>/<channel>/<peer>.db`); calling the same `create`/`create_channel` again on
 that folder reopens the ledgers (checking the config, and adopting the stored nonce when none is
-given).
+given; a peer that took a snapshot starts from it: `chains.fabric.snapshot`).
 """
 
 from __future__ import annotations
