@@ -169,7 +169,7 @@ def test_a_block_below_the_snapshot_is_named(snapshotted: Path) -> None:
 
 
 def test_a_format_3_peer_file_is_refused_untouched(tmp_path: Path) -> None:
-    net, ch, gw = open_channel(tmp_path)
+    net, _, gw = open_channel(tmp_path)
     play(gw, 0, 1)
     net.close()
     peer = tmp_path / "ch" / "peer0.Org1.db"

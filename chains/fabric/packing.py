@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import Any
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 from chains.canonical import canonical_json, encode_parsed, parse_json
 from chains.errors import MalformedError

@@ -32,7 +32,9 @@ wrote):
 - ``forget(episode)`` (every channel): world state bounded: the keys above of the episodes
   before ``episode`` (``<kind>/e<NNNNN>...``) are deleted, at the start of each episode (their
   history stays in the blocks, which the orderer keeps: docs/run_folders.md, "Lifetimes and
-  pruning"); what a round checks reads its own episode's keys only.
+  pruning"); what a round checks reads its own episode's keys only. It is the consortium's
+  housekeeping (submitted by the channel's first member, endorsed under the chaincode's policy
+  as ``store`` is) and deletes world-state copies only: their history stays in the blocks.
 
 What a record holds besides what is checked here is the round's (:mod:`fedenv.round`).
 """
