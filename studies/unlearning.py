@@ -66,6 +66,8 @@ class UnlearningStudyConfig:
     """LoRA alphas besides the scenario's"""
     dropouts: Annotated[tuple[float, ...], comma_list(float)] = (0.05, 0.1)
     """LoRA dropouts besides the scenario's"""
+    base: bool = True
+    """also run the scenario's own LoRA setting (off: the grids only, e.g. beside a base run)"""
     override: tuple[str, ...] = ()
     """scenario overrides KEY=VALUE, as in train_agents.py"""
     out: Path = Path("runs/study-unlearning")
@@ -78,7 +80,7 @@ class UnlearningStudyConfig:
 
 def settings(config: UnlearningStudyConfig) -> list[tuple[str, str, dict]]:
     """(parameter, value, overrides) of every setting: the scenario's, then the grids."""
-    rows = [("base", "scenario", {})]
+    rows = [("base", "scenario", {})] if config.base else []
     for name, values in (("rank", config.ranks), ("alpha", config.alphas),
                          ("dropout", config.dropouts)):
         rows += [(name, str(v), {GRIDS[name]: v}) for v in values]
@@ -167,7 +169,30 @@ def summary(rows: list[dict]) -> str:
                  f"{_cell([r['before_forget_fact_accuracy'] for r in before])}, retain accuracy "
                  f"{_cell([r['before_retain_fact_accuracy'] for r in before])}, MIA AUC "
                  f"{_cell([r['before_mia_auc'] for r in before])}; {len(before)} seeds.")
+    grid = _grid_table(rows)
+    if grid:
+        title = "Mean gap to the oracle per setting: forget accuracy (points) / MIA AUC (signed) / n:"
+        lines += ["", title, "", *grid]
     return "\n".join(lines) + "\n"
+
+
+def _grid_table(rows: list[dict]) -> list[str]:
+    settings_ = list(dict.fromkeys((r["parameter"], r["value"]) for r in rows))
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "retrain"]
+    if len(settings_) < 2:
+        return []
+    lines = ["| setting | " + " | ".join(methods) + " |", "| --- |" + " --- |" * len(methods)]
+    for parameter, value in settings_:
+        cells = []
+        for method in methods:
+            picked = [r for r in rows if (r["parameter"], r["value"], r["method"])
+                      == (parameter, value, method)]
+            forget = sum(r["oracle_forget_accuracy_gap"] for r in picked) / len(picked)
+            signed = sum(r["oracle_mia_auc_signed_gap"] for r in picked) / len(picked)
+            cells.append(f"{100 * forget:.1f} / {signed:+.3f} / {len(picked)}")
+        label = "scenario" if parameter == "base" else f"{parameter} {value}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _table(picked_rows: list[dict]) -> list[str]:
