@@ -4,10 +4,13 @@ training bounded by ``calibration_budget`` per request, and both deterministic (
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
 import fedenv
+from fedenv.errors import ConfigError
+from fedenv.scenario import load_scenario
 from fedenv.unlearning.measures import MembershipScore
 
 SETTINGS = {"max_rounds": 6, "scoring.reject_negative": False}
@@ -33,6 +36,7 @@ def episode(tmp_path_factory):
 
 def _delong(members, non_members):
     """DeLong's AUC and its standard error, written out with loops."""
+
     def psi(m, n):
         return 1.0 if m < n else 0.5 if m == n else 0.0
 
@@ -58,6 +62,19 @@ def test_delong_standard_errors():
     with pytest.raises(ValueError, match="same members"):
         score.difference_se(MembershipScore(score.members[:3], score.non_members))
     assert math.isnan(MembershipScore((0.1,), (0.2, 0.3)).se)
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("calibration_budget", 1.5, "must be in [0, 1]"),
+        ("calibration_budget", -0.1, "must be in [0, 1]"),
+        ("mia_non_member_ratio", 0, "must be >= 1"),
+    ],
+)
+def test_bad_policy_values_fail_at_load_naming_the_key(key, value, problem):
+    with pytest.raises(ConfigError, match=rf"unlearning_policy\.{key}: {re.escape(problem)}"):
+        load_scenario("tiny", **{f"unlearning_policy.{key}": value})
 
 
 def test_the_mia_compares_every_trained_dialogue_with_more_unseen_ones(episode):
@@ -92,9 +109,10 @@ def test_the_calibration_budget_bounds_each_requests_training(episode, org, budg
     assert calibrated["training_steps"] == plan["calibration_training_steps"]
     assert calibrated["training_steps"] <= budget * retrain["training_steps"]
     if not plan["calibrated_rounds"]:
-        assert calibrated["training_steps"] == 0 and "allows no calibration" in plan[
-            "calibration_note"
-        ]
+        assert (
+            calibrated["training_steps"] == 0
+            and "allows no calibration" in plan["calibration_note"]
+        )
     if budget == 1.0:  # the first replayed round fits: calibrated
         first = 2 if org == LATE else 0
         assert plan["calibrated_rounds"][0] == first and calibrated["training_steps"] > 0
