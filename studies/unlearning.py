@@ -153,6 +153,7 @@ def summary(rows: list[dict]) -> str:
     """Means (95% CI over seeds) per method, on the scenario's LoRA settings: over every seed,
     then over the informative ones (the organization accepted in some round: otherwise every
     method is the trained model and trivially equals the oracle)."""
+    rows = with_signed_forget_gap(rows)
     base = [r for r in rows if r["parameter"] == "base"]
     before = [r for r in base if r["method"] == "retrain"]
     informative = [r for r in base if r.get("accepted_rounds", 1) > 0]
@@ -171,9 +172,20 @@ def summary(rows: list[dict]) -> str:
                  f"{_cell([r['before_mia_auc'] for r in before])}; {len(before)} seeds.")
     grid = _grid_table(rows)
     if grid:
-        title = "Mean gap to the oracle per setting: forget accuracy (points) / MIA AUC (signed) / n:"
+        title = ("Mean gap to the oracle per setting: forget accuracy |abs| and signed (points) / "
+                 "MIA AUC signed / n seeds:")
         lines += ["", title, "", *grid]
     return "\n".join(lines) + "\n"
+
+
+def with_signed_forget_gap(rows: list[dict]) -> list[dict]:
+    """``rows`` with ``oracle_forget_accuracy_signed_gap``: forget accuracy minus the oracle's of
+    the same seed and setting (positive: remembers more than after retraining)."""
+    oracle = {(r["seed"], r["parameter"], r["value"]): r["forget_fact_accuracy"]
+              for r in rows if r["method"] == "retrain"}
+    return [{**r, "oracle_forget_accuracy_signed_gap":
+             r["forget_fact_accuracy"] - oracle[r["seed"], r["parameter"], r["value"]]}
+            for r in rows]
 
 
 def _grid_table(rows: list[dict]) -> list[str]:
@@ -188,8 +200,9 @@ def _grid_table(rows: list[dict]) -> list[str]:
             picked = [r for r in rows if (r["parameter"], r["value"], r["method"])
                       == (parameter, value, method)]
             forget = sum(r["oracle_forget_accuracy_gap"] for r in picked) / len(picked)
+            toward = sum(r["oracle_forget_accuracy_signed_gap"] for r in picked) / len(picked)
             signed = sum(r["oracle_mia_auc_signed_gap"] for r in picked) / len(picked)
-            cells.append(f"{100 * forget:.1f} / {signed:+.3f} / {len(picked)}")
+            cells.append(f"{100 * forget:.1f}, {100 * toward:+.1f} / {signed:+.3f} / {len(picked)}")
         label = "scenario" if parameter == "base" else f"{parameter} {value}"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
@@ -198,8 +211,9 @@ def _grid_table(rows: list[dict]) -> list[str]:
 def _table(picked_rows: list[dict]) -> list[str]:
     methods = list(dict.fromkeys(r["method"] for r in picked_rows))
     keys = ("forget_fact_accuracy", "retain_fact_accuracy", "mia_auc",
-            "oracle_forget_accuracy_gap", "oracle_mia_auc_gap", "oracle_mia_auc_signed_gap",
-            "oracle_mia_auc_gap_se", "oracle_score_gap")
+            "oracle_forget_accuracy_gap", "oracle_forget_accuracy_signed_gap",
+            "oracle_mia_auc_gap", "oracle_mia_auc_signed_gap", "oracle_mia_auc_gap_se",
+            "oracle_score_gap")
     lines = ["| method | " + " | ".join(keys) + " | time / retrain | steps / retrain (max) |",
              "| --- |" + " --- |" * (len(keys) + 2)]
     for method in methods:
