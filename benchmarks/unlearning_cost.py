@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 import fedenv  # not benchmarks/chains.py: the folder is off the path
+from agents.cli import parse_overrides
 from fedenv.unlearning.methods import METHODS
 
 
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--override", nargs="*", default=[], help="KEY=VALUE scenario overrides")
     args = parser.parse_args()
-    overrides = dict(item.split("=", 1) for item in args.override)
+    overrides = parse_overrides(tuple(args.override))  # typed, as the study's
     with tempfile.TemporaryDirectory() as folder:
         env = fedenv.parallel_env(
             args.scenario,
