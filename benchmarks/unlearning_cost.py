@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 import fedenv  # not benchmarks/chains.py: the folder is off the path
+from agents.cli import parse_overrides
 from fedenv.unlearning.methods import METHODS
 
 
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--override", nargs="*", default=[], help="KEY=VALUE scenario overrides")
     args = parser.parse_args()
-    overrides = dict(item.split("=", 1) for item in args.override)
+    overrides = parse_overrides(tuple(args.override))  # typed, as the study's
     with tempfile.TemporaryDirectory() as folder:
         env = fedenv.parallel_env(
             args.scenario,
@@ -57,12 +58,13 @@ def main() -> None:
         policy = unlearner.policy
         seconds: dict[str, list[float]] = {"retrain": [], "calibrated_replay": []}
         cpu: dict[str, list[float]] = {"retrain": [], "calibrated_replay": []}
+        rebuilt = {}
         order = ["retrain", "calibrated_replay"]
         for repeat in range(args.repeats):
             for method in order if repeat % 2 == 0 else order[::-1]:
                 engine.load_global_state(trained)
                 start, start_cpu = time.perf_counter(), time.process_time()
-                METHODS[method](record, policy)
+                rebuilt[method] = METHODS[method](record, policy)
                 seconds[method].append(time.perf_counter() - start)
                 cpu[method].append(time.process_time() - start_cpu)
         if args.profile:
@@ -71,13 +73,15 @@ def main() -> None:
             profile.runcall(METHODS["calibrated_replay"], record, policy)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
         env.close()
-    steps = training_steps(record, policy)
+    steps = {m: r.training_steps for m, r in rebuilt.items()}
+    plan = rebuilt["calibrated_replay"].details
     medians = {m: statistics.median(s) for m, s in seconds.items()}
     cpu_medians = {m: statistics.median(s) for m, s in cpu.items()}
     print(
         f"first accepted round of {args.org}: {record.first_accepted}; "
-        f"calibration every {policy.calibration_interval} replayed round(s), "
-        f"{policy.calibration_steps} step(s)"
+        f"calibrated rounds {plan['calibrated_rounds']} at {plan['calibration_steps']} step(s) "
+        f"(budget {plan['calibration_budget_steps']} steps: {policy.calibration_budget} of "
+        f"{plan['retrain_training_steps']}) {plan.get('calibration_note', '')}"
     )
     for method, values in seconds.items():
         print(
@@ -91,27 +95,6 @@ def main() -> None:
         f"local training steps: retrain {steps['retrain']}, calibrated_replay "
         f"{steps['calibrated_replay']} ({steps['calibrated_replay'] / max(steps['retrain'], 1):.3f})"
     )
-
-
-def training_steps(record, policy) -> dict[str, int]:
-    """The organizations' local training steps each method runs (the time they dominate)."""
-    first = record.first_accepted
-    rounds = [
-        record.remaining(r)
-        for r in record.rounds
-        if first is not None and r.index >= first and record.remaining(r)
-    ]
-    level_steps = {
-        "retrain": sum(
-            record.scenario.level(k).local_steps for levels in rounds for k in levels.values()
-        ),
-        "calibrated_replay": sum(
-            policy.calibration_steps * len(levels)
-            for i, levels in enumerate(rounds)
-            if i % policy.calibration_interval == 0
-        ),
-    }
-    return level_steps
 
 
 if __name__ == "__main__":

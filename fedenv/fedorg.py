@@ -130,7 +130,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -145,6 +144,13 @@ from fedenv.actions import InvalidActionError, resolve_actions
 from fedenv.budgets import Budgets
 from fedenv.disk import storage_errors
 from fedenv.errors import ConfigError, FedenvError
+from fedenv.observations import (
+    ACTION_MASK,
+    OBS_FIELDS,
+    OrgMemory,
+    observation_box,
+    observation_spaces,
+)
 from fedenv.records import INFO_KEYS, RoundOutcome
 from fedenv.render import round_table
 from fedenv.scenario import Scenario, load_scenario
@@ -160,37 +166,12 @@ __all__ = [
     "raw_env",
 ]
 
-_OBSERVATIONS = (  # field, low, high: see the Observations table above
-    ("round_fraction", 0, 1),
-    ("budget_fraction", 0, 1),
-    ("last_reward", -10, 10),
-    ("last_contribution", -1, 1),
-    ("last_payout", 0, 1),
-    ("global_score", 0, 1),
-    ("own_domain_score", 0, 1),
-    ("others_participation", 0, 1),
-    ("acceptance_rate", 0, 1),
-    ("last_level", 0, 1),
-    ("channel_participation", 0, 1),
-)
-OBS_FIELDS = tuple(name for name, _, _ in _OBSERVATIONS)
-_OBS_LOW = np.array([low for _, low, _ in _OBSERVATIONS], dtype=np.float32)
-_OBS_HIGH = np.array([high for _, _, high in _OBSERVATIONS], dtype=np.float32)
-ACTION_MASK = "action_mask"  # the infos' (and Dict observations') key, as in PettingZoo classic
-
 
 class EnvClosedError(FedenvError, RuntimeError):
     """``reset``, ``step``, ``state``, ``render`` or a copy of an env after ``close()``."""
 
 
-@dataclass
-class _OrgState:
-    reward: float = 0.0
-    contribution: float = 0.0
-    payout: float = 0.0
-    level: int = 0
-    submitted: int = 0
-    accepted: int = 0
+_OrgState = OrgMemory  # its former name here (copies pickled before the move still load)
 
 
 class FedOrgParallelEnv(ParallelEnv):
@@ -237,15 +218,9 @@ class FedOrgParallelEnv(ParallelEnv):
         self._orgs = {o.name: o for o in scenario.organizations}
         self.agents: list[str] = []
         self._action_space = spaces.Discrete(1 + scenario.num_levels)
-        box = spaces.Box(_OBS_LOW, _OBS_HIGH, dtype=np.float32)
-        mask_box = spaces.Box(0, 1, (self._action_space.n,), dtype=np.int8)
-        self._observation_space = (
-            spaces.Dict({"observation": box, ACTION_MASK: mask_box})
-            if self.mask_observations
-            else box
+        self._observation_space, self.state_space = observation_spaces(
+            self._action_space.n, len(self.possible_agents), with_mask=self.mask_observations
         )
-        n = len(self.possible_agents)
-        self.state_space = spaces.Box(np.tile(_OBS_LOW, n), np.tile(_OBS_HIGH, n), dtype=np.float32)
         self._money_scale = scenario.incentives.reward_pool or 1.0
         from fedenv.round import RoundPlayer  # torch, transformers, the ledgers: load on use
         from fedenv.run_folder import RunFolder
@@ -279,7 +254,7 @@ class FedOrgParallelEnv(ParallelEnv):
         self._seed = scenario.seed
         self._resets_since_seed = 0
         self._round = 0
-        self._state: dict[str, _OrgState] = {}
+        self._state: dict[str, OrgMemory] = {}
         self._participated: set[str] = set()
         self.round_log: list[RoundOutcome] = []
         self._np_random, self._np_random_seed = seeding.np_random(scenario.seed)
@@ -315,7 +290,7 @@ class FedOrgParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._round = 0
         self._budgets.reset()
-        self._state = {a: _OrgState() for a in self.agents}
+        self._state = {a: OrgMemory() for a in self.agents}
         self._participated = set()
         self.round_log = []
         self._unlearner.start_episode()
@@ -515,28 +490,19 @@ class FedOrgParallelEnv(ParallelEnv):
         return self._box(agent)
 
     def _box(self, agent: str) -> np.ndarray:
-        state, org = self._state[agent], self._orgs[agent]
-        scores = self._player.global_result
-        others = [a for a in self.possible_agents if a != agent]
-        values = (
-            self._round / self.scenario.max_rounds,
-            self._budgets.left(agent) / org.budget,
-            state.reward / self._money_scale,
-            state.contribution / 10.0,
-            state.payout / self._money_scale,
-            scores.score / 10.0,
-            scores.domains[org.domain].score / 10.0,
-            sum(a in self._participated for a in others) / max(1, len(others)),
-            state.accepted / state.submitted if state.submitted else 1.0,
-            state.level / self.scenario.num_levels,
-            _share(self._participated, self._partners[agent]),
+        org = self._orgs[agent]
+        return observation_box(
+            self._state[agent],
+            round_fraction=self._round / self.scenario.max_rounds,
+            budget_fraction=self._budgets.left(agent) / org.budget,
+            money_scale=self._money_scale,
+            scores=self._player.global_result,
+            domain=org.domain,
+            participated=self._participated,
+            others=[a for a in self.possible_agents if a != agent],
+            partners=self._partners[agent],
+            level_fraction=self._state[agent].level / self.scenario.num_levels,
         )
-        return np.clip(np.array(values, dtype=np.float32), _OBS_LOW, _OBS_HIGH)
-
-
-def _share(participated: set[str], orgs: list[str]) -> float:
-    """The share of ``orgs`` that took part (0 for none)."""
-    return sum(o in participated for o in orgs) / len(orgs) if orgs else 0.0
 
 
 def parallel_env(

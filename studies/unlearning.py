@@ -33,10 +33,12 @@ from studies import save_figure
 PROG = "python -m studies.unlearning"
 COLUMNS = (
     "seed", "parameter", "value", "method", "forget_fact_accuracy", "retain_fact_accuracy",
-    "forget_nll", "retain_nll", "global_score", "mia_auc", "oracle_forget_accuracy_gap",
-    "oracle_fact_accuracy_gap", "oracle_score_gap", "oracle_mia_auc_gap", "seconds",
-    "seconds_retrain", "before_forget_fact_accuracy", "before_retain_fact_accuracy",
-    "before_mia_auc",
+    "forget_nll", "retain_nll", "global_score", "mia_auc", "mia_auc_se", "mia_members",
+    "mia_non_members", "oracle_forget_accuracy_gap", "oracle_fact_accuracy_gap",
+    "oracle_score_gap", "oracle_mia_auc_gap", "oracle_mia_auc_signed_gap",
+    "oracle_mia_auc_gap_se", "seconds", "seconds_retrain", "training_steps",
+    "training_steps_retrain", "accepted_rounds", "before_forget_fact_accuracy",
+    "before_retain_fact_accuracy", "before_mia_auc",
 )
 GRIDS = {"rank": "lora.r", "alpha": "lora.alpha", "dropout": "lora.dropout"}
 MIN_RETRAIN_SECONDS = 0.05  # below: the organization was never accepted, retrain had nothing to do
@@ -64,6 +66,8 @@ class UnlearningStudyConfig:
     """LoRA alphas besides the scenario's"""
     dropouts: Annotated[tuple[float, ...], comma_list(float)] = (0.05, 0.1)
     """LoRA dropouts besides the scenario's"""
+    base: bool = True
+    """also run the scenario's own LoRA setting (off: the grids only, e.g. beside a base run)"""
     override: tuple[str, ...] = ()
     """scenario overrides KEY=VALUE, as in train_agents.py"""
     out: Path = Path("runs/study-unlearning")
@@ -76,7 +80,7 @@ class UnlearningStudyConfig:
 
 def settings(config: UnlearningStudyConfig) -> list[tuple[str, str, dict]]:
     """(parameter, value, overrides) of every setting: the scenario's, then the grids."""
-    rows = [("base", "scenario", {})]
+    rows = [("base", "scenario", {})] if config.base else []
     for name, values in (("rank", config.ranks), ("alpha", config.alphas),
                          ("dropout", config.dropouts)):
         rows += [(name, str(v), {GRIDS[name]: v}) for v in values]
@@ -96,9 +100,13 @@ def run_setting(config: UnlearningStudyConfig, seed: int, parameter: str, value:
         for _ in range(config.rounds):
             env.step({a: config.level for a in env.agents})
         results = env.unwrapped.compare_unlearning(config.org, tuple(config.methods))
+        accepted = sum(
+            1 for o in env.unwrapped.round_log if config.org in o.orgs and o.orgs[config.org].accepted
+        )
     finally:
         env.close()
     before, oracle_seconds = results["before"]["measures"], results["retrain"]["seconds"]
+    oracle_steps = results["retrain"]["training_steps"]
     rows = []
     for method in ("retrain", *[m for m in config.methods if m != "retrain"]):
         m, gaps = results[method]["measures"], results[method]["gaps"]
@@ -106,6 +114,8 @@ def run_setting(config: UnlearningStudyConfig, seed: int, parameter: str, value:
             "seed": seed, "parameter": parameter, "value": value, "method": method,
             **{k: m[k] for k in COLUMNS if k in m}, **gaps,
             "seconds": results[method]["seconds"], "seconds_retrain": oracle_seconds,
+            "training_steps": results[method]["training_steps"],
+            "training_steps_retrain": oracle_steps, "accepted_rounds": accepted,
             "before_forget_fact_accuracy": before["forget_fact_accuracy"],
             "before_retain_fact_accuracy": before["retain_fact_accuracy"],
             "before_mia_auc": before["mia_auc"],
@@ -140,27 +150,82 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> str:
-    """Means (95% CI over seeds) per method, on the scenario's LoRA settings."""
+    """Means (95% CI over seeds) per method, on the scenario's LoRA settings: over every seed,
+    then over the informative ones (the organization accepted in some round: otherwise every
+    method is the trained model and trivially equals the oracle)."""
+    rows = with_signed_forget_gap(rows)
     base = [r for r in rows if r["parameter"] == "base"]
-    methods = list(dict.fromkeys(r["method"] for r in base))
-    keys = ("forget_fact_accuracy", "retain_fact_accuracy", "mia_auc",
-            "oracle_forget_accuracy_gap", "oracle_mia_auc_gap", "oracle_score_gap")
-    lines = ["| method | " + " | ".join(keys) + " | time / retrain |",
-             "| --- |" + " --- |" * (len(keys) + 1)]
-    for method in methods:
-        picked = [r for r in base if r["method"] == method]
-        cells = [_cell([r[k] for r in picked]) for k in keys]
-        ran = [r for r in picked if r["seconds_retrain"] >= MIN_RETRAIN_SECONDS]
-        ratio = _cell([r["seconds"] / r["seconds_retrain"] for r in ran]) + f" (n={len(ran)})"
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {ratio} |")
     before = [r for r in base if r["method"] == "retrain"]
-    lines.append("")
-    lines.append("Time / retrain: over the seeds where retrain had rounds to rerun (n).")
+    informative = [r for r in base if r.get("accepted_rounds", 1) > 0]
+    seeds = len({r["seed"] for r in informative})
+    lines = ["All seeds:", "", *_table(base), "",
+             f"Informative seeds ({seeds} of {len(before)}):", "", *_table(informative), ""]
+    lines.append("Time / retrain: over the seeds where retrain had rounds to rerun (n); steps / "
+                 "retrain: local training steps, the largest ratio of any seed.")
+    lines.append("MIA: members / non-members "
+                 f"{_cell([r['mia_members'] for r in before])} / "
+                 f"{_cell([r['mia_non_members'] for r in before])}; the AUC's DeLong SE "
+                 f"{_cell([r['mia_auc_se'] for r in before])} (retrain's).")
     lines.append(f"Before unlearning: forget accuracy "
                  f"{_cell([r['before_forget_fact_accuracy'] for r in before])}, retain accuracy "
                  f"{_cell([r['before_retain_fact_accuracy'] for r in before])}, MIA AUC "
                  f"{_cell([r['before_mia_auc'] for r in before])}; {len(before)} seeds.")
+    grid = _grid_table(rows)
+    if grid:
+        title = ("Mean gap to the oracle per setting: forget accuracy |abs| and signed (points) / "
+                 "MIA AUC signed / n seeds:")
+        lines += ["", title, "", *grid]
     return "\n".join(lines) + "\n"
+
+
+def with_signed_forget_gap(rows: list[dict]) -> list[dict]:
+    """``rows`` with ``oracle_forget_accuracy_signed_gap``: forget accuracy minus the oracle's of
+    the same seed and setting (positive: remembers more than after retraining)."""
+    oracle = {(r["seed"], r["parameter"], r["value"]): r["forget_fact_accuracy"]
+              for r in rows if r["method"] == "retrain"}
+    return [{**r, "oracle_forget_accuracy_signed_gap":
+             r["forget_fact_accuracy"] - oracle[r["seed"], r["parameter"], r["value"]]}
+            for r in rows]
+
+
+def _grid_table(rows: list[dict]) -> list[str]:
+    settings_ = list(dict.fromkeys((r["parameter"], r["value"]) for r in rows))
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "retrain"]
+    if len(settings_) < 2:
+        return []
+    lines = ["| setting | " + " | ".join(methods) + " |", "| --- |" + " --- |" * len(methods)]
+    for parameter, value in settings_:
+        cells = []
+        for method in methods:
+            picked = [r for r in rows if (r["parameter"], r["value"], r["method"])
+                      == (parameter, value, method)]
+            forget = sum(r["oracle_forget_accuracy_gap"] for r in picked) / len(picked)
+            toward = sum(r["oracle_forget_accuracy_signed_gap"] for r in picked) / len(picked)
+            signed = sum(r["oracle_mia_auc_signed_gap"] for r in picked) / len(picked)
+            cells.append(f"{100 * forget:.1f}, {100 * toward:+.1f} / {signed:+.3f} / {len(picked)}")
+        label = "scenario" if parameter == "base" else f"{parameter} {value}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _table(picked_rows: list[dict]) -> list[str]:
+    methods = list(dict.fromkeys(r["method"] for r in picked_rows))
+    keys = ("forget_fact_accuracy", "retain_fact_accuracy", "mia_auc",
+            "oracle_forget_accuracy_gap", "oracle_forget_accuracy_signed_gap",
+            "oracle_mia_auc_gap", "oracle_mia_auc_signed_gap", "oracle_mia_auc_gap_se",
+            "oracle_score_gap")
+    lines = ["| method | " + " | ".join(keys) + " | time / retrain | steps / retrain (max) |",
+             "| --- |" + " --- |" * (len(keys) + 2)]
+    for method in methods:
+        picked = [r for r in picked_rows if r["method"] == method]
+        cells = [_cell([r[k] for r in picked]) for k in keys]
+        ran = [r for r in picked if r["seconds_retrain"] >= MIN_RETRAIN_SECONDS]
+        ratio = _cell([r["seconds"] / r["seconds_retrain"] for r in ran]) + f" (n={len(ran)})"
+        trained = [r["training_steps"] / r["training_steps_retrain"] for r in picked
+                   if r.get("training_steps_retrain")]
+        steps = f"{max(trained):.3f}" if trained else "-"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {ratio} | {steps} |")
+    return lines
 
 
 def _cell(values: list[float]) -> str:

@@ -6,6 +6,8 @@
     [unlearning_policy]
     clawback = false            # claw back the forgotten organization's past payouts
     oracle = true               # also run `retrain`, to report each method's distance to it
+    calibration_budget = 0.25   # calibrated_replay trains at most this share of retrain's steps
+    mia_non_member_ratio = 4    # membership inference: unseen dialogues per member
 
     [[unlearning]]
     round = 2                   # applied at the start of round 2 (0-based), after rounds 0-1
@@ -68,8 +70,16 @@ class UnlearningPolicy(Settings):
     calibration_interval: int = Field(
         5,
         ge=1,
-        description="calibrated_replay: calibrate every n-th replayed round (FedEraser's dt; "
-        "its cost is about calibration_steps / (n x the rounds' local steps) of retrain's)",
+        description="calibrated_replay: calibrate every n-th replayed round (FedEraser's dt) "
+        "when calibration_budget allows it",
+    )
+    calibration_budget: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="calibrated_replay: its local training steps are at most this fraction of "
+        "the steps retrain would run (fedenv.unlearning.calibration: fewer calibrated rounds, "
+        "then fewer steps, then none)",
     )
     ascent_steps: int = Field(
         4,
@@ -87,8 +97,11 @@ class UnlearningPolicy(Settings):
         gt=0.0,
         description="lora_gradient_ascent: the forget loss is not raised past this (nats)",
     )
-    mia_dialogues: int = Field(
-        32, ge=2, description="membership inference: training and unseen dialogues compared"
+    mia_non_member_ratio: int = Field(
+        4,
+        ge=1,
+        description="membership inference: unseen dialogues per member (every dialogue the "
+        "organization trained on in the episode)",
     )
 
 

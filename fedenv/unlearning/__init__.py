@@ -4,6 +4,8 @@
   out (signed request, purge, rebuild, measures, certificate);
 - :mod:`~fedenv.unlearning.methods`: ``exact_replay``, ``retrain`` (the oracle),
   ``calibrated_replay`` (FedEraser) and ``lora_gradient_ascent``;
+- :mod:`~fedenv.unlearning.calibration`: which rounds ``calibrated_replay`` calibrates, within
+  ``calibration_budget``;
 - :mod:`~fedenv.unlearning.episode`: the rounds so far and the run folder's files they left;
 - :mod:`~fedenv.unlearning.replay`: stored updates replayed into a global state (no model);
 - :mod:`~fedenv.unlearning.measures`: forget/retain accuracy and NLL, membership inference,

@@ -4,16 +4,20 @@
 | --- | --- | --- | --- |
 | ``exact_replay`` | rebuild the global state from the episode's base by replaying every round as it was committed (:mod:`fedenv.unlearning.replay`: the defences' norm rescaling, the round's aggregation rule, the engine's transition) without the forgotten organization's update: the others' shares renormalized over them, each rescaled change moved onto the replayed global | removes its direct contribution exactly, in every round; its *indirect* influence stays: the others' later updates were trained from globals it had shaped, and the rounds' other decisions (who else was rejected, the defences' weights) stand as recorded | tensor arithmetic only |
 | ``retrain`` | the oracle: from the global state its first accepted round started from, rerun every later round without it, with the same round seeds, accepted organizations and levels (no rescoring: the originally accepted set minus the organization), each retrained update rescaled by the norm rule from the retrained global and committed under the round's rule with the remaining shares | the reference | the rounds' training |
-| ``calibrated_replay`` | FedEraser: from the same starting point, replay each round; every ``calibration_interval``-th replayed round (default 5) the remaining organizations train ``calibration_steps`` local steps (default 1) from the replayed global, and each calibrated update takes the new direction with the stored (rescaled) update's magnitude, per tensor: ``G' + |U_old - G| * (U_new - G') / |U_new - G'|``; in the other rounds each stored change ``U_old - G`` is applied to the replayed global; committed as ``retrain`` commits | approximate | the calibrations: about ``calibration_steps / (calibration_interval x the level's local steps)`` of ``retrain``'s training |
+| ``calibrated_replay`` | FedEraser: from the same starting point, replay each round; in the calibrated rounds (:mod:`fedenv.unlearning.calibration`: every ``calibration_interval``-th replayed round, default 5, at ``calibration_steps``, default 1, as far as ``calibration_budget`` allows) the remaining organizations train those local steps from the replayed global, and each calibrated update takes the new direction with the stored (rescaled) update's magnitude, per tensor: ``G' + |U_old - G| * (U_new - G') / |U_new - G'|``; in the other rounds each stored change ``U_old - G`` is applied to the replayed global; committed as ``retrain`` commits | approximate | the calibrations: at most ``calibration_budget`` (default 0.25) of ``retrain``'s training steps |
 | ``lora_gradient_ascent`` | from the current global adapter, ``ascent_steps`` AdamW steps on ``-min(L_forget, ascent_max_forget_loss) + ascent_retain_weight * L_retain`` (L = the next-token loss of a batch of the organization's training dialogues, resp. of another organization's, in turn), training only what local training trains | approximate, no replay | a few steps |
 
 Every method is deterministic: seeds derive from the episode's (:mod:`fedenv.seeding`).  Settings:
-``[unlearning_policy]`` (:class:`fedenv.scenario.unlearning.UnlearningPolicy`).
+``[unlearning_policy]`` (:class:`fedenv.scenario.unlearning.UnlearningPolicy`).  Each returns a
+:class:`Rebuilt`: the new global state and the local training steps it ran (one step: one
+organization's optimizer step on one batch), counted as they run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -22,20 +26,33 @@ from fedenv.engine.global_state import join_global_state, split_global_state
 from fedenv.engine.lora import Adapter
 from fedenv.scenario.unlearning import UnlearningPolicy
 from fedenv.seeding import derive_seed
+from fedenv.unlearning.calibration import calibration_plan, replayed_rounds
 from fedenv.unlearning.episode import EpisodeRecord, RoundRecord, on_device
 from fedenv.unlearning.replay import committed_updates, replay_rounds
 
-Method = Callable[[EpisodeRecord, UnlearningPolicy], Adapter]
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What a method made: the new global state, the local training steps it ran (summed over
+    organizations) and anything else it reports (``calibrated_replay``: its calibration plan)."""
+
+    state: Adapter
+    training_steps: int
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def exact_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
+Method = Callable[[EpisodeRecord, UnlearningPolicy], Rebuilt]
+
+
+def exact_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuilt:
     base = record.global_after(-1)
-    return replay_rounds(
+    state = replay_rounds(
         record.commit_rule,
         base,
         [record.replay_round(r) for r in record.rounds],
         initial=split_global_state(base)[0],
     )
+    return Rebuilt(state, 0)
 
 
 def _start(record: EpisodeRecord) -> int | None:
@@ -53,28 +70,26 @@ def _commit(record: EpisodeRecord, round_record: RoundRecord, updates: list[Clie
     record.engine.commit(updates, rule=record.commit_rule.aggregation(record.shares(round_record)))
 
 
-def retrain(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
-    first = _start(record)
+def retrain(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuilt:
+    _start(record)
     engine = record.engine
-    for r in record.rounds if first is not None else ():
-        remaining = record.remaining(r)
-        if r.index < first or not remaining:
-            continue
-        participants = {o: record.participant(o, k) for o, k in sorted(remaining.items())}
+    steps = 0
+    for r in replayed_rounds(record):
+        participants = {o: record.participant(o, k) for o, k in sorted(record.remaining(r).items())}
         updates = record.player.round_updates(participants, r.index)
+        steps += sum(u.local_steps for u in updates)
         _commit(record, r, committed_updates(record.commit_rule, engine.global_adapter, updates))
-    return engine.global_state()
+    return Rebuilt(engine.global_state(), steps)
 
 
-def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
-    first = _start(record)
+def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuilt:
+    _start(record)
     engine = record.engine
     trainable = engine.trainable_keys
-    replayed = 0
-    for r in record.rounds if first is not None else ():
+    plan = calibration_plan(record, policy)
+    steps = 0
+    for r in replayed_rounds(record):
         remaining = record.remaining(r)
-        if r.index < first or not remaining:
-            continue
         start = engine.global_adapter
         replay = record.replay_round(r)
         before = on_device(replay.start, start)
@@ -85,16 +100,14 @@ def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapte
             )
         }
         fresh = {}
-        if replayed % policy.calibration_interval == 0:
+        if r.index in plan.rounds:
             participants = [
-                record.participant(o, k, policy.calibration_steps)
-                for o, k in sorted(remaining.items())
+                record.participant(o, k, plan.steps) for o, k in sorted(remaining.items())
             ]
             round_seed = derive_seed(record.player.episode_seed, "round", r.index)
-            fresh = {
-                u.org: u.adapter for u in engine.train_updates(participants, round_seed=round_seed)
-            }
-        replayed += 1
+            trained = engine.train_updates(participants, round_seed=round_seed)
+            steps += sum(u.local_steps for u in trained)
+            fresh = {u.org: u.adapter for u in trained}
         updates = []
         for org, k in sorted(remaining.items()):
             adapter = {}
@@ -119,10 +132,10 @@ def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapte
                 )
             )
         _commit(record, r, updates)
-    return engine.global_state()
+    return Rebuilt(engine.global_state(), steps, plan.fields())
 
 
-def lora_gradient_ascent(record: EpisodeRecord, policy: UnlearningPolicy) -> Adapter:
+def lora_gradient_ascent(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuilt:
     engine, org = record.engine, record.org
     parameters = engine.lora_parameters
     keys = sorted(engine.trainable_keys)
@@ -165,7 +178,7 @@ def lora_gradient_ascent(record: EpisodeRecord, policy: UnlearningPolicy) -> Ada
             parameter.requires_grad_(was[key])
     state = join_global_state(adapter, split_global_state(engine.global_state())[1])
     engine.load_global_state(state)
-    return engine.global_state()
+    return Rebuilt(engine.global_state(), policy.ascent_steps)
 
 
 METHODS: dict[str, Method] = {

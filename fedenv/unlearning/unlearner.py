@@ -64,6 +64,8 @@ class UnlearningOutcome:
     clawback: float
     measures: Mapping[str, Any]
     timings: Mapping[str, float] = field(default_factory=dict)
+    training_steps: Mapping[str, int] = field(default_factory=dict)  # method (and retrain's)
+    details: Mapping[str, Any] = field(default_factory=dict)  # calibrated_replay's plan
 
     def info(self) -> dict[str, Any]:
         """The ``unlearning`` entry of the forgotten organization's infos."""
@@ -75,6 +77,8 @@ class UnlearningOutcome:
             "clawback": self.clawback,
             **self.measures,
             **{f"seconds_{k}": v for k, v in self.timings.items()},
+            **{f"training_steps_{k}": v for k, v in self.training_steps.items()},
+            **self.details,
         }
 
 
@@ -90,7 +94,7 @@ class Unlearner:
     def start_episode(self) -> None:
         self.pending: dict[str, str] = {}  # org -> method, made at run time
         self.forgotten: dict[str, UnlearningOutcome] = {}
-        self._probes: dict[str, MembershipProbe] = {}
+        self._probes: dict[tuple[str, int], MembershipProbe] = {}
 
     def episode_state(self) -> dict[str, Any]:
         """The episode's requests and forgotten organizations (an env copy carries them)."""
@@ -143,7 +147,7 @@ class Unlearner:
         record = self.episode_record(org, outcomes)
         key = certificate_key(episode, org)
         previous = engine.global_digest
-        before = self._measure(org)
+        before = self._measure(org, record)
 
         request = {"episode": episode, "org": org, "method": method, "round": round_index}
         journal, _ = open_journal(
@@ -165,20 +169,23 @@ class Unlearner:
             run.erase(artifact)
 
         timings: dict[str, float] = {}
+        steps: dict[str, int] = {}
         oracle = None
         if self.policy.oracle and method != ORACLE:
             current = engine.global_state()
             start = time.perf_counter()
             oracle_state = RUN_METHOD[ORACLE](record, self.policy)
             timings[ORACLE] = time.perf_counter() - start
-            engine.load_global_state(oracle_state)
-            oracle = self._measure(org)
+            steps[ORACLE] = oracle_state.training_steps
+            engine.load_global_state(oracle_state.state)
+            oracle = self._measure(org, record)
             engine.load_global_state(current)
         start = time.perf_counter()
-        state = RUN_METHOD[method](record, self.policy)
+        rebuilt = RUN_METHOD[method](record, self.policy)
         timings[method] = time.perf_counter() - start
-        engine.load_global_state(state)
-        after = self._measure(org)
+        steps[method] = rebuilt.training_steps
+        engine.load_global_state(rebuilt.state)
+        after = self._measure(org, record)
         if oracle is None and method == ORACLE and self.policy.oracle:
             oracle, timings[ORACLE] = after, timings[method]
         player.global_result = engine.evaluate_global()
@@ -230,6 +237,8 @@ class Unlearner:
             clawback=clawback,
             measures=_flat(measures),
             timings=timings,
+            training_steps=steps,
+            details=dict(rebuilt.details),
         )
         self.forgotten[org] = outcome
         return outcome
@@ -240,7 +249,8 @@ class Unlearner:
         """What each of ``methods`` would make of forgetting ``org`` now, measured against the
         ``retrain`` oracle, without recording or erasing anything: the engine's global state is
         restored afterwards.  ``{"before": measures, "retrain": {...}, method: {"measures",
-        "gaps", "seconds"}}`` (for studies: one trained episode, every method)."""
+        "gaps", "seconds", "training_steps", "details"}}`` (for studies: one trained episode,
+        every method)."""
         for method in methods:
             problem = method_problem(method, self.scenario.training.aggregator)
             if problem:
@@ -248,21 +258,25 @@ class Unlearner:
         engine = self.player.engine
         record = self.episode_record(org, outcomes)
         current = engine.global_state()
-        results: dict[str, dict[str, Any]] = {"before": {"measures": self._measure(org).as_dict()}}
+        results: dict[str, dict[str, Any]] = {
+            "before": {"measures": self._measure(org, record).as_dict()}
+        }
         oracle = None
         try:
             for method in (ORACLE, *[m for m in methods if m != ORACLE]):
                 engine.load_global_state(current)
                 start = time.perf_counter()
-                state = RUN_METHOD[method](record, self.policy)
+                rebuilt = RUN_METHOD[method](record, self.policy)
                 seconds = time.perf_counter() - start
-                engine.load_global_state(state)
-                measures = self._measure(org)
+                engine.load_global_state(rebuilt.state)
+                measures = self._measure(org, record)
                 oracle = oracle or measures
                 results[method] = {
                     "measures": measures.as_dict(),
                     "gaps": oracle_gaps(measures, oracle),
                     "seconds": seconds,
+                    "training_steps": rebuilt.training_steps,
+                    "details": dict(rebuilt.details),
                 }
         finally:
             engine.load_global_state(current)
@@ -304,21 +318,27 @@ class Unlearner:
                 update["digest"] = _file_digest(record.run, update["artifact"])
         return plan
 
-    def _measure(self, org: str) -> ModelMeasures:
+    def _measure(self, org: str, record: EpisodeRecord) -> ModelMeasures:
+        """The engine's global model measured for forgetting ``org``: the membership inference's
+        members are every dialogue ``org`` trained on in ``record``'s rounds (the largest data
+        share of the levels it played)."""
         engine = self.player.engine
-        if org not in self._probes:
+        members = max(
+            record.num_examples(org, r.levels[org]) for r in record.rounds if org in r.levels
+        )
+        if (org, members) not in self._probes:
             spec = next(o for o in self.scenario.organizations if o.name == org)
-            self._probes[org] = MembershipProbe.for_org(
+            self._probes[org, members] = MembershipProbe.for_org(
                 engine,
                 organization_data(spec, self.scenario.seed),
                 org,
                 seed=self.scenario.seed,
-                count=self.policy.mia_dialogues,
-                min_share=min(level.data_share for level in self.scenario.resource_levels),
+                members=members,
+                non_member_ratio=self.policy.mia_non_member_ratio,
                 quality=spec.quality,
             )
         domain = next(o.domain for o in self.scenario.organizations if o.name == org)
-        return measure(engine.evaluate_global(), [domain], self._probes[org])
+        return measure(engine.evaluate_global(), [domain], self._probes[org, members])
 
 
 def _file_digest(run, relative: str) -> str:
