@@ -33,12 +33,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from gymnasium import spaces
 
 # Run as a script, benchmarks/ is first on sys.path and benchmarks/chains.py would shadow the
 # chains package: the repository root goes first.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fedenv
+from agents.discretizer import BoxDiscretizer
 from agents.rollout import episode_seed
 from fedenv.evaluation.statistics import seeds_needed
 
@@ -63,8 +65,10 @@ def play_random(scenario: str, episodes: int, seed: int) -> tuple[list, int, int
 
 
 def phase_of(round_index: int, max_rounds: int, bins: int) -> int:
-    """The bin of ``round_fraction`` (rounds played / max_rounds) at the round's start."""
-    return min(int(round_index / max_rounds * bins), bins - 1)
+    """The bin of ``round_fraction`` (rounds played / max_rounds, a float32 observation) at the
+    round's start, cut by the learner's own discretizer."""
+    cut = BoxDiscretizer(spaces.Box(0.0, 1.0, (1,), np.float32), bins)
+    return int(cut.bin_indices(np.float32([round_index / max_rounds]))[0])
 
 
 def state_values(rows, max_rounds: int, levels: int, bins: int) -> dict[str, dict]:

@@ -55,14 +55,11 @@ def exact_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuilt:
     return Rebuilt(state, 0)
 
 
-def _start(record: EpisodeRecord) -> int | None:
+def _start(record: EpisodeRecord) -> None:
     """Load the global state that the first round accepting the organization (or one forgotten
-    before it) started from into the engine; that round's index (None: never accepted, so the
-    global state stays)."""
-    first = record.first_accepted
-    if first is not None:
-        record.engine.load_global_state(record.start_state(first))
-    return first
+    before it) started from into the engine (never accepted: the global state stays)."""
+    if record.first_accepted is not None:
+        record.engine.load_global_state(record.start_state(record.first_accepted))
 
 
 def _commit(record: EpisodeRecord, round_record: RoundRecord, updates: list[ClientUpdate]) -> None:
