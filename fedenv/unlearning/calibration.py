@@ -5,14 +5,20 @@ organization; in a calibrated round every remaining organization trains ``steps`
 from the replayed global.  ``retrain`` would train every remaining organization its level's
 ``local_steps`` in each of those rounds: ``retrain_steps`` in all.  The calibrations may cost at
 most ``budget_steps = floor(calibration_budget * retrain_steps)`` steps, so their training is
-bounded by construction, whatever the rounds the organization took part in:
+bounded by construction, whatever the rounds the organization took part in.
 
-1. wanted: every ``calibration_interval``-th replayed round (the first included, FedEraser's
-   Δt) at ``calibration_steps``;
-2. if that costs more than the budget, fewer rounds, evenly spaced over the replayed ones with
-   the first included (``k`` rounds at positions ``i * n // k``), from the wanted count down to
+Only rounds whose replayed start can differ from the recorded one are worth calibrating: the
+first replayed round starts from the state it started from when it was played, so its stored
+updates are the very updates ``retrain`` trains there (same start, seeds, organizations and
+levels), and a calibration could only replace them by an approximation.  The candidates are the
+replayed rounds after the first, and the plan is the first that fits of:
+
+1. wanted: every ``calibration_interval``-th candidate (the first included, FedEraser's Δt) at
+   ``calibration_steps``;
+2. if that costs more than the budget, fewer rounds, evenly spaced over the candidates with the
+   first included (``k`` rounds at positions ``i * n // k``), from the wanted count down to
    one, each at the most steps (up to ``calibration_steps``) the budget allows;
-3. if not even the first replayed round fits at one step, the earliest round whose remaining
+3. if not even the first candidate fits at one step, the earliest candidate whose remaining
    organizations fit (fewer of them took part);
 4. otherwise none: the replay applies the stored changes only, and ``note`` says so.
 
@@ -72,19 +78,27 @@ def retrain_steps(record: EpisodeRecord) -> int:
 def calibration_plan(record: EpisodeRecord, policy: UnlearningPolicy) -> CalibrationPlan:
     """The calibrations of ``calibrated_replay`` on ``record`` under ``policy`` (module doc)."""
     rounds = replayed_rounds(record)
-    orgs = [len(record.remaining(r)) for r in rounds]
     total = retrain_steps(record)
     budget = math.floor(policy.calibration_budget * total + 1e-9)
+    candidates = rounds[1:]  # the first replayed round starts as it was played (module doc)
+    orgs = [len(record.remaining(r)) for r in candidates]
 
     def plan(positions: list[int], steps: int, note: str = "") -> CalibrationPlan:
         cost = steps * sum(orgs[p] for p in positions)
         return CalibrationPlan(
-            tuple(rounds[p].index for p in positions), steps, cost, total, budget, note
+            tuple(candidates[p].index for p in positions), steps, cost, total, budget, note
         )
 
     if not rounds:
         return plan([], 0, "nothing to replay: the organization was never accepted")
-    n = len(rounds)
+    if not candidates:
+        return plan(
+            [],
+            0,
+            f"only round {rounds[0].index} is replayed, from the state it was played from: its "
+            "stored updates are retrain's, nothing to calibrate",
+        )
+    n = len(candidates)
     wanted = list(range(0, n, policy.calibration_interval))
     for k in range(len(wanted), 0, -1):
         positions = wanted if k == len(wanted) else [i * n // k for i in range(k)]
@@ -104,8 +118,9 @@ def calibration_plan(record: EpisodeRecord, policy: UnlearningPolicy) -> Calibra
         return plan(
             fits[:1],
             1,
-            f"calibration budget ({budget} of {total} steps) is too small for the first replayed "
-            f"round ({orgs[0]} organizations): round {rounds[fits[0]].index} calibrated instead",
+            f"calibration budget ({budget} of {total} steps) is too small for round "
+            f"{candidates[0].index} ({orgs[0]} organizations): round "
+            f"{candidates[fits[0]].index} calibrated instead",
         )
     return plan(
         [],

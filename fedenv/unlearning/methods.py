@@ -4,7 +4,7 @@
 | --- | --- | --- | --- |
 | ``exact_replay`` | rebuild the global state from the episode's base by replaying every round as it was committed (:mod:`fedenv.unlearning.replay`: the defences' norm rescaling, the round's aggregation rule, the engine's transition) without the forgotten organization's update: the others' shares renormalized over them, each rescaled change moved onto the replayed global | removes its direct contribution exactly, in every round; its *indirect* influence stays: the others' later updates were trained from globals it had shaped, and the rounds' other decisions (who else was rejected, the defences' weights) stand as recorded | tensor arithmetic only |
 | ``retrain`` | the oracle: from the global state its first accepted round started from, rerun every later round without it, with the same round seeds, accepted organizations and levels (no rescoring: the originally accepted set minus the organization), each retrained update rescaled by the norm rule from the retrained global and committed under the round's rule with the remaining shares | the reference | the rounds' training |
-| ``calibrated_replay`` | FedEraser: from the same starting point, replay each round; in the calibrated rounds (:mod:`fedenv.unlearning.calibration`: every ``calibration_interval``-th replayed round, default 5, at ``calibration_steps``, default 1, as far as ``calibration_budget`` allows) the remaining organizations train those local steps from the replayed global, and each calibrated update takes the new direction with the stored (rescaled) update's magnitude, per tensor: ``G' + |U_old - G| * (U_new - G') / |U_new - G'|``; in the other rounds each stored change ``U_old - G`` is applied to the replayed global; committed as ``retrain`` commits | approximate | the calibrations: at most ``calibration_budget`` (default 0.25) of ``retrain``'s training steps |
+| ``calibrated_replay`` | FedEraser: from the same starting point, replay each round; in the calibrated rounds (:mod:`fedenv.unlearning.calibration`: every ``calibration_interval``-th replayed round after the first, default 5, at ``calibration_steps``, default 1, as far as ``calibration_budget`` allows) the remaining organizations train those local steps from the replayed global, and each calibrated update takes the new direction with the stored (rescaled) update's magnitude, per coordinate (:func:`calibrated_change`): ``G' + |U_old - G| * sign(U_new - G')``; in the other rounds each stored change ``U_old - G`` is applied to the replayed global; committed as ``retrain`` commits | approximate | the calibrations: at most ``calibration_budget`` (default 0.25) of ``retrain``'s training steps |
 | ``lora_gradient_ascent`` | from the current global adapter, ``ascent_steps`` AdamW steps on ``-min(L_forget, ascent_max_forget_loss) + ascent_retain_weight * L_retain`` (L = the next-token loss of a batch of the organization's training dialogues, resp. of another organization's, in turn), training only what local training trains | approximate, no replay | a few steps |
 
 Every method is deterministic: seeds derive from the episode's (:mod:`fedenv.seeding`).  Settings:
@@ -79,6 +79,22 @@ def retrain(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuilt:
     return Rebuilt(engine.global_state(), steps)
 
 
+def calibrated_change(stored: torch.Tensor, calibration: torch.Tensor) -> torch.Tensor:
+    """The change a calibrated update makes: each coordinate moves as far as the ``stored``
+    change moved it, in the direction the ``calibration`` (trained from the replayed global)
+    moved it; not at all where the calibration did not move it.
+
+    FedEraser keeps the stored update's norm per layer (``|stored| * calibration / |calibration|``),
+    which presumes the calibration's relative magnitudes mean something, as an SGD gradient's do.
+    A short AdamW calibration's do not: its first step is ``lr * sign(gradient)`` on every
+    coordinate, so rescaling it to the layer's stored norm spreads that norm evenly over every
+    coordinate, the ones the stored training left (nearly) still included, a large random
+    change (docs/unlearning.md: on the default scenario it doubled the remaining data's NLL).
+    Per coordinate, the stored magnitude keeps where the training moved and how far; the
+    calibration gives the sign from where the replay now is."""
+    return stored.abs() * torch.sign(calibration)
+
+
 def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuilt:
     _start(record)
     engine = record.engine
@@ -113,11 +129,7 @@ def calibrated_replay(record: EpisodeRecord, policy: UnlearningPolicy) -> Rebuil
                 if key not in trainable:
                     adapter[key] = value.clone()
                 elif org in fresh:
-                    direction = fresh[org][key] - value
-                    norm = direction.norm()
-                    adapter[key] = (
-                        value + (change.norm() / norm) * direction if norm > 0 else value.clone()
-                    )
+                    adapter[key] = value + calibrated_change(change, fresh[org][key] - value)
                 else:
                     adapter[key] = value + change
             updates.append(
