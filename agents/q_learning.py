@@ -14,7 +14,10 @@ weighting after.  The continuation ``C`` is the next state's values with ``conti
 default) and ``Qbar`` with ``"state_free"``.  The agent acts on
 ``(n(s,a) Q[s,a] + backoff Qbar[a]) / (n(s,a) + backoff)``: a state's own estimate shrunk towards
 the state-free one, the more the fewer updates it has (hierarchical backoff; a never-visited
-state acts on ``Qbar``).  With one state both are the bandit's own table (Watkins, exactly).
+state acts on ``Qbar``).  Or, with ``split_z`` (:mod:`agents.state_split`), a state acts on its
+own row only where its best action beats ``Qbar``'s choice in that state by ``split_z`` standard
+errors, and on ``Qbar`` elsewhere: the bandit, bit for bit, until a state shows evidence.  With
+one state all of these are the bandit's own table (Watkins, exactly).
 
 Why a state-free continuation (an option: on the default scenario it measured no better than
 Watkins, on ``tiny`` worse; docs/agents.md): a coarse state without the time (budget left) ranks states by

@@ -3,7 +3,8 @@
 A tabular learner over a state (``agents.q_learning``) keeps, beside each state's row, the
 state-free values ``Qbar`` (the bandit's).  With a split threshold ``z``, a state acts on its
 own row only where the data show that its best action beats the state-free greedy action *in
-that state* by more than ``z`` standard errors of their difference; everywhere else it acts on
+that state* by more than ``z`` standard errors of their difference (Welch's t-test at the
+one-sided level of ``z`` normal errors: with few targets the bar is higher); everywhere else it acts on
 ``Qbar``.  A state whose estimates differ by noise (a few unlucky samples of a profitable level)
 is not split, so the learner does what the bandit does until it has evidence.
 
@@ -45,8 +46,9 @@ def split_values(row: np.ndarray, spread: np.ndarray, weight2: np.ndarray,
 
     ``row``, ``spread``, ``weight2``: the state's entries; ``state_free``: ``Qbar``.  The state
     is split when its best action with a standard error (``a*``) beats every state-free greedy
-    action ``g`` in this state: ``row[a*] - row[g] > z * sqrt(se[a*]^2 + se[g]^2)`` (each ``g``
-    needing a standard error of its own: no evidence against ``g`` keeps ``g``).  The values
+    action ``g`` in this state: ``row[a*] - row[g] > critical_gap(...)``, about
+    ``z * sqrt(se[a*]^2 + se[g]^2)`` once both have many targets (each ``g`` needing a standard
+    error of its own: no evidence against ``g`` keeps ``g``).  The values
     returned are the state's row with the entries lacking a standard error at ``-inf``."""
     se = standard_errors(spread, weight2)
     known = np.isfinite(se)
@@ -58,6 +60,22 @@ def split_values(row: np.ndarray, spread: np.ndarray, weight2: np.ndarray,
     if best in chosen:
         return None
     for g in chosen:
-        if not known[g] or row[best] - row[g] <= z * np.hypot(se[best], se[g]):
+        if not known[g] or row[best] - row[g] <= critical_gap(se[best], se[g], weight2[best],
+                                                             weight2[g], z):
             return None
     return values
+
+
+def critical_gap(se_a: float, se_b: float, weight2_a: float, weight2_b: float, z: float) -> float:
+    """The gap two entries' means must exceed: Welch's test at the one-sided level of ``z``
+    standard normal errors, Student's t with Welch-Satterthwaite degrees of freedom, each
+    entry's from its effective number of targets ``1 / w2`` (Kish).  A couple of targets make a
+    wide gap: their spread is itself a noisy estimate."""
+    from scipy import stats  # only the split test needs it
+
+    se2 = se_a * se_a + se_b * se_b
+    if se2 == 0.0:  # both entries' targets all equal: the gap itself is the evidence
+        return 0.0
+    dof_a, dof_b = 1.0 / weight2_a - 1.0, 1.0 / weight2_b - 1.0
+    dof = se2 * se2 / (se_a**4 / dof_a + se_b**4 / dof_b)
+    return float(stats.t.ppf(stats.norm.cdf(z), dof) * np.sqrt(se2))

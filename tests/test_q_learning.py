@@ -16,7 +16,7 @@ from agents.q_learning import QLearningAgent, QLearningConfig
 from agents.registry import AgentSettings, build_team
 from agents.rollout import evaluate, mean_returns, run_episode
 from agents.serialization import atomic_save, load_state
-from agents.state_split import split_values, standard_errors, update_entry
+from agents.state_split import critical_gap, split_values, standard_errors, update_entry
 
 BOX = spaces.Box(np.array([0, -1, -np.inf], np.float32), np.array([1, 1, np.inf], np.float32))
 ACTIONS = spaces.Discrete(3)
@@ -206,24 +206,32 @@ def test_split_z_trusts_a_state_once_its_best_action_wins_by_z_standard_errors()
                                    terminated=True, truncated=False))
 
     agent = _split_learner(2.0)
-    feed(agent, low, 1, 3.0, 30)      # the low state: action 1 pays most everywhere ...
+    feed(agent, low, 1, 5.0, 30)      # the low state: action 1 pays most everywhere ...
     feed(agent, low, 2, 1.0, 30)
     feed(agent, high, 1, -2.0, 1)     # ... but in the high state one sample says action 2
     feed(agent, high, 2, 1.0, 1)
     assert agent.act(high, explore=False) == 1  # one sample each: no standard error, no split
-    feed(agent, high, 1, -2.0, 1)
-    feed(agent, high, 2, 1.0, 1)
-    assert np.argmax(agent.prior) == 1 and agent.act(high, explore=False) == 2  # 3 SE apart
+    feed(agent, high, 1, -2.0, 4)
+    feed(agent, high, 2, 1.0, 4)
+    assert np.argmax(agent.prior) == 1 and agent.act(high, explore=False) == 2  # far apart
     assert agent.act(low, explore=False) == 1
     assert agent.q_values(high)[0] == -np.inf  # never taken there: not a candidate
     cautious = _split_learner(1e6)
     rng = np.random.default_rng(0)
-    feed(cautious, low, 1, 3.0, 30)
+    feed(cautious, low, 1, 5.0, 30)
     feed(cautious, low, 2, 1.0, 30)
-    feed(cautious, high, 1, -2.0, 2)
-    feed(cautious, high, 2, 1.0, 2)
+    feed(cautious, high, 1, -2.0, 5)
+    feed(cautious, high, 2, 1.0, 5)
     assert cautious.act(high, explore=False) == 1
     assert cautious.q_values(high).tobytes() == cautious.prior.tobytes()
+
+
+def test_the_split_bar_is_welchs_t_so_a_couple_of_targets_make_a_wide_one():
+    """Two targets each: t with 2 degrees of freedom, not the normal 2 SE (a 2-sample spread is
+    itself noise); many targets: the normal bar; a noiseless pair: any gap."""
+    assert critical_gap(1.0, 1.0, 0.5, 0.5, 2.0) > 2 * 2.0 * np.sqrt(2.0)
+    assert critical_gap(1.0, 1.0, 1e-4, 1e-4, 2.0) == pytest.approx(2.0 * np.sqrt(2.0), rel=1e-3)
+    assert critical_gap(0.0, 0.0, 0.5, 0.5, 2.0) == 0.0
 
 
 def test_split_values_needs_evidence_against_every_state_free_choice():
