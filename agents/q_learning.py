@@ -77,8 +77,7 @@ class QLearningConfig:
     backoff: float = 0.0
     """weight of the state-free values in a state's: (n Q[s,a] + backoff Qbar[a]) / (n + backoff)"""
     split_z: float = 0.0
-    """act on a state's values only where its best action beats the state-free choice there by
-    this many standard errors, else on the state-free values (0: off)"""
+    """a state's values act only where they beat Qbar's choice by Welch's t at z=this (0: off)"""
 
     def __post_init__(self) -> None:
         check_range("learning_rate", self.learning_rate, low=0.0, high=1.0, low_open=True)
