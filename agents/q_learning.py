@@ -14,7 +14,10 @@ weighting after.  The continuation ``C`` is the next state's values with ``conti
 default) and ``Qbar`` with ``"state_free"``.  The agent acts on
 ``(n(s,a) Q[s,a] + backoff Qbar[a]) / (n(s,a) + backoff)``: a state's own estimate shrunk towards
 the state-free one, the more the fewer updates it has (hierarchical backoff; a never-visited
-state acts on ``Qbar``).  With one state both are the bandit's own table (Watkins, exactly).
+state acts on ``Qbar``).  Or, with ``split_z`` (:mod:`agents.state_split`), a state acts on its
+own row only where its best action beats ``Qbar``'s choice in that state by ``split_z`` standard
+errors, and on ``Qbar`` elsewhere: the bandit, bit for bit, until a state shows evidence.  With
+one state all of these are the bandit's own table (Watkins, exactly).
 
 Why a state-free continuation (an option: on the default scenario it measured no better than
 Watkins, on ``tiny`` worse; docs/agents.md): a coarse state without the time (budget left) ranks states by
@@ -44,6 +47,7 @@ from agents.base import Policy, Transition
 from agents.config import ConfigError, check_range
 from agents.discretizer import make_discretizer, state_bins
 from agents.exploration import EpsilonSchedule, epsilon_greedy, greedy_action
+from agents.state_split import split_values, update_entry
 
 CONTINUATIONS = ("state_free", "state")
 
@@ -72,6 +76,8 @@ class QLearningConfig:
     """what targets continue with: state_free (max of the state-free values) or state (Watkins)"""
     backoff: float = 0.0
     """weight of the state-free values in a state's: (n Q[s,a] + backoff Qbar[a]) / (n + backoff)"""
+    split_z: float = 0.0
+    """a state's values act only where they beat Qbar's choice by Welch's t at z=this (0: off)"""
 
     def __post_init__(self) -> None:
         check_range("learning_rate", self.learning_rate, low=0.0, high=1.0, low_open=True)
@@ -83,6 +89,10 @@ class QLearningConfig:
             if not sep or not field.strip() or not bins.strip().isdigit() or int(bins) < 1:
                 raise ConfigError("state", f"expected FIELD=BINS with BINS >= 1, got {entry!r}")
         check_range("backoff", self.backoff, low=0.0)
+        check_range("split_z", self.split_z, low=0.0)
+        if self.split_z and self.backoff:
+            raise ConfigError("split_z", f"split_z ({self.split_z}) and backoff "
+                                         f"({self.backoff}) are alternatives; set one to 0")
         if self.continuation not in CONTINUATIONS:
             raise ConfigError("continuation", f"expected one of {', '.join(CONTINUATIONS)}, "
                                               f"got {self.continuation!r}")
@@ -112,10 +122,14 @@ class QLearningAgent(Policy):
         self.discretizer = make_discretizer(observation_space, bins)
         # one state has no state-free values apart from its own: the bandit is Watkins's, exactly
         self.backoff = self.config.backoff if self.discretizer.n_states > 1 else 0.0
+        self.split_z = self.config.split_z if self.discretizer.n_states > 1 else 0.0
         self.schedule = self.config.schedule
         self.episodes_done = 0
         self.table: dict[int, np.ndarray] = {}
         self.visits: dict[int, np.ndarray] = {}
+        # per entry: weighted variance of its targets and sum of squared weights (state_split)
+        self.spread: dict[int, np.ndarray] = {}
+        self.weight2: dict[int, np.ndarray] = {}
         # the state-free action values: every transition's target, whatever its state
         self.prior = np.full(self.n_actions, self.config.initial_q, dtype=np.float64)
         self.prior_visits = np.zeros(self.n_actions, dtype=np.int64)
@@ -129,6 +143,10 @@ class QLearningAgent(Policy):
         towards the state-free ones by ``backoff`` (``initial_q`` where neither has data)."""
         state = self.discretizer(obs)
         row = self.table.get(state)
+        if self.split_z:
+            split = None if row is None else split_values(
+                row, self.spread[state], self.weight2[state], self.prior, self.split_z)
+            return self.prior.copy() if split is None else split
         backoff = self.backoff
         if row is None:
             return (self.prior.copy() if backoff else
@@ -148,6 +166,8 @@ class QLearningAgent(Policy):
         if row is None:
             row = self.table[state] = np.full(self.n_actions, self.config.initial_q, np.float64)
             self.visits[state] = np.zeros(self.n_actions, np.int64)
+            self.spread[state] = np.zeros(self.n_actions, np.float64)
+            self.weight2[state] = np.zeros(self.n_actions, np.float64)
         target = float(transition.reward)
         if not transition.terminated and (self.config.bootstrap_truncation
                                            or not transition.truncated):
@@ -158,7 +178,9 @@ class QLearningAgent(Policy):
         td_error = target - row[a]
         visits = self.visits[state]
         visits[a] += 1
-        row[a] += max(self.config.learning_rate, 1.0 / visits[a]) * td_error
+        alpha = max(self.config.learning_rate, 1.0 / visits[a])
+        row[a], self.spread[state][a], self.weight2[state][a] = update_entry(
+            row[a], self.spread[state][a], self.weight2[state][a], target, alpha)
         self.prior_visits[a] += 1
         self.prior[a] += max(self.config.learning_rate, 1.0 / self.prior_visits[a]) * (
             target - self.prior[a])
@@ -173,19 +195,24 @@ class QLearningAgent(Policy):
                   else np.zeros((0, self.n_actions), dtype=np.float64))
         visits = (np.stack([self.visits[s] for s in states]) if states
                   else np.zeros((0, self.n_actions), dtype=np.int64))
+        spread, weight2 = ((np.stack([table[s] for s in states]) if states
+                            else np.zeros((0, self.n_actions), dtype=np.float64))
+                           for table in (self.spread, self.weight2))
         return {
             **super().state_dict(),
             "episodes_done": self.episodes_done,
             "states": torch.tensor(states, dtype=torch.int64),
             "values": torch.from_numpy(values.copy()),
             "visits": torch.from_numpy(visits.copy()),
+            "spread": torch.from_numpy(spread.copy()),
+            "weight2": torch.from_numpy(weight2.copy()),
             "prior": torch.from_numpy(self.prior.copy()),
             "prior_visits": torch.from_numpy(self.prior_visits.copy()),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = sorted({"values", "visits", "states", "prior", "prior_visits",
-                          "episodes_done"} - set(state))
+        missing = sorted({"values", "visits", "states", "prior", "prior_visits", "spread",
+                          "weight2", "episodes_done"} - set(state))
         if missing:  # a Q-table saved before visit counts and the prior existed
             raise ValueError(f"Q-learning state lacks {', '.join(missing)}: saved by an older "
                              f"version; train anew")
@@ -193,13 +220,17 @@ class QLearningAgent(Policy):
         if values.ndim != 2 or values.shape[1] != self.n_actions or values.dtype != np.float64:
             raise ValueError(f"Q-table of shape {values.shape} / {values.dtype} does not fit "
                              f"{self.n_actions} actions (float64)")
-        if visits.shape != values.shape:
-            raise ValueError(f"visit counts of shape {visits.shape} do not fit the Q-table's "
-                             f"{values.shape}")
+        spread, weight2 = state["spread"].numpy(), state["weight2"].numpy()
+        for name, array in (("visit counts", visits), ("spreads", spread), ("weights", weight2)):
+            if array.shape != values.shape:
+                raise ValueError(f"{name} of shape {array.shape} do not fit the Q-table's "
+                                 f"{values.shape}")
         super().load_state_dict(state)
         self.episodes_done = int(state["episodes_done"])
         states = state["states"].tolist()
         self.table = {int(s): values[i].copy() for i, s in enumerate(states)}
         self.visits = {int(s): visits[i].astype(np.int64) for i, s in enumerate(states)}
+        self.spread = {int(s): spread[i].astype(np.float64) for i, s in enumerate(states)}
+        self.weight2 = {int(s): weight2[i].astype(np.float64) for i, s in enumerate(states)}
         self.prior = state["prior"].numpy().astype(np.float64).copy()
         self.prior_visits = state["prior_visits"].numpy().astype(np.int64).copy()

@@ -42,6 +42,7 @@ DESIGNS: dict[str, tuple[str, dict]] = {
         "q_learning", {"state": ROUND_BUDGET, **STATE_FREE, "backoff": 10.0}),
     "round 3, state-free continuation, backoff 10": (
         "q_learning", {"state": ("round_fraction=3",), **STATE_FREE, "backoff": 10.0}),
+    "round 3, split test z 2": ("q_learning", {"state": ("round_fraction=3",), "split_z": 2.0}),
     "stateless (q_learning_stateless)": ("q_learning_stateless", {}),
     "random": ("random", {}),
 }

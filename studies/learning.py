@@ -283,8 +283,10 @@ def greedy_table(document: Mapping[str, Any]) -> str:
         assert d is not None
         # the table reads "reference minus policy": flip the sign of policy - reference
         diff = f"{-d.mean:+.2f} [{-d.high:+.2f}, {-d.low:+.2f}]"
+        needed = (f"~{c.seeds_needed} seeds" if c.seeds_needed is not None
+                  else "no difference of any size to detect, or over 100,000 seeds")
         better = "yes" if c.detected and d.mean < 0 else ("no: worse" if c.detected else
-                                                          f"not detected (~{c.seeds_needed} seeds)")
+                                                          f"not detected ({needed})")
         lines.append(f"| {policy} | {cell} | {diff} | {c.test} | {c.p_holm:.3g} | {better} |")
     return "\n".join(lines) + "\n"
 

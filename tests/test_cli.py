@@ -131,14 +131,24 @@ def test_every_option_of_the_scripts_has_help_text(capsys, monkeypatch, config, 
     help_text = capsys.readouterr().out
     paths = _leaves(config)
     assert len(paths) >= (25 if config is TrainConfig else 14)
-    lines = [line.strip("│ ") for line in help_text.splitlines()]
+    # tyro may lay the panels out in two columns side by side: read each column on its own (the
+    # right one starts where an option's invocation starts after the left column's text)
+    raw = help_text.splitlines()
+    starts = [m.start() for line in raw for m in re.finditer(r"(?<=\s\s)--\w", line)
+              if m.start() > 20]
+    cut = min(starts, default=None)
+    columns = [raw] if cut is None else [[line[:cut] for line in raw], [line[cut:] for line in raw]]
+    lines = [line.strip("│ ") for column in columns for line in column]
     for path in paths:
         option = re.compile(rf"(?<![\w.-]){re.escape(option_name(path))}(?![\w.-])")
         index = next((i for i, line in enumerate(lines) if option.match(line)), None)
         assert index is not None, f"{option_name(path)} missing from --help"
         parts = re.split(r"\s{2,}", lines[index], maxsplit=1)  # invocation, then help (if room)
         text = parts[1] if len(parts) == 2 else lines[index + 1]
-        assert re.match(r"[A-Za-z(']\S*\s\S+.*\(default: ", text), f"{path} has no help: {text!r}"
+        after = lines[index + (1 if len(parts) == 2 else 2)]  # "(default: ...)" may wrap
+        assert re.match(r"[A-Za-z(']\S*\s\S+", text) and not text.startswith("(default:"), (
+            f"{path} has no help: {text!r}")
+        assert "(default:" in f"{text} {after}", f"{path} shows no default: {text!r}"
 
 
 def test_the_help_names_every_algorithm_and_mechanism(capsys, monkeypatch):

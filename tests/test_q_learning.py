@@ -16,6 +16,7 @@ from agents.q_learning import QLearningAgent, QLearningConfig
 from agents.registry import AgentSettings, build_team
 from agents.rollout import evaluate, mean_returns, run_episode
 from agents.serialization import atomic_save, load_state
+from agents.state_split import critical_gap, split_values, standard_errors, update_entry
 
 BOX = spaces.Box(np.array([0, -1, -np.inf], np.float32), np.array([1, 1, np.inf], np.float32))
 ACTIONS = spaces.Discrete(3)
@@ -149,6 +150,100 @@ def test_with_one_state_continuation_and_backoff_change_nothing():
     assert agents[0].q_values(stream[0].obs).tobytes() == agents[1].table[0].tobytes()
 
 
+def test_an_entrys_standard_error_is_its_targets_sample_sd_over_root_n_while_steps_are_1_over_n():
+    mean, spread, weight2 = 0.0, 0.0, 0.0
+    targets = [1.0, 2.0, 4.0, 9.0]
+    assert np.isinf(standard_errors(np.array([spread]), np.array([weight2]))).all()  # no update
+    for n, target in enumerate(targets, start=1):
+        mean, spread, weight2 = update_entry(mean, spread, weight2, target, 1.0 / n)
+        if n == 1:  # one update: no standard error yet
+            assert np.isinf(standard_errors(np.array([spread]), np.array([weight2]))).all()
+    assert mean == pytest.approx(np.mean(targets))
+    assert standard_errors(np.array([spread]), np.array([weight2]))[0] == pytest.approx(
+        np.std(targets, ddof=1) / np.sqrt(len(targets)))
+    # a constant step keeps the weights from vanishing: the error levels off, it never reaches 0
+    for _ in range(500):
+        mean, spread, weight2 = update_entry(mean, spread, weight2, 1.0 + (_ % 2), 0.1)
+    assert weight2 == pytest.approx(0.1 / 1.9)
+    assert standard_errors(np.array([spread]), np.array([weight2]))[0] == pytest.approx(
+        0.5 * np.sqrt(0.1 / 1.9 / (1 - 0.1 / 1.9)), rel=0.05)
+
+
+def _split_learner(z: float) -> QLearningAgent:
+    return QLearningAgent(BOX, ACTIONS, seed=0, config=QLearningConfig(
+        state=("0=2",), split_z=z))
+
+
+def test_split_z_acts_like_the_bandit_until_a_state_has_evidence_of_a_better_action():
+    """States whose best action is the state-free one are never split: the learner's values,
+    choices and random draws are the stateless bandit's, bit for bit."""
+    rng = np.random.default_rng(1)
+    split, bandit = _split_learner(2.0), QLearningAgent(BOX, ACTIONS, seed=0,
+                                                        config=QLearningConfig(state=()))
+    for step in range(300):
+        obs = np.array([rng.random(), 0.0, 0.0])
+        action = split.act(obs)
+        assert action == bandit.act(obs)
+        transition = Transition(obs, action, float(action + rng.normal(0.0, 0.3)),
+                                np.array([rng.random(), 0.0, 0.0]),
+                                terminated=bool(rng.random() < 0.1), truncated=False)
+        split.learn(transition)
+        bandit.learn(transition)
+        if step % 10 == 9:
+            split.end_episode()
+            bandit.end_episode()
+    assert split.prior.tobytes() == bandit.table[0].tobytes()
+    assert len(split.table) == 2 and all(v.min() >= 2 for v in split.visits.values())
+
+
+def test_split_z_trusts_a_state_once_its_best_action_wins_by_z_standard_errors():
+    low, high = np.array([0.1, 0, 0]), np.array([0.9, 0, 0])
+    rng = np.random.default_rng(0)
+
+    def feed(agent, obs, action, mean, n):
+        for _ in range(n):
+            agent.learn(Transition(obs, action, float(mean + rng.normal(0.0, 0.5)), obs,
+                                   terminated=True, truncated=False))
+
+    agent = _split_learner(2.0)
+    feed(agent, low, 1, 5.0, 30)      # the low state: action 1 pays most everywhere ...
+    feed(agent, low, 2, 1.0, 30)
+    feed(agent, high, 1, -2.0, 1)     # ... but in the high state one sample says action 2
+    feed(agent, high, 2, 1.0, 1)
+    assert agent.act(high, explore=False) == 1  # one sample each: no standard error, no split
+    feed(agent, high, 1, -2.0, 4)
+    feed(agent, high, 2, 1.0, 4)
+    assert np.argmax(agent.prior) == 1 and agent.act(high, explore=False) == 2  # far apart
+    assert agent.act(low, explore=False) == 1
+    assert agent.q_values(high)[0] == -np.inf  # never taken there: not a candidate
+    cautious = _split_learner(1e6)
+    rng = np.random.default_rng(0)
+    feed(cautious, low, 1, 5.0, 30)
+    feed(cautious, low, 2, 1.0, 30)
+    feed(cautious, high, 1, -2.0, 5)
+    feed(cautious, high, 2, 1.0, 5)
+    assert cautious.act(high, explore=False) == 1
+    assert cautious.q_values(high).tobytes() == cautious.prior.tobytes()
+
+
+def test_the_split_bar_is_welchs_t_so_a_couple_of_targets_make_a_wide_one():
+    """Two targets each: t with 2 degrees of freedom, not the normal 2 SE (a 2-sample spread is
+    itself noise); many targets: the normal bar; a noiseless pair: any gap."""
+    assert critical_gap(1.0, 1.0, 0.5, 0.5, 2.0) > 2 * 2.0 * np.sqrt(2.0)
+    assert critical_gap(1.0, 1.0, 1e-4, 1e-4, 2.0) == pytest.approx(2.0 * np.sqrt(2.0), rel=1e-3)
+    assert critical_gap(0.0, 0.0, 0.5, 0.5, 2.0) == 0.0
+
+
+def test_split_values_needs_evidence_against_every_state_free_choice():
+    row, spread = np.array([0.0, 1.0, 5.0]), np.array([0.0, 1.0, 1.0])
+    weight2 = np.array([0.0, 0.25, 0.25])  # action 0 never taken in the state
+    assert split_values(row, spread, weight2, np.array([0.0, 2.0, 1.0]), 2.0).tolist() == [
+        -np.inf, 1.0, 5.0]
+    assert split_values(row, spread, weight2, np.array([2.0, 1.0, 1.0]), 2.0) is None
+    assert split_values(row, spread, weight2, np.array([0.0, 1.0, 2.0]), 2.0) is None
+    assert split_values(row, spread, weight2, np.array([0.0, 2.0, 1.0]), 20.0) is None
+
+
 def test_a_state_design_names_fields_by_name_or_index():
     names = ("round_fraction", "budget_fraction", "last_reward")
     assert state_bins(("round_fraction=5", "2=3"), 3, names) == [5, 1, 3]
@@ -207,7 +302,8 @@ def test_epsilon_decays_per_episode_down_to_its_floor():
     ({"state": ("0=0",)}, "state"), ({"state": ("round",)}, "state"),
     ({"epsilon_end": 0.9, "epsilon_start": 0.5}, "epsilon_end"),
     ({"epsilon_decay": -0.1}, "epsilon_decay"), ({"backoff": -1.0}, "backoff"),
-    ({"continuation": "next"}, "continuation"),
+    ({"continuation": "next"}, "continuation"), ({"split_z": -1.0}, "split_z"),
+    ({"split_z": 2.0, "backoff": 10.0}, "split_z"),
 ])
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ConfigError) as info:

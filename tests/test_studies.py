@@ -106,3 +106,20 @@ def test_the_attack_study_tabulates_each_attack_defence_and_mechanism(tmp_path, 
         attacks.main(["--defences", "moat"])
     assert exit_.value.code == 2 and "argument --defences: unknown ['moat']" in (
         capsys.readouterr().err)
+
+
+def test_the_learning_table_says_when_no_seed_count_applies():
+    """A policy that earns the reference's returns on every seed has no difference to detect:
+    the table says so (it once printed '~None seeds'); a clear difference is a 'yes'."""
+    def seed(s: int, offset: float) -> dict:
+        return {"seed": s, "greedy": {"q_learning": {"a": 2.0 + s + offset, "b": 1.0},
+                                      "twin": {"a": 2.0 + s + offset, "b": 1.0},
+                                      "never": {"a": 0.0, "b": 0.0}}}
+    document = {"config": {"reference": "q_learning", "learners": ["q_learning", "twin"],
+                           "baselines": ["never"]},
+                "seeds": [seed(s, 0.1 * s * s) for s in range(5)]}
+    table = learning.greedy_table(document)
+    twin = next(line for line in table.splitlines() if line.startswith("| twin |"))
+    assert "not detected (no difference of any size to detect" in twin and "None" not in table
+    assert next(line for line in table.splitlines() if line.startswith("| never |")).endswith(
+        "| yes |")

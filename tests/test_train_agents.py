@@ -48,6 +48,7 @@ def test_help_lists_the_options(capsys):
     (["--q-learning.continuation", "next"],
      "argument --q-learning.continuation: expected one of state_free, state, got 'next'"),
     (["--q-learning.backoff", "-1"], "argument --q-learning.backoff: must be >= 0.0, got -1.0"),
+    (["--q-learning.split-z", "-2"], "argument --q-learning.split-z: must be >= 0.0, got -2.0"),
     (["--q-learning.state", "wealth=3"], "argument --q-learning.state: 'wealth=3': unknown"),
     (["--override", "max_rounds"], "argument --override: expected KEY=VALUE, got 'max_rounds'"),
     (["--scenario", "nowhere"], "argument --scenario: cannot create the env for 'nowhere'"),
