@@ -50,7 +50,6 @@ from chains.store import (
     pack_body,
     pack_header,
     pack_tree_head,
-    read_cert,
     read_meta,
     read_node,
     unpack_body,
@@ -364,17 +363,17 @@ class PublicLedger:
 
     def transaction(self, tx_id: str) -> Transaction:
         """A committed transaction by id."""
-        row = self._conn.execute("SELECT body, signature, sender, seq FROM txs WHERE id = ?",
+        row = self._conn.execute("SELECT t.body, t.signature, c.id, t.seq, c.pem FROM txs t "
+                                 "JOIN certs c ON c.ref = t.sender WHERE t.id = ?",
                                  (_tx_key(tx_id),)).fetchone()
         if row is None:
             raise LedgerError(f"transaction {tx_id} is not committed on this ledger")
-        return Transaction.decode(self._unpack(row[0], row[2], row[3]), row[1],
-                                  read_cert(self._conn, row[2]) or b"")
+        return Transaction.decode(self._unpack(row[0], row[2], row[3]), row[1], row[4])
 
     def transactions(self, kind: str | None = None) -> Iterator[tuple[int, Transaction]]:
         """(block height, transaction) in log order, optionally of one kind."""
-        query = ("SELECT t.height, t.body, t.signature, c.pem, t.sender, t.seq FROM txs t "
-                 "JOIN certs c ON c.id = t.sender")
+        query = ("SELECT t.height, t.body, t.signature, c.pem, c.id, t.seq FROM txs t "
+                 "JOIN certs c ON c.ref = t.sender")
         args: tuple = ()
         if kind is not None:
             query, args = query + " WHERE t.kind = ?", (kind,)

@@ -27,7 +27,7 @@ from chains.blocks import BLOCK_DOMAIN, GENESIS_PREV, BlockHeader, TreeHead
 from chains.errors import IdentityError, MalformedError
 from chains.merkle import Frontier
 from chains.msp import MSP
-from chains.store import BlockRow, TxRow, node_key
+from chains.store import STORED_LEVEL, BlockRow, TxRow, node_key
 from chains.transactions import KINDS, Transaction, check_payload
 
 __all__ = ["LedgerState", "Violation", "check_block", "check_transaction", "genesis_payload"]
@@ -181,7 +181,7 @@ def check_block(state: LedgerState, block: BlockRow, txs: Sequence[TxRow],
     for row in txs:
         block_tree.append(row[2])
         created.extend((node_key(lvl, idx), lvl, h)
-                       for lvl, idx, h in state.frontier.append(row[2]) if lvl)
+                       for lvl, idx, h in state.frontier.append(row[2]) if lvl >= STORED_LEVEL)
     if block_tree.root() != header.tx_root:
         raise Violation("tx-root", "Merkle root of the block's transactions is not the header's tx_root")
     if list(nodes) != created:

@@ -129,8 +129,9 @@ def row(path: Path, query: str, *args) -> tuple:
 def change_payload_byte(path):
     """A digest's byte changed in the signed body, stored packed again as the writer packs."""
     chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
-    seq, packed, sender = row(path, "SELECT seq, body, sender FROM txs WHERE height = 2 "
-                                    "ORDER BY seq LIMIT 1 OFFSET 1")
+    seq, packed, sender = row(path, "SELECT t.seq, t.body, c.id FROM txs t JOIN certs c "
+                                    "ON c.ref = t.sender WHERE t.height = 2 "
+                                    "ORDER BY t.seq LIMIT 1 OFFSET 1")
     body = store.unpack_body(packed, chain, sender)
     at = body.index(b'"digest":"') + 10
     body = body[:at] + (b"0" if body[at:at + 1] != b"0" else b"1") + body[at + 1:]
@@ -217,8 +218,8 @@ def revoked_sender(path):
 
 def replay_transaction(path):
     chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
-    packed, sig, pem, sender = row(path, "SELECT t.body, t.signature, c.pem, t.sender FROM txs t "
-                                         "JOIN certs c ON c.id = t.sender WHERE t.height = 1 "
+    packed, sig, pem, sender = row(path, "SELECT t.body, t.signature, c.pem, c.id FROM txs t "
+                                         "JOIN certs c ON c.ref = t.sender WHERE t.height = 1 "
                                          "LIMIT 1")
     body = store.unpack_body(packed, chain, sender)
     sql(path, "DROP INDEX txs_by_id")  # the file's own uniqueness guard goes first: a schema change
@@ -265,6 +266,12 @@ def change_stored_nonce(path):
 
 def change_stored_kind(path):
     sql(path, "UPDATE txs SET kind = 'revoke' WHERE seq = 8")
+
+
+def point_a_sender_at_another_certificate(path):
+    """The sender stored as a `certs.ref` (format 4) names another member's certificate."""
+    sql(path, ("UPDATE txs SET sender = (SELECT ref FROM certs WHERE id = ?) WHERE seq = 7 AND "
+               "sender != (SELECT ref FROM certs WHERE id = ?)", (CLIENTS[1].id, CLIENTS[1].id)))
 
 
 def add_an_unused_certificate(path):
@@ -333,6 +340,7 @@ TAMPERING = [  # (tampering, first bad block, reason)
     (lower_a_transaction_height, 2, "tx-height"),
     (change_stored_nonce, 3, "tx-index"),
     (change_stored_kind, 3, "tx-index"),
+    (point_a_sender_at_another_certificate, 3, "tx-signature"),
     (add_an_unused_certificate, None, "orphan-certificate"),
     (text_where_a_blob_is_expected, 1, "malformed-row"),
     (add_a_view, None, "schema"),
@@ -408,7 +416,7 @@ def test_an_unfinished_last_block_is_a_note_not_corruption(tmp_path, capsys):
     writer.execute("PRAGMA cache_size=1")  # the open transaction spills into the log
     writer.execute("BEGIN IMMEDIATE")
     for i in range(30):
-        writer.execute("INSERT INTO certs VALUES (?, ?)", (f"x{i}", bytes(3000)))
+        writer.execute("INSERT INTO certs(id, pem) VALUES (?, ?)", (f"x{i}", bytes(3000)))
     stopped = tmp_path / "stopped"
     stopped.mkdir()
     for suffix in ("", "-wal"):
