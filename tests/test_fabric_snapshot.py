@@ -168,16 +168,15 @@ def test_a_block_below_the_snapshot_is_named(snapshotted: Path) -> None:
     assert ("peer0.Org1.db", 5, "snapshot") in folder_problems(snapshotted)
 
 
-def test_a_format_3_peer_file_is_refused_untouched(tmp_path: Path) -> None:
+def test_a_format_4_peer_file_is_refused_untouched(tmp_path: Path) -> None:
     net, _, gw = open_channel(tmp_path)
     play(gw, 0, 1)
     net.close()
     peer = tmp_path / "ch" / "peer0.Org1.db"
-    execute(peer, "DROP TABLE snapshot")
-    execute(peer, "UPDATE meta SET value = '3' WHERE key = 'format'")
+    execute(peer, "UPDATE meta SET value = '4' WHERE key = 'format'")
     before = peer.read_bytes()
-    with pytest.raises(LedgerStateError, match="of format '3'; this version reads format '4'"):
+    with pytest.raises(LedgerStateError, match="of format '4'; this version reads format '5'"):
         open_channel(tmp_path)
     assert peer.read_bytes() == before
     (problem,) = verify_channel_file(peer).problems
-    assert problem.reason == "meta" and "format '3'" in problem.detail
+    assert problem.reason == "meta" and "format '4'" in problem.detail

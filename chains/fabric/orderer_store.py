@@ -24,8 +24,11 @@ __all__ = ["FORMAT", "KIND", "SCHEMA", "OrdererStore"]
 
 KIND = "fabric-orderer"
 # 3: blocks stored packed (chains.fabric.packing). 4: envelopes stored without the fields a
-# reader derives (tx_id, proposal hash); format 3 is refused. The orderer keeps every block.
-FORMAT = "4"
+# reader derives (tx_id, proposal hash); format 3 is refused. 5: headers without their data
+# hash, the chain id in the dictionary of blocks 1, 2, ..., a write that repeats an argument
+# stored as a reference to it (chains.fabric.packing); format 4 is refused. The orderer keeps
+# every block.
+FORMAT = "5"
 SCHEMA = BLOCK_SCHEMA
 
 

@@ -41,7 +41,10 @@ KIND = "fabric-channel"
 # 4: the same hashed bytes; envelopes stored without the fields a reader derives (tx_id,
 #    proposal hash: chains.fabric.packing), and a `snapshot` table (chains.fabric.snapshot):
 #    a peer that took a snapshot keeps no blocks below it but the genesis; format 3 is refused.
-FORMAT = "4"
+# 5: headers stored without their data hash, the chain id in the dictionary of blocks 1, 2,
+#    ..., a write that repeats an argument stored as a reference to it (chains.fabric.packing);
+#    format 4 is refused.
+FORMAT = "5"
 
 BLOCK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
