@@ -45,7 +45,9 @@ from chains.sqlite_files import truncation, writing
 from chains.store import (
     BLOCK_COLUMNS,
     FORMAT,
+    ID_KEY,
     KIND,
+    KIND_CODES,
     connect,
     pack_body,
     pack_header,
@@ -364,8 +366,8 @@ class PublicLedger:
     def transaction(self, tx_id: str) -> Transaction:
         """A committed transaction by id."""
         row = self._conn.execute("SELECT t.body, t.signature, c.id, t.seq, c.pem FROM txs t "
-                                 "JOIN certs c ON c.ref = t.sender WHERE t.id = ?",
-                                 (_tx_key(tx_id),)).fetchone()
+                                 "JOIN certs c ON c.ref = t.sender WHERE substr(t.id, 1, 8) = ? AND t.id = ?",
+                                 (_tx_key(tx_id)[:8], _tx_key(tx_id))).fetchone()
         if row is None:
             raise LedgerError(f"transaction {tx_id} is not committed on this ledger")
         return Transaction.decode(self._unpack(row[0], row[2], row[3]), row[1], row[4])
@@ -376,7 +378,9 @@ class PublicLedger:
                  "JOIN certs c ON c.ref = t.sender")
         args: tuple = ()
         if kind is not None:
-            query, args = query + " WHERE t.kind = ?", (kind,)
+            if kind not in KIND_CODES:
+                return
+            query, args = query + " WHERE t.kind = ?", (KIND_CODES.index(kind),)
         for height, body, sig, pem, sender, seq in self._conn.execute(query + " ORDER BY t.seq",
                                                                       args):
             yield height, Transaction.decode(self._unpack(body, sender, seq), sig, pem)
@@ -411,8 +415,9 @@ class PublicLedger:
         return read_node(self._conn, level, index)
 
     def _find(self, tx_id: str) -> tuple[int, int] | None:
-        row = self._conn.execute("SELECT seq, height FROM txs WHERE id = ?",
-                                 (_tx_key(tx_id),)).fetchone()
+        key = _tx_key(tx_id)
+        row = self._conn.execute(f"SELECT seq, height FROM txs WHERE {ID_KEY} = ? AND id = ?",
+                                 (key[:8], key)).fetchone()
         return None if row is None else (row[0], row[1])
 
     def __repr__(self) -> str:

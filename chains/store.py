@@ -6,7 +6,8 @@ Tables:
                          `ref` is the small number a transaction names its sender by
   blocks(height, ...)    header and its signature, the block hash, the signed tree head
   txs(seq, ...)          transactions in log order: seq is the Merkle leaf index; the block height,
-                         leaf hash (id), sender (a `certs.ref`), nonce and kind are indexes into
+                         leaf hash (id), sender (a `certs.ref`), nonce and kind (a code) are indexes
+                         into
                          the signed body,
                          which is stored packed (`pack_body`: raw DEFLATE with a preset
                          dictionary of the bodies' keys, the chain id and the row's sender id,
@@ -31,7 +32,7 @@ from chains.errors import LedgerCorruptError, LedgerError, MalformedError
 from chains.merkle import node_hash
 from chains.sqlite_files import check_schema, harden, rollback
 
-__all__ = ["FORMAT", "KIND", "SCHEMA", "STORED_LEVEL", "TX_COLUMNS", "TX_ROWS", "BlockRow", "TxRow",
+__all__ = ["FORMAT", "ID_KEY", "KIND", "KIND_CODES", "SCHEMA", "STORED_LEVEL", "TX_COLUMNS", "TX_ROWS", "BlockRow", "TxRow",
            "connect", "node_key", "pack_body",
            "pack_header", "pack_tree_head", "unpack_body", "unpack_header", "unpack_tree_head",
            "write_block"]
@@ -41,12 +42,18 @@ KIND = "public-ledger"
 # 3: the same signed bytes, transaction bodies, block headers and tree heads stored packed
 #    (`pack_body`, `pack_header`, `pack_tree_head`); format 2 is refused.
 # 4: the same signed bytes; a transaction's sender stored as its certificate's `certs.ref`
-#    instead of its 64 hex characters, Merkle nodes of levels 1 and 2 recomputed from the
-#    leaves instead of stored; format 3 is refused.
+#    instead of its 64 hex characters and its kind as its place in `KIND_CODES`, Merkle nodes
+#    of levels 1 and 2 recomputed from the leaves instead of stored, the id index on the id's
+#    first 8 bytes (`ID_KEY`), the bodies' dictionary holding the kinds and payload keys;
+#    format 3 is refused.
 FORMAT = "4"
 STORED_LEVEL = 3  # the lowest level of the Merkle nodes the `nodes` table holds
-BODY_TEMPLATE = (b'{"chain":"","kind":"anchor","nonce":,"payload":{"artifact":"","digest":"",'
-                 b'"event":"","prefixes":[]},"sender":""}')
+# The words bodies are made of: the kinds, and the payload keys the chains and fedenv write.
+BODY_TEMPLATE = (b'"kind":"anchor""kind":"revoke""kind":"global-model-hash""kind":"round-summary"'
+                 b'{"chain":"","kind":"update-hash","nonce":,"payload":{"accepted":[],'
+                 b'"artifact":"","contributions":{},"digest":"","episode":,"event":"episode-start",'
+                 b'"examples":,"global_score":0.,"org":"","participants":[],"payouts":{},'
+                 b'"prefixes":[],"round":,"scoring_tx":""},"sender":""}')
 HEADER_TEMPLATE = (b'{"chain":"","height":,"prev":"","proposer":"","timestamp":,"tx_count":,'
                    b'"tx_root":""}')
 TREE_HEAD_TEMPLATE = b'{"log":"","root":"","size":,"timestamp":}'
@@ -61,18 +68,26 @@ CREATE TABLE IF NOT EXISTS blocks(
     tree_size INTEGER NOT NULL, tree_head BLOB NOT NULL, tree_head_signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS txs(
     seq INTEGER PRIMARY KEY, height INTEGER NOT NULL, id BLOB NOT NULL, sender INTEGER NOT NULL,
-    nonce INTEGER NOT NULL, kind TEXT NOT NULL, body BLOB NOT NULL, signature BLOB NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS txs_by_id ON txs(id);
+    nonce INTEGER NOT NULL, kind INTEGER NOT NULL, body BLOB NOT NULL, signature BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS txs_by_id ON txs(substr(id, 1, 8));
 CREATE TABLE IF NOT EXISTS nodes(
     last INTEGER NOT NULL, level INTEGER NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY(last, level)) WITHOUT ROWID;
 """
 
 BLOCK_COLUMNS = "height, hash, header, signature, tree_size, tree_head, tree_head_signature"
+# The `kind` column's codes: a kind's place here (new kinds are appended).
+KIND_CODES = ("msp-config", "anchor", "update-hash", "global-model-hash", "round-summary",
+              "revoke")
+_KIND_NAME = ("CASE t.kind " + " ".join(f"WHEN {i} THEN '{k}'" for i, k in enumerate(KIND_CODES))
+              + " ELSE '#' || t.kind END")
+_KIND_CODE = ("CASE ? " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(KIND_CODES))
+              + " END")
+ID_KEY = "substr(id, 1, 8)"  # what the id index holds: a lookup by id is `ID_KEY = ? AND id = ?`
 # A transaction row as the readers see it: the sender as its identity id ("#<ref>" when the
-# row names a certificate the file lacks).
-TX_COLUMNS = ("t.seq, t.height, t.id, COALESCE(c.id, '#' || t.sender), t.nonce, t.kind, t.body, "
-              "t.signature")
+# row names a certificate the file lacks), the kind by name ("#<code>" for an unknown code).
+TX_COLUMNS = ("t.seq, t.height, t.id, COALESCE(c.id, '#' || t.sender), t.nonce, "
+              f"{_KIND_NAME}, t.body, t.signature")
 TX_ROWS = "txs t LEFT JOIN certs c ON c.ref = t.sender"
 # (height, hash, header, signature, tree_size, tree_head, tree_head_signature)
 BlockRow = tuple[int, bytes, bytes, bytes, int, bytes, bytes]
@@ -183,7 +198,7 @@ def write_block(conn: sqlite3.Connection, block: BlockRow, txs: Sequence[TxRow],
         conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta)
         conn.executemany("INSERT OR IGNORE INTO certs(id, pem) VALUES (?, ?)", certs)
         conn.executemany("INSERT INTO txs(seq, height, id, sender, nonce, kind, body, signature) "
-                         "VALUES (?, ?, ?, (SELECT ref FROM certs WHERE id = ?), ?, ?, ?, ?)", txs)
+                         f"VALUES (?, ?, ?, (SELECT ref FROM certs WHERE id = ?), ?, {_KIND_CODE}, ?, ?)", txs)
         conn.executemany("INSERT INTO nodes(last, level, hash) VALUES (?, ?, ?)",
                          ((node_key(level, index), level, h) for level, index, h in nodes
                           if level >= STORED_LEVEL))
