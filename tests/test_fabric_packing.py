@@ -227,7 +227,7 @@ def test_a_write_naming_no_argument_is_malformed(ledger: Path, tmp_path: Path) -
     packing = BlockPacking.of(conn)
     size = conn.execute("SELECT dictionary FROM blocks WHERE number = 4").fetchone()[0]
     conn.close()
-    (header, header_flags), (stored, flags) = _framed_parts(path, 4)
+    (header, header_flags), (stored, _) = _framed_parts(path, 4)
     bad = raw_to_hex(stored).replace(b'{"arg":1}', b'{"arg":2}')
     body = deflate(join_envelopes((header, bad), (header_flags, STRIPPED)),
                    packing.dictionary(size, 4))

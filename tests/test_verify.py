@@ -270,8 +270,9 @@ def change_stored_kind(path):
 
 def point_a_sender_at_another_certificate(path):
     """The sender stored as a `certs.ref` (format 4) names another member's certificate."""
-    sql(path, ("UPDATE txs SET sender = (SELECT ref FROM certs WHERE id = ?) WHERE seq = 7 AND "
-               "sender != (SELECT ref FROM certs WHERE id = ?)", (CLIENTS[1].id, CLIENTS[1].id)))
+    update = ("UPDATE txs SET sender = (SELECT ref FROM certs WHERE id = ?) WHERE seq = 7 AND "
+              "sender != (SELECT ref FROM certs WHERE id = ?)")
+    sql(path, (update, (CLIENTS[1].id, CLIENTS[1].id)))
 
 
 def add_an_unused_certificate(path):
