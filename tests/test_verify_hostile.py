@@ -150,7 +150,7 @@ def test_a_hot_rollback_journal_is_recovered_on_a_private_copy_only(tmp_path: Pa
         conn.execute("PRAGMA cache_size=1")  # spill changed pages into the file before commit
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("UPDATE txs SET body = zeroblob(4000)")
-        conn.execute("INSERT INTO certs VALUES ('x', zeroblob(100000))")
+        conn.execute("INSERT INTO certs(id, pem) VALUES ('x', zeroblob(100000))")
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     subprocess.run([sys.executable, "-c", script], check=False)
