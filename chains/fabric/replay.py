@@ -30,7 +30,7 @@ from chains.fabric.packing import BLOCK_COLUMNS, BlockPacking
 from chains.fabric.private_data import key_hash, value_hash
 from chains.fabric.snapshot import Snapshot, read_snapshot
 from chains.fabric.state import WorldState
-from chains.fabric.transaction import CONFIG, Envelope
+from chains.fabric.transaction import CONFIG, Envelope, used_id
 from chains.fabric.validator import ChannelValidator, TxCheck, ValidationCode
 from chains.msp import MSP
 from chains.report import Problem
@@ -247,7 +247,8 @@ def _validate(replay: ChannelReplay, block: Block, txs: list[tuple]) -> None:
                 f"{check.code.value}" + (f": {check.detail}" if check.detail else "")))
     result.batch.apply()
     replay.validator.apply(result)
-    replay.seen.update(block.transactions[i].tx_id for i in result.claimed)  # type: ignore[union-attr]
+    replay.seen.update(used_id(block.transactions[i].tx_id)  # type: ignore[union-attr]
+                       for i in result.claimed)
 
 
 def check_derived(conn: sqlite3.Connection, replay: ChannelReplay) -> list[Problem]:

@@ -44,7 +44,9 @@ KIND = "fabric-channel"
 # 5: headers stored without their data hash, the chain id in the dictionary of blocks 1, 2,
 #    ..., a write that repeats an argument stored as a reference to it (chains.fabric.packing);
 #    format 4 is refused.
-FORMAT = "5"
+# 6: a snapshot keeps the first 16 bytes of each used tx id (chains.fabric.transaction.used_id),
+#    not the whole id; format 5 is refused.
+FORMAT = "6"
 
 BLOCK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
