@@ -195,7 +195,7 @@ def _channel(folder: Path) -> Path:
     "UPDATE blocks SET body = zeroblob(5000000) WHERE number = 2",
     "UPDATE blocks SET body = substr(body, 1, length(body) - 3) WHERE number = 2",
     "UPDATE blocks SET body = body || x'00' WHERE number = 2",
-    "UPDATE blocks SET hash = 5 WHERE number = 1",
+    "ALTER TABLE blocks ADD COLUMN hash BLOB",  # format 5's column: not this schema
     "UPDATE blocks SET orderer = 99 WHERE number = 2",
     "UPDATE blocks SET dictionary = dictionary + 1 WHERE number = 2",
     "UPDATE certificates SET pem = x'00' WHERE id = 1",

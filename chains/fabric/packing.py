@@ -4,8 +4,8 @@ What is signed and hashed never changes: a block's header bytes and its envelope
 canonical bytes of `chains.fabric.block`; only their storage does. A `blocks` row of a peer's or
 the orderer's file (`chains.fabric.store`, `chains.fabric.orderer_store`) holds
 
-    number      the block number
-    hash        SHA-256 of the header bytes, 32 raw bytes
+    number      the block number (its hash, the SHA-256 of the header bytes, is not stored:
+                a reader hashes the header it unpacks)
     orderer     the id of the ordering node's certificate in the file's `certificates` table
     signature   the orderer's signature of the header bytes, raw
     dictionary  how many `certificates` the body's compression dictionary holds
@@ -59,7 +59,7 @@ TEMPLATE = (
     b'"header":{"args":[""],"chain":"","chaincode":"","channel":"","creator":"","fn":"",'
     b'"nonce":"","timestamp":,"tx_id":"","type":"endorser_tx"}},"signature":""}'
 )
-BLOCK_COLUMNS = "number, hash, orderer, signature, dictionary, body"
+BLOCK_COLUMNS = "number, orderer, signature, dictionary, body"
 MAX_BODY_BYTES = 64 << 20  # a block's decompressed bytes (64 envelopes of up to 4 MiB, framed)
 _WINDOW = 32 << 10  # DEFLATE reaches back 32 KiB: a longer dictionary's tail is what counts
 _JSON_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(?:\\n|[A-Za-z0-9+/= ]){1,16000}?"
@@ -288,8 +288,7 @@ class BlockPacking:
             [*self.certificates, *(pem for _, pem in new)],
             self.chain if block.number > 0 else None))
         body = self._deflate(block.header_bytes, block.envelopes, dictionary)
-        row = (block.number, bytes.fromhex(block.hash), known[block.orderer], block.signature,
-               size, body)
+        row = (block.number, known[block.orderer], block.signature, size, body)
         return row, new
 
     def body(self, header: bytes, envelopes: Iterable[bytes], size: int, number: int = 0
@@ -322,12 +321,12 @@ class BlockPacking:
                 self._ids[pem] = cert_id
 
     def unpack(self, row: tuple) -> Block:
-        """The Block of a `blocks` row (number, hash, orderer, signature, dictionary, body);
+        """The Block of a `blocks` row (number, orderer, signature, dictionary, body);
         MalformedError naming the block for a mistyped row, a body that does not decompress or
         a certificate the file lacks."""
-        number, stored_hash, orderer, signature, size, body = row[:6]
+        number, orderer, signature, size, body = row[:5]
         where = f"block {str(number)[:20]}"
-        if not (type(number) is int and type(stored_hash) is bytes and type(orderer) is int
+        if not (type(number) is int and type(orderer) is int
                 and type(signature) is bytes and type(size) is int and type(body) is bytes):
             raise MalformedError(f"{where}: the blocks row has mistyped columns")
         if not 1 <= orderer <= len(self.certificates):
