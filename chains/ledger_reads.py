@@ -61,7 +61,8 @@ class LedgerReads:
                 return unpack_tree_head(blob, chain)
             prev = self._conn.execute("SELECT hash FROM blocks WHERE height = ?",
                                       (height - 1,)).fetchone() if height else None
-            return unpack_header(blob, chain, bytes(prev[0]).hex() if prev else "")
+            return unpack_header(blob, chain, bytes(prev[0]).hex() if prev else "",
+                                 self._state.proposer if height else "")
         except MalformedError as exc:
             raise LedgerCorruptError(str(self.path), height, "malformed-block", f"{what}: {exc}") \
                 from None

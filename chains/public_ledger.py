@@ -272,14 +272,16 @@ class PublicLedger(LedgerReads):
         certs = {tx.sender: tx.cert_pem for tx in txs if tx.sender not in self._stored_certs}
         if self.proposer.id not in self._stored_certs:
             certs[self.proposer.id] = self.proposer.cert_pem
-        stored_chain, prev = (chain, state.prev_hash.hex()) if height else ("", "")
-        block_row = (height, header.hash, pack_header(header.encode(), stored_chain, prev),
+        stored_chain, prev, first = ((chain, state.prev_hash.hex(), state.proposer) if height
+                                     else ("", "", ""))
+        block_row = (height, header.hash, pack_header(header.encode(), stored_chain, prev, first),
                      header.sign(self.proposer), head.size,
                      pack_tree_head(head.encode(), stored_chain), head.signature)
         with writing(self.path):
             write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
         self._stored_certs.update(certs)
         state.height, state.prev_hash, state.timestamp = height, header.hash, timestamp
+        state.proposer = state.proposer if height else header.proposer
         state.frontier, state.head, self._pending = frontier, head, []
         return Block(header, header.hash, block_row[3], head, tuple(tx.id for tx in txs))
 

@@ -59,9 +59,10 @@ def _unpacked_block(row: tuple, state: LedgerState) -> tuple:
     height = row[0]
     if height != state.height + 1:
         return row  # check_block names the gap
-    chain, prev = (state.chain, state.prev_hash.hex()) if height else ("", "")
+    chain, prev, proposer = ((state.chain, state.prev_hash.hex(), state.proposer) if height
+                             else ("", "", ""))
     try:
-        header = unpack_header(row[2], chain, prev)
+        header = unpack_header(row[2], chain, prev, proposer)
         head = unpack_tree_head(row[5], chain)
     except MalformedError as exc:
         raise Violation("malformed-block", str(exc)) from None

@@ -46,7 +46,10 @@ KIND = "public-ledger"
 #    of levels 1 and 2 recomputed from the leaves instead of stored, the id index on the id's
 #    first 8 bytes (`ID_KEY`), the bodies' dictionary holding the kinds and payload keys;
 #    format 3 is refused.
-FORMAT = "4"
+# 5: the same signed bytes; a block header's dictionary holds the genesis block's proposer id
+#    too (blocks 1, 2, ...: the proposer every block names, unless the orderer changed); format
+#    4 is refused.
+FORMAT = "5"
 STORED_LEVEL = 3  # the lowest level of the Merkle nodes the `nodes` table holds
 # The words bodies are made of: the kinds, and the payload keys the chains and fedenv write.
 BODY_TEMPLATE = (b'"kind":"anchor""kind":"revoke""kind":"global-model-hash""kind":"round-summary"'
@@ -162,14 +165,16 @@ def unpack_body(blob: bytes, chain: str, sender: str) -> bytes:
     return _unpack(blob, BODY_TEMPLATE + chain.encode() + sender.encode(), "body")
 
 
-def pack_header(header: bytes, chain: str, prev: str) -> bytes:
+def pack_header(header: bytes, chain: str, prev: str, proposer: str) -> bytes:
     """A block header as stored: as `pack_body`, its dictionary the header template, the chain
-    id and the previous block's hash (hex; both `""` for the genesis block)."""
-    return _pack(header, HEADER_TEMPLATE + chain.encode() + prev.encode())
+    id, the genesis block's proposer id and the previous block's hash (hex; all `""` for the
+    genesis block)."""
+    return _pack(header, HEADER_TEMPLATE + chain.encode() + proposer.encode() + prev.encode())
 
 
-def unpack_header(blob: bytes, chain: str, prev: str) -> bytes:
-    return _unpack(blob, HEADER_TEMPLATE + chain.encode() + prev.encode(), "header")
+def unpack_header(blob: bytes, chain: str, prev: str, proposer: str) -> bytes:
+    return _unpack(blob, HEADER_TEMPLATE + chain.encode() + proposer.encode() + prev.encode(),
+                   "header")
 
 
 def pack_tree_head(head: bytes, chain: str) -> bytes:

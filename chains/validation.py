@@ -55,6 +55,7 @@ class LedgerState:
     """What replaying the ledger up to `height` establishes (height -1: nothing yet)."""
 
     chain: str = ""
+    proposer: str = ""  # the genesis block's proposer id (in stored headers' dictionary)
     msp: MSP = field(default_factory=MSP)
     max_payload_bytes: int = 0
     height: int = -1
@@ -188,6 +189,8 @@ def check_block(state: LedgerState, block: BlockRow, txs: Sequence[TxRow],
         raise Violation("merkle-node", "stored Merkle nodes are not those the transactions produce")
     _check_tree_head(state, header, head_bytes, head_sig, tree_size, proposer_pem, signatures)
     state.height, state.prev_hash, state.timestamp = height, header.hash, header.timestamp
+    if height == 0:
+        state.proposer = header.proposer
 
 
 def _check_proposer(state: LedgerState, header: BlockHeader, header_bytes: bytes,

@@ -24,6 +24,7 @@ from chains.errors import (
     LedgerCorruptError,
     LedgerError,
     LedgerStorageError,
+    MalformedError,
     TransactionRejected,
 )
 from chains.identity import OrgCA
@@ -605,11 +606,12 @@ def test_every_kind_bounds_its_payload(tmp_path, org):
             ledger.transact(org.clients[0], "anchor", {"digest": digest("d"), "n": 2**60})
 
 
-def test_bodies_are_stored_packed_and_a_format_3_file_is_refused_untouched(tmp_path, org):
+def test_bodies_are_stored_packed_and_a_format_4_file_is_refused_untouched(tmp_path, org):
     """Format 3 stores each transaction body, block header and tree head packed
-    (`store.pack_body`, ...), format 4 a sender as its certificate's `ref` too: what is signed
-    is unchanged, a stored body or header is a fraction of it, and a file of format 3 neither
-    opens nor verifies (both name the formats) and is left as it was."""
+    (`store.pack_body`, ...), format 4 a sender as its certificate's `ref` too, format 5 a
+    header with the genesis proposer's id in its dictionary: what is signed is unchanged, a
+    stored body or header is a fraction of it, and a file of format 4 neither opens nor
+    verifies (both name the formats) and is left as it was."""
     path = tmp_path / "p.db"
     ledger = org.ledger(path)
     tx_id = ledger.transact(org.clients[1], "update-hash", {"round": 0, "digest": digest("x")})
@@ -626,19 +628,27 @@ def test_bodies_are_stored_packed_and_a_format_3_file_is_refused_untouched(tmp_p
         (prev,), (header, head) = conn.execute(
             "SELECT hash FROM blocks WHERE height = 0").fetchone(), conn.execute(
             "SELECT header, tree_head FROM blocks WHERE height = 1").fetchone()
-        block = ledger.block(1)
-        assert store.unpack_header(header, chain, prev.hex()) == block.header.encode()
+        block, first = ledger.block(1), ledger.block(0).header.proposer
+        assert block.header.proposer == first
+        assert store.unpack_header(header, chain, prev.hex(), first) == block.header.encode()
+        without = store.pack_header(block.header.encode(), chain, prev.hex(), "")
+        assert len(header) + 24 < len(without)  # the proposer's 64 hex characters: a reference
+        try:  # another dictionary: another header, or none at all
+            wrong: bytes | None = store.unpack_header(header, chain, prev.hex(), "")
+        except MalformedError:
+            wrong = None
+        assert wrong != block.header.encode()
         assert store.unpack_tree_head(head, chain) == block.tree_head.encode()
         assert len(header) < len(block.header.encode()) / 2
     ledger.close()
     with conn:
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'format'")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'format'")
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(LedgerError, match="has format '3', expected 4"):
+    with pytest.raises(LedgerError, match="has format '4', expected 5"):
         PublicLedger.open(path)
     report = verify_ledger_file(path)
-    assert [p.reason for p in report.problems] == ["meta"] and "'3'" in report.problems[0].detail
+    assert [p.reason for p in report.problems] == ["meta"] and "'4'" in report.problems[0].detail
     assert path.read_bytes() == before
 
 

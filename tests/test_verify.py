@@ -63,22 +63,23 @@ def ledger_copy(base, tmp_path) -> Path:
     return path
 
 
-def _dictionary_inputs(path: Path, height: int) -> tuple[str, str]:
-    """(chain id, previous block hash) a block's stored header and tree head are packed with."""
+def _dictionary_inputs(path: Path, height: int) -> tuple[str, str, str]:
+    """(chain id, previous block hash, the genesis block's proposer id) a block's stored header
+    is packed with (its tree head with the chain id)."""
     if height == 0:
-        return "", ""
+        return "", "", ""
     chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
-    return chain, row(path, "SELECT hash FROM blocks WHERE height = ?", height - 1)[0].hex()
+    return (chain, row(path, "SELECT hash FROM blocks WHERE height = ?", height - 1)[0].hex(),
+            stored_header(path, 0).proposer)
 
 
 def stored_header(path: Path, height: int) -> BlockHeader:
-    chain, prev = _dictionary_inputs(path, height)
     (packed,) = row(path, "SELECT header FROM blocks WHERE height = ?", height)
-    return BlockHeader.decode(store.unpack_header(packed, chain, prev))
+    return BlockHeader.decode(store.unpack_header(packed, *_dictionary_inputs(path, height)))
 
 
 def stored_tree_head(path: Path, height: int) -> TreeHead:
-    chain, _ = _dictionary_inputs(path, height)
+    chain = _dictionary_inputs(path, height)[0]
     (packed,) = row(path, "SELECT tree_head FROM blocks WHERE height = ?", height)
     return TreeHead.decode(store.unpack_tree_head(packed, chain))
 
@@ -103,8 +104,9 @@ def forge_block(path: Path, txs: list[Transaction], proposer: Identity) -> None:
              store.pack_body(tx.body, prev.chain, tx.sender), tx.signature)
             for i, tx in enumerate(txs)]
     certs = [(tx.sender, tx.cert_pem) for tx in txs] + [(proposer.id, proposer.cert_pem)]
+    first = stored_header(path, 0).proposer
     store.write_block(conn, (height + 1, new.hash, store.pack_header(new.encode(), prev.chain,
-                                                                     prev.hash.hex()),
+                                                                     prev.hash.hex(), first),
                              new.sign(proposer), sth.size, store.pack_tree_head(sth.encode(),
                                                                                  prev.chain),
                              sth.signature), rows, nodes, certs)
@@ -171,10 +173,10 @@ def reorder_blocks(path):
     cols = "hash, signature, tree_size, tree_head_signature"
     moved = {}
     for old, new in ((2, 3), (3, 2)):
-        chain, prev = _dictionary_inputs(path, new)
+        chain, prev, first = _dictionary_inputs(path, new)
         hash_, signature, size, head_sig = row(path, f"SELECT {cols} FROM blocks WHERE height = ?",
                                                old)
-        header = store.pack_header(stored_header(path, old).encode(), chain, prev)
+        header = store.pack_header(stored_header(path, old).encode(), chain, prev, first)
         head = store.pack_tree_head(stored_tree_head(path, old).encode(), chain)
         moved[new] = (hash_, header, signature, size, head, head_sig)
     update = ("UPDATE blocks SET hash = ?, header = ?, signature = ?, tree_size = ?, tree_head = ?, "
