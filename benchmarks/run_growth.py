@@ -9,7 +9,11 @@ round has every update), is closed (the write-ahead logs are checkpointed into t
 plays ``--episodes`` more and is closed again; the difference in the folder's size, divided by
 the steps of those episodes, is the growth per step.  The warm-up lets the first episode's
 private updates reach their blockToLive (3 x max_rounds channel blocks, about one episode), so
-the figure is the long-run rate.  Sizes are file sizes (what ``du`` counts before filesystem
+the figure is the long-run rate.  By default tiny measures 16 episodes (48 steps, under a
+minute) and other scenarios 3 (default: 30 steps): SQLite files grow by whole 4 KiB pages, one
+page per table at a time, so a short window (tiny's 4 episodes are 12 steps: 341 bytes a step
+per page) reports page rounding rather than the rate; ``--episodes`` sets one count for every
+scenario.  Sizes are file sizes (what ``du`` counts before filesystem
 blocks); each SQLite file is split by the tables its pages hold (SQLite's ``dbstat``):
 
     public          the public ledger (public.db: blocks, transactions, Merkle nodes)
@@ -105,6 +109,10 @@ def folder_sizes(folder: Path, payload: bool = False) -> dict[str, int]:
     return sizes
 
 
+EPISODES = {"tiny": 16}  # measured episodes by scenario (others: DEFAULT_EPISODES)
+DEFAULT_EPISODES = 3
+
+
 def play(scenario: str, folder: Path, episodes: int, first_seed: int, options: dict) -> int:
     env = fedenv.parallel_env(scenario, run_dir=folder, **options)
     steps = 0
@@ -142,18 +150,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scenarios", nargs="+", default=["tiny", "default"])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--warmup", type=int, default=2, help="episodes before measuring")
-    parser.add_argument("--episodes", type=int, default=3, help="episodes measured")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help=f"episodes measured (default: {EPISODES} by scenario, else "
+                             f"{DEFAULT_EPISODES})")
     parser.add_argument("--payload", action="store_true",
                         help="count the bytes SQLite rows hold (dbstat payload) instead of pages")
     args = parser.parse_args(argv)
     parts = list(PARTS)
     unit = "row bytes (dbstat payload)" if args.payload else "bytes"
-    print(f"{unit} per env step (warm-up {args.warmup} episodes, then {args.episodes} measured; "
+    counts = {s: args.episodes or EPISODES.get(s, DEFAULT_EPISODES) for s in args.scenarios}
+    measured = ", ".join(f"{s} {n}" for s, n in counts.items())
+    print(f"{unit} per env step (warm-up {args.warmup} episodes, then measured: {measured}; "
           f"every organization at its highest level)")
     print(f"{'scenario':<9} {'mode':<26} {'total':>9} " + " ".join(f"{p:>14}" for p in parts))
     for scenario in args.scenarios:
         for mode in args.modes:
-            g = measure(scenario, mode, args.warmup, args.episodes, args.payload)
+            g = measure(scenario, mode, args.warmup, counts[scenario], args.payload)
             cells = " ".join(f"{g.get(p, 0):>14,.0f}" for p in parts)
             print(f"{scenario:<9} {mode:<26} {g['total']:>9,.0f} {cells}   "
                   f"({g['steps']} steps, {g['seconds']:.0f} s)", flush=True)

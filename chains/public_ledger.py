@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,25 +37,20 @@ from chains.errors import (
 )
 from chains.identity import Identity, OrgCA
 from chains.ledger_config import LedgerConfig
-from chains.merkle import Frontier, consistency_proof, inclusion_proof
+from chains.ledger_reads import LedgerReads
+from chains.merkle import Frontier
 from chains.msp import MSP
 from chains.proofs import ConsistencyProof, InclusionProof
 from chains.replay import ReplayFailure, replay
 from chains.sqlite_files import truncation, writing
 from chains.store import (
-    BLOCK_COLUMNS,
     FORMAT,
     KIND,
     connect,
     pack_body,
     pack_header,
     pack_tree_head,
-    read_cert,
     read_meta,
-    read_node,
-    unpack_body,
-    unpack_header,
-    unpack_tree_head,
     write_block,
 )
 from chains.transactions import KINDS, Transaction, check_payload
@@ -73,7 +68,7 @@ if TYPE_CHECKING:
 __all__ = ["Block", "ConsistencyProof", "InclusionProof", "LedgerConfig", "PublicLedger"]
 
 
-class PublicLedger:
+class PublicLedger(LedgerReads):
     """A SQLite-backed public ledger. Create it once, open it afterwards; one writer at a time."""
 
     kind = KIND
@@ -191,21 +186,6 @@ class PublicLedger:
 
     # -- writing --------------------------------------------------------------------------------
     @property
-    def chain_id(self) -> str:
-        """The ledger's id: the genesis transaction's id (hex)."""
-        return self._state.chain
-
-    @property
-    def height(self) -> int:
-        """Height of the last committed block (the genesis block is 0)."""
-        return self._state.height
-
-    @property
-    def tree_size(self) -> int:
-        """Number of committed transactions (the size of the latest tree head)."""
-        return self._state.frontier.size
-
-    @property
     def pending(self) -> int:
         return len(self._pending)
 
@@ -292,29 +272,18 @@ class PublicLedger:
         certs = {tx.sender: tx.cert_pem for tx in txs if tx.sender not in self._stored_certs}
         if self.proposer.id not in self._stored_certs:
             certs[self.proposer.id] = self.proposer.cert_pem
-        stored_chain, prev = (chain, state.prev_hash.hex()) if height else ("", "")
-        block_row = (height, header.hash, pack_header(header.encode(), stored_chain, prev),
+        stored_chain, prev, first = ((chain, state.prev_hash.hex(), state.proposer) if height
+                                     else ("", "", ""))
+        block_row = (height, header.hash, pack_header(header.encode(), stored_chain, prev, first),
                      header.sign(self.proposer), head.size,
                      pack_tree_head(head.encode(), stored_chain), head.signature)
         with writing(self.path):
             write_block(self._conn, block_row, tx_rows, nodes, certs.items(), meta)
         self._stored_certs.update(certs)
         state.height, state.prev_hash, state.timestamp = height, header.hash, timestamp
+        state.proposer = state.proposer if height else header.proposer
         state.frontier, state.head, self._pending = frontier, head, []
         return Block(header, header.hash, block_row[3], head, tuple(tx.id for tx in txs))
-
-    def _stored(self, height: int, blob: bytes, what: str) -> bytes:
-        """The signed bytes of block `height`'s stored header or tree head (`what`)."""
-        chain = self.chain_id if height else ""
-        try:
-            if what == "tree head":
-                return unpack_tree_head(blob, chain)
-            prev = self._conn.execute("SELECT hash FROM blocks WHERE height = ?",
-                                      (height - 1,)).fetchone() if height else None
-            return unpack_header(blob, chain, bytes(prev[0]).hex() if prev else "")
-        except MalformedError as exc:
-            raise LedgerCorruptError(str(self.path), height, "malformed-block", f"{what}: {exc}") \
-                from None
 
     # -- the Anchor protocol ----------------------------------------------------------------------
     def anchor(self, kind: str, payload: Mapping[str, Any], *, sender: Identity | None = None) -> str:
@@ -333,88 +302,6 @@ class PublicLedger:
         """Height of the block holding transaction `receipt`, or None if not committed."""
         found = self._find(receipt)
         return None if found is None else found[1]
-
-    # -- reading and proofs ---------------------------------------------------------------------
-    def tree_head(self, size: int | None = None) -> TreeHead:
-        """The latest signed tree head, or the one published when the log reached `size`."""
-        if size is None:
-            assert self._state.head is not None
-            return self._state.head
-        row = self._conn.execute("SELECT tree_head, tree_head_signature, height FROM blocks "
-                                 "WHERE tree_size = ?", (size,)).fetchone()
-        if row is None:
-            raise LedgerError(f"no tree head was published at size {size}")
-        return TreeHead.decode(self._stored(row[2], row[0], "tree head"), row[1])
-
-    def tree_heads(self) -> Iterator[TreeHead]:
-        for data, sig, height in self._conn.execute("SELECT tree_head, tree_head_signature, "
-                                                    "height FROM blocks ORDER BY height"):
-            yield TreeHead.decode(self._stored(height, data, "tree head"), sig)
-
-    def block(self, height: int) -> Block:
-        row = self._conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE height = ?",
-                                 (height,)).fetchone()
-        if row is None:
-            raise LedgerError(f"no block at height {height} (head is {self.height})")
-        ids = tuple(bytes(r[0]).hex() for r in self._conn.execute(
-            "SELECT id FROM txs WHERE height = ? ORDER BY seq", (height,)))
-        header = BlockHeader.decode(self._stored(height, row[2], "header"))
-        return Block(header, bytes(row[1]), bytes(row[3]),
-                     TreeHead.decode(self._stored(height, row[5], "tree head"), row[6]), ids)
-
-    def transaction(self, tx_id: str) -> Transaction:
-        """A committed transaction by id."""
-        row = self._conn.execute("SELECT body, signature, sender, seq FROM txs WHERE id = ?",
-                                 (_tx_key(tx_id),)).fetchone()
-        if row is None:
-            raise LedgerError(f"transaction {tx_id} is not committed on this ledger")
-        return Transaction.decode(self._unpack(row[0], row[2], row[3]), row[1],
-                                  read_cert(self._conn, row[2]) or b"")
-
-    def transactions(self, kind: str | None = None) -> Iterator[tuple[int, Transaction]]:
-        """(block height, transaction) in log order, optionally of one kind."""
-        query = ("SELECT t.height, t.body, t.signature, c.pem, t.sender, t.seq FROM txs t "
-                 "JOIN certs c ON c.id = t.sender")
-        args: tuple = ()
-        if kind is not None:
-            query, args = query + " WHERE t.kind = ?", (kind,)
-        for height, body, sig, pem, sender, seq in self._conn.execute(query + " ORDER BY t.seq",
-                                                                      args):
-            yield height, Transaction.decode(self._unpack(body, sender, seq), sig, pem)
-
-    def _unpack(self, body: bytes, sender: str, seq: int) -> bytes:
-        try:
-            return unpack_body(body, "" if seq == 0 else self.chain_id, sender)
-        except MalformedError as exc:
-            raise LedgerCorruptError(str(self.path), None, "malformed-tx",
-                                     f"transaction {seq}: {exc}") from None
-
-    def inclusion_proof(self, tx_id: str, tree_size: int | None = None) -> InclusionProof:
-        """Audit path of a committed transaction in the tree of `tree_size` (default: latest)."""
-        found = self._find(tx_id)
-        if found is None:
-            raise LedgerError(f"transaction {tx_id} is not committed on this ledger")
-        size = self.tree_size if tree_size is None else tree_size
-        if not found[0] < size <= self.tree_size:
-            raise LedgerError(f"tree size {size} must be in {found[0] + 1}..{self.tree_size} "
-                              f"for leaf {found[0]}")
-        path = inclusion_proof(found[0], size, self._node)
-        return InclusionProof(tx_id, found[0], size, tuple(path))
-
-    def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
-        """Proof that the log at `size1` is a prefix of the log at `size2` (default: latest)."""
-        size2 = self.tree_size if size2 is None else size2
-        if not 0 <= size1 <= size2 <= self.tree_size:
-            raise LedgerError(f"need 0 <= size1 <= size2 <= {self.tree_size}, got {size1}, {size2}")
-        return ConsistencyProof(size1, size2, tuple(consistency_proof(size1, size2, self._node)))
-
-    def _node(self, level: int, index: int) -> bytes:
-        return read_node(self._conn, level, index)
-
-    def _find(self, tx_id: str) -> tuple[int, int] | None:
-        row = self._conn.execute("SELECT seq, height FROM txs WHERE id = ?",
-                                 (_tx_key(tx_id),)).fetchone()
-        return None if row is None else (row[0], row[1])
 
     def __repr__(self) -> str:
         return (f"PublicLedger({self.path}, height={self.height}, tree_size={self.tree_size}, "
@@ -440,13 +327,3 @@ def _time(clock: Clock, last: int) -> int:
         raise LedgerError(f"clock gave {timestamp!r}; block times must be ints that never go "
                           f"back (last {last})")
     return timestamp
-
-
-def _tx_key(tx_id: str) -> bytes:
-    try:
-        key = bytes.fromhex(tx_id)
-    except (ValueError, TypeError):
-        raise LedgerError(f"transaction id must be 64 hex characters, got {tx_id!r}") from None
-    if len(key) != 32:
-        raise LedgerError(f"transaction id must be 64 hex characters, got {tx_id!r}")
-    return key

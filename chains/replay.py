@@ -19,6 +19,7 @@ from chains.errors import MalformedError
 from chains.store import (
     BLOCK_COLUMNS,
     TX_COLUMNS,
+    TX_ROWS,
     TxRow,
     read_cert,
     unpack_body,
@@ -58,9 +59,10 @@ def _unpacked_block(row: tuple, state: LedgerState) -> tuple:
     height = row[0]
     if height != state.height + 1:
         return row  # check_block names the gap
-    chain, prev = (state.chain, state.prev_hash.hex()) if height else ("", "")
+    chain, prev, proposer = ((state.chain, state.prev_hash.hex(), state.proposer) if height
+                             else ("", "", ""))
     try:
-        header = unpack_header(row[2], chain, prev)
+        header = unpack_header(row[2], chain, prev, proposer)
         head = unpack_tree_head(row[5], chain)
     except MalformedError as exc:
         raise Violation("malformed-block", str(exc)) from None
@@ -70,6 +72,8 @@ def _unpacked_block(row: tuple, state: LedgerState) -> tuple:
 def _unpacked(row: TxRow, chain: str) -> TxRow:
     """The row with its signed body (`chains.store.unpack_body`)."""
     seq, sender = row[0], row[3]
+    if sender.startswith("#"):
+        return row  # its certificate is not in the file: check_block names the sender
     try:
         body = unpack_body(row[6], "" if seq == 0 else chain, sender)
     except MalformedError as exc:
@@ -109,7 +113,7 @@ def replay(conn: sqlite3.Connection, state: LedgerState, *, signatures_from: int
     try:
         rows = _typed(conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY height"),
                       _BLOCK_TYPES, "blocks")
-        txs = _Peek(_typed(conn.execute(f"SELECT {TX_COLUMNS} FROM txs ORDER BY seq"),
+        txs = _Peek(_typed(conn.execute(f"SELECT {TX_COLUMNS} FROM {TX_ROWS} ORDER BY t.seq"),
                            _TX_TYPES, "txs"))
         nodes = _Peek(_typed(conn.execute("SELECT last, level, hash FROM nodes "
                                           "ORDER BY last, level"), _NODE_TYPES, "nodes"))

@@ -27,7 +27,7 @@ from chains.blocks import BLOCK_DOMAIN, GENESIS_PREV, BlockHeader, TreeHead
 from chains.errors import IdentityError, MalformedError
 from chains.merkle import Frontier
 from chains.msp import MSP
-from chains.store import BlockRow, TxRow, node_key
+from chains.store import STORED_LEVEL, BlockRow, TxRow, node_key
 from chains.transactions import KINDS, Transaction, check_payload
 
 __all__ = ["LedgerState", "Violation", "check_block", "check_transaction", "genesis_payload"]
@@ -55,6 +55,7 @@ class LedgerState:
     """What replaying the ledger up to `height` establishes (height -1: nothing yet)."""
 
     chain: str = ""
+    proposer: str = ""  # the genesis block's proposer id (in stored headers' dictionary)
     msp: MSP = field(default_factory=MSP)
     max_payload_bytes: int = 0
     height: int = -1
@@ -181,13 +182,15 @@ def check_block(state: LedgerState, block: BlockRow, txs: Sequence[TxRow],
     for row in txs:
         block_tree.append(row[2])
         created.extend((node_key(lvl, idx), lvl, h)
-                       for lvl, idx, h in state.frontier.append(row[2]) if lvl)
+                       for lvl, idx, h in state.frontier.append(row[2]) if lvl >= STORED_LEVEL)
     if block_tree.root() != header.tx_root:
         raise Violation("tx-root", "Merkle root of the block's transactions is not the header's tx_root")
     if list(nodes) != created:
         raise Violation("merkle-node", "stored Merkle nodes are not those the transactions produce")
     _check_tree_head(state, header, head_bytes, head_sig, tree_size, proposer_pem, signatures)
     state.height, state.prev_hash, state.timestamp = height, header.hash, header.timestamp
+    if height == 0:
+        state.proposer = header.proposer
 
 
 def _check_proposer(state: LedgerState, header: BlockHeader, header_bytes: bytes,

@@ -96,15 +96,19 @@ def verify_ledger_file(path: str | Path, *, artifact_root: str | Path | None = N
 def _verify_public(conn: sqlite3.Connection, report: VerifyReport, chain: _Chain,
                    artifact_root: Path | None, known_heads: list[tuple[int, bytes]],
                    limits: VerifyLimits, deadline: float) -> None:
+    conn.execute("BEGIN")  # one read snapshot
+    try:  # the kind and format first: an older format's schema differs too
+        meta: dict[str, str] | None = read_meta(conn)
+    except (sqlite3.DatabaseError, MalformedError):
+        meta = None  # no readable meta table: a schema problem
+    if meta is not None and (meta.get("kind") != KIND or meta.get("format") != FORMAT):
+        report.problems.append(Problem(None, "meta", f"kind {meta.get('kind')!r}, format "
+                                                     f"{meta.get('format')!r}, expected "
+                                                     f"{KIND!r}, {FORMAT!r}"))
+        return
     problem = check_schema(conn, SCHEMA)
     if problem:
         report.problems.append(Problem(None, "schema", problem))
-        return
-    conn.execute("BEGIN")  # one read snapshot
-    meta = read_meta(conn)
-    if meta.get("kind") != KIND or meta.get("format") != FORMAT:
-        report.problems.append(Problem(None, "meta", f"kind {meta.get('kind')!r}, "
-                                                     f"format {meta.get('format')!r}"))
         return
     state = LedgerState()
     artifacts: list[tuple[int, object, object, str]] = []

@@ -80,7 +80,7 @@ class RoundOutcome:
     domain_scores: Mapping[str, float]  # the global model's score per domain after the round
     public_height: int  # public ledger height after the round's block
     scoring_tx: str | None  # the scoring channel's scoring transaction (None: no update)
-    anchor_txs: tuple[str, ...]  # the public global-model-hash and round-summary transactions
+    anchor_txs: tuple[str, ...]  # the public round-summary transaction (global digest in it)
     evaluations: int  # benchmark evaluations of coalitions the round's scoring needed
     orgs: Mapping[str, OrgOutcome]  # the organizations live in the round, in the env's order
     timings: Mapping[str, float]  # wall-clock seconds per stage (train, scoring, ledgers, ...)

@@ -39,6 +39,6 @@ def repack(path: Path, number: int, *, header: bytes | None = None,
         (size,) = conn.execute("SELECT dictionary FROM blocks WHERE number = ?",
                                (number,)).fetchone()
         parts = [(envelopes or {}).get(i, e) for i, e in enumerate(block.envelopes)]
-        body = BlockPacking.of(conn).body(header or block.header_bytes, parts, size)
+        body = BlockPacking.of(conn).body(header or block.header_bytes, parts, size, number)
         conn.execute("UPDATE blocks SET body = ? WHERE number = ?", (body, number))
     conn.close()

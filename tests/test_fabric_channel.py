@@ -20,7 +20,7 @@ from chains.fabric import (
     ValidationCode,
     verify_channel_file,
 )
-from chains.fabric.transaction import Endorsement, Envelope, SignedProposal
+from chains.fabric.transaction import Endorsement, Envelope, SignedProposal, used_id
 
 V = ValidationCode
 ORGS = ("Org1", "Org2", "Org3")
@@ -344,7 +344,7 @@ def test_reopen_resumes_from_the_files(tmp_path: Path) -> None:
     assert ch.height == height
     gw = Gateway(ch, net.client("Org1"))
     assert gw.evaluate("kv", "get", "a") == b"1"
-    assert first.tx_id in ch.peers[0].tx_ids
+    assert used_id(first.tx_id) in ch.peers[0].tx_ids
     assert ch.broadcast(old.envelope).status().code is V.DUPLICATE_TXID  # type: ignore[union-attr]
     assert gw.submit("kv", "incr", "a").valid
     net.close()

@@ -22,6 +22,7 @@ from chains.fabric.packing import (
     hex_to_raw,
     join_envelopes,
     raw_to_hex,
+    restore_data_hash,
     restore_derived,
     split_envelopes,
     strip_derived,
@@ -76,10 +77,10 @@ def test_a_packed_block_reads_back_byte_identical_and_costs_a_fraction(tmp_path:
         again = packing.unpack(row)
         assert (again.header_bytes, again.envelopes, again.orderer, again.signature) == \
             (block.header_bytes, block.envelopes, block.orderer, block.signature)
-        assert again.hash == block.hash == row[1].hex()
+        assert again.hash == block.hash and len(row) == 5  # the hash is not stored
         raw = len(join_envelopes((block.header_bytes, *block.envelopes)))
         if block.number >= 2:  # an envelope with three certificates (creator, 2 endorsers)
-            assert len(row[5]) < raw / 3, (block.number, len(row[5]), raw)
+            assert len(row[4]) < raw / 3, (block.number, len(row[4]), raw)
     # each certificate is stored once: after the first `put`, the same creator and endorsers
     # add none, and every body of a `put` is packed with the same dictionary
     pems = [pem for _, pem in conn.execute("SELECT id, pem FROM certificates")]
@@ -113,7 +114,7 @@ def test_a_tampered_compressed_body_is_named_by_block(ledger: Path, tmp_path: Pa
     execute(path, "UPDATE blocks SET body = ? WHERE number = 3", bytes(flipped))
     found = problems(path)
     assert found and found[0][0] == 3, found
-    assert found[0][1] in {"malformed-row", "data-hash", "block-hash"}, found
+    assert found[0][1] in {"malformed-row", "data-hash", "orderer-signature"}, found
 
 
 def test_a_rewritten_envelope_packed_like_the_writer_fails_its_data_hash(ledger: Path,
@@ -194,24 +195,58 @@ def _framed_parts(path: Path, number: int) -> list[tuple[bytes, int]]:
     (size, body) = conn.execute("SELECT dictionary, body FROM blocks WHERE number = ?",
                                 (number,)).fetchone()
     conn.close()
-    return list(split_envelopes(zlib.decompressobj(-15, packing.dictionary(size))
+    return list(split_envelopes(zlib.decompressobj(-15, packing.dictionary(size, number))
                                 .decompress(body)))
 
 
 @pytest.mark.parametrize("name", ["peer0.Org1.db", "orderer.db"])
 def test_an_envelope_is_stored_without_what_a_reader_derives(ledger: Path, name: str) -> None:
     """Format 4: an endorser transaction is stored without its tx_id and proposal hash (both
-    SHA-256 of what it holds), and reads back byte-identical; the config envelope is whole."""
+    SHA-256 of what it holds), and reads back byte-identical; the config envelope is whole.
+    Format 5: a block header without its data hash, a write of an argument's value as a
+    reference to the argument."""
     path = ledger / "ch" / name
     block = stored_block(path, 3)
-    (_, header_flags), (stored, flags) = _framed_parts(path, 3)
+    (header, header_flags), (stored, flags) = _framed_parts(path, 3)
     envelope = block.transactions[0]
-    assert flags == STRIPPED | BINARY and header_flags == BINARY
+    assert flags == STRIPPED | BINARY and header_flags == STRIPPED | BINARY
+    assert b"data_hash" not in header and b"data_hash" in block.header_bytes
+    assert restore_data_hash(raw_to_hex(header), block.envelopes) == block.header_bytes
     assert envelope.tx_id.encode() not in stored and b"proposal_hash" not in stored
     assert envelope.tx_id.encode() in block.envelopes[0]
     stored = raw_to_hex(stored)
+    assert b'["k1",{"arg":1}]' in stored and ("v" * 40).encode().hex().encode() not in stored
+    assert ("v" * 40).encode().hex().encode() in block.envelopes[0]
     assert restore_derived(stored) == block.envelopes[0] and strip_derived(stored) is None
-    assert [flags & STRIPPED for _, flags in _framed_parts(path, 0)] == [0, 0]  # the config
+    assert [flags & STRIPPED for _, flags in _framed_parts(path, 0)] == [STRIPPED, 0]  # config
+
+
+def test_a_write_naming_no_argument_is_malformed(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    conn = sqlite3.connect(path)
+    packing = BlockPacking.of(conn)
+    size = conn.execute("SELECT dictionary FROM blocks WHERE number = 4").fetchone()[0]
+    conn.close()
+    (header, header_flags), (stored, _) = _framed_parts(path, 4)
+    bad = raw_to_hex(stored).replace(b'{"arg":1}', b'{"arg":2}')
+    body = deflate(join_envelopes((header, bad), (header_flags, STRIPPED)),
+                   packing.dictionary(size, 4))
+    execute(path, "UPDATE blocks SET body = ? WHERE number = 4", body)
+    found = problems(path)
+    assert found[0][:2] == (4, "malformed-row") and "names no argument" in found[0][2], found
+
+
+def test_a_block_above_0_needs_the_genesis_chain_id(ledger: Path) -> None:
+    """The dictionary of blocks 1, 2, ... holds the chain id the genesis block names: without
+    a readable genesis block they do not unpack, and say why."""
+    conn = sqlite3.connect(ledger / "ch" / "orderer.db")
+    packing = BlockPacking.of(conn)
+    row = conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE number = 3").fetchone()
+    conn.close()
+    assert packing.chain == packing.unpack(row).header.chain
+    blind = BlockPacking(packing.certificates)
+    with pytest.raises(MalformedError, match="block 3: the file has no readable genesis"):
+        blind.unpack(row)
 
 
 def test_a_changed_nonce_in_a_stripped_envelope_fails_its_signature(ledger: Path,
@@ -236,21 +271,21 @@ def test_a_stripped_envelope_that_holds_a_derived_field_is_malformed(ledger: Pat
     (header, header_flags), (stored, _) = _framed_parts(path, 4)
     whole = restore_derived(raw_to_hex(stored))  # a full envelope flagged as stripped
     body = deflate(join_envelopes((header, whole), (header_flags, STRIPPED)),
-                   packing.dictionary(size))
+                   packing.dictionary(size, 4))
     execute(path, "UPDATE blocks SET body = ? WHERE number = 4", body)
     found = problems(path)
     assert found[0][:2] == (4, "malformed-row") and "derived field" in found[0][2], found
 
 
-def test_an_orderer_file_of_format_3_is_refused_untouched(ledger: Path, tmp_path: Path) -> None:
+def test_an_orderer_file_of_format_5_is_refused_untouched(ledger: Path, tmp_path: Path) -> None:
     path = copy_of(ledger, tmp_path, "orderer.db")
-    execute(path, "UPDATE meta SET value = '3' WHERE key = 'format'")
+    execute(path, "UPDATE meta SET value = '5' WHERE key = 'format'")
     before = path.read_bytes()
-    with pytest.raises(LedgerStateError, match="of format '3'; this version reads format '4'"):
+    with pytest.raises(LedgerStateError, match="of format '5'; this version reads format '6'"):
         OrdererStore(path, channel="ch")
     assert path.read_bytes() == before
     (found,) = problems(path)
-    assert found[1] == "meta" and "format '3'" in found[2] and "format '4'" in found[2]
+    assert found[1] == "meta" and "format '5'" in found[2] and "format '6'" in found[2]
 
 
 @pytest.mark.parametrize("text", [

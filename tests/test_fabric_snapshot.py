@@ -168,16 +168,55 @@ def test_a_block_below_the_snapshot_is_named(snapshotted: Path) -> None:
     assert ("peer0.Org1.db", 5, "snapshot") in folder_problems(snapshotted)
 
 
-def test_a_format_3_peer_file_is_refused_untouched(tmp_path: Path) -> None:
+def test_a_format_5_peer_file_is_refused_untouched(tmp_path: Path) -> None:
     net, _, gw = open_channel(tmp_path)
     play(gw, 0, 1)
     net.close()
     peer = tmp_path / "ch" / "peer0.Org1.db"
-    execute(peer, "DROP TABLE snapshot")
-    execute(peer, "UPDATE meta SET value = '3' WHERE key = 'format'")
+    execute(peer, "UPDATE meta SET value = '5' WHERE key = 'format'")
     before = peer.read_bytes()
-    with pytest.raises(LedgerStateError, match="of format '3'; this version reads format '4'"):
+    with pytest.raises(LedgerStateError, match="of format '5'; this version reads format '6'"):
         open_channel(tmp_path)
     assert peer.read_bytes() == before
     (problem,) = verify_channel_file(peer).problems
-    assert problem.reason == "meta" and "format '3'" in problem.detail
+    assert problem.reason == "meta" and "format '5'" in problem.detail and "'6'" in problem.detail
+
+
+def snapshot_content(path: Path) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        (body,) = conn.execute("SELECT body FROM snapshot").fetchone()
+    finally:
+        conn.close()
+    return json.loads(zlib.decompress(body))
+
+
+def test_a_snapshot_keeps_16_bytes_of_each_used_tx_id(snapshotted: Path, tmp_path: Path) -> None:
+    orderer = snapshotted / "orderer.db"
+    orderer_ids = [env.tx_id for n in range(8) for env in stored_block(orderer, n).transactions]
+    assert len(orderer_ids) == 8 and all(len(t) == 64 for t in orderer_ids)
+    kept = snapshot_content(snapshotted / "peer0.Org1.db")["tx_ids"]
+    assert kept == sorted(t[:32] for t in orderer_ids)  # every claimed tx of blocks 0..7
+    # a duplicate of a dropped block is still refused, by a peer reopened from the snapshot
+    net, ch, gw = open_channel(tmp_path)
+    old = ch.block(5).transactions[0]
+    assert ch.broadcast(old).status().code is ValidationCode.DUPLICATE_TXID
+    assert ch.peers[0].tx_ids == set(kept) | {t[:32] for n in range(8, 12)
+                                              for t in (e.tx_id for e in ch.block(n).transactions)}
+    assert gw.submit("kv", "put", "fresh", "x").valid  # a new tx id is not refused
+    net.close()
+
+
+@pytest.mark.parametrize("bad", ["AB" * 16, "ab" * 32, "ab" * 15 + "zz", 7])
+def test_a_snapshot_with_a_mistyped_used_tx_id_is_named(snapshotted: Path, bad: object) -> None:
+    peer = snapshotted / "peer0.Org1.db"
+
+    def forge(data: dict) -> None:
+        data["tx_ids"][0] = bad
+
+    rewrite_content(peer, forge, rehash=True)
+    (problem,) = verify_channel_file(peer).problems
+    assert (problem.block, problem.reason) == (7, "malformed-row")
+    assert "used tx id" in problem.detail or "expected a string" in problem.detail
+    with pytest.raises(LedgerStateError, match="garbled|disagrees"):
+        open_channel(snapshotted.parent)

@@ -24,6 +24,7 @@ from chains.errors import (
     LedgerCorruptError,
     LedgerError,
     LedgerStorageError,
+    MalformedError,
     TransactionRejected,
 )
 from chains.identity import OrgCA
@@ -305,19 +306,19 @@ def test_a_failed_commit_leaves_no_half_block(tmp_path, org):
     path = tmp_path / "p.db"
     ledger = org.ledger(path)
     fill(ledger, org, 1)
-    ledger.transact(org.clients[0], "anchor", {"digest": digest("a")})
-    ledger.transact(org.clients[1], "anchor", {"digest": digest("b")})  # leaves 4, 5: node (1, 2)
-    # Occupy the next Merkle node key so the block's INSERT INTO nodes fails after its
-    # transactions were inserted: the whole block must roll back.
+    for n, client in enumerate((*org.clients, org.clients[0])):  # leaves 4..7: node (3, 0)
+        ledger.transact(client, "anchor", {"digest": digest(f"a{n}")})
+    # Occupy the next stored Merkle node's key so the block's INSERT INTO nodes fails after
+    # its transactions were inserted: the whole block must roll back.
     conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO nodes(last, level, hash) VALUES (5, 1, zeroblob(32))")
+    conn.execute("INSERT INTO nodes(last, level, hash) VALUES (7, 3, zeroblob(32))")
     conn.commit()
     with pytest.raises(sqlite3.IntegrityError):
         ledger.seal()
     assert conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0] == 4
     assert conn.execute("SELECT MAX(height) FROM blocks").fetchone()[0] == 1
-    assert (ledger.height, ledger.tree_size, ledger.pending) == (1, 4, 2)
-    conn.execute("DELETE FROM nodes WHERE last = 5 AND level = 1")
+    assert (ledger.height, ledger.tree_size, ledger.pending) == (1, 4, 4)
+    conn.execute("DELETE FROM nodes WHERE last = 7 AND level = 3")
     conn.commit()
     conn.close()
     assert ledger.seal().height == 2  # the same pending block commits once the fault is gone
@@ -605,11 +606,12 @@ def test_every_kind_bounds_its_payload(tmp_path, org):
             ledger.transact(org.clients[0], "anchor", {"digest": digest("d"), "n": 2**60})
 
 
-def test_bodies_are_stored_packed_and_a_format_2_file_is_refused_untouched(tmp_path, org):
+def test_bodies_are_stored_packed_and_a_format_4_file_is_refused_untouched(tmp_path, org):
     """Format 3 stores each transaction body, block header and tree head packed
-    (`store.pack_body`, ...): what is signed is unchanged, a stored body or header is a
-    fraction of it, and a file of format 2 neither opens nor verifies (both name the formats)
-    and is left as it was."""
+    (`store.pack_body`, ...), format 4 a sender as its certificate's `ref` too, format 5 a
+    header with the genesis proposer's id in its dictionary: what is signed is unchanged, a
+    stored body or header is a fraction of it, and a file of format 4 neither opens nor
+    verifies (both name the formats) and is left as it was."""
     path = tmp_path / "p.db"
     ledger = org.ledger(path)
     tx_id = ledger.transact(org.clients[1], "update-hash", {"round": 0, "digest": digest("x")})
@@ -618,25 +620,35 @@ def test_bodies_are_stored_packed_and_a_format_2_file_is_refused_untouched(tmp_p
     conn = sqlite3.connect(path)
     with conn:
         chain = conn.execute("SELECT value FROM meta WHERE key = 'chain'").fetchone()[0]
-        stored, sender = conn.execute("SELECT body, sender FROM txs WHERE seq = 1").fetchone()
+        stored, ref, sender = conn.execute("SELECT t.body, t.sender, c.id FROM txs t JOIN certs c "
+                                           "ON c.ref = t.sender WHERE seq = 1").fetchone()
+        assert type(ref) is int and sender == org.clients[1].id
         assert store.unpack_body(stored, chain, sender) == signed
         assert len(stored) < len(signed) / 2
         (prev,), (header, head) = conn.execute(
             "SELECT hash FROM blocks WHERE height = 0").fetchone(), conn.execute(
             "SELECT header, tree_head FROM blocks WHERE height = 1").fetchone()
-        block = ledger.block(1)
-        assert store.unpack_header(header, chain, prev.hex()) == block.header.encode()
+        block, first = ledger.block(1), ledger.block(0).header.proposer
+        assert block.header.proposer == first
+        assert store.unpack_header(header, chain, prev.hex(), first) == block.header.encode()
+        without = store.pack_header(block.header.encode(), chain, prev.hex(), "")
+        assert len(header) + 24 < len(without)  # the proposer's 64 hex characters: a reference
+        try:  # another dictionary: another header, or none at all
+            wrong: bytes | None = store.unpack_header(header, chain, prev.hex(), "")
+        except MalformedError:
+            wrong = None
+        assert wrong != block.header.encode()
         assert store.unpack_tree_head(head, chain) == block.tree_head.encode()
         assert len(header) < len(block.header.encode()) / 2
     ledger.close()
     with conn:
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'format'")
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(LedgerError, match="has format '2', expected 3"):
+    with pytest.raises(LedgerError, match="has format '4', expected 5"):
         PublicLedger.open(path)
     report = verify_ledger_file(path)
-    assert [p.reason for p in report.problems] == ["meta"] and "'2'" in report.problems[0].detail
+    assert [p.reason for p in report.problems] == ["meta"] and "'4'" in report.problems[0].detail
     assert path.read_bytes() == before
 
 
@@ -657,3 +669,30 @@ def test_a_flipped_byte_in_a_packed_column_is_named_by_its_block(tmp_path, org, 
     conn.close()
     problem = verify_ledger_file(path).problems[0]
     assert problem.block == 2, problem
+
+
+def test_low_merkle_levels_are_recomputed_and_a_stored_one_is_refused(tmp_path, org):
+    """Format 4 stores Merkle nodes from `store.STORED_LEVEL` up: proofs of every leaf at every
+    published size still verify (levels 1 and 2 recomputed from the leaves), and a level-1 node
+    slipped into the table is a `merkle-node` problem of the block that completed it."""
+    path = tmp_path / "p.db"
+    ledger = org.ledger(path)
+    ids = fill(ledger, org, 6)
+    conn = sqlite3.connect(path)
+    levels = {level for (level,) in conn.execute("SELECT DISTINCT level FROM nodes")}
+    assert levels and min(levels) == store.STORED_LEVEL
+    heads = list(ledger.tree_heads())
+    for head in heads[1:]:
+        for index, tx_id in enumerate(ids):
+            if index + 1 < head.size:
+                assert ledger.inclusion_proof(tx_id, tree_size=head.size).verify(head)
+        for earlier in heads:
+            if earlier.size <= head.size:
+                assert ledger.consistency_proof(earlier.size, head.size).verify(earlier, head)
+    ledger.close()
+    with conn:  # leaves 0..1 are in blocks 0 and 1: node (1, 0) was completed by block 1
+        conn.execute("INSERT INTO nodes(last, level, hash) VALUES (1, 1, ?)",
+                     (hashlib.sha256(b"x").digest(),))
+    conn.close()
+    problem = verify_ledger_file(path).problems[0]
+    assert (problem.block, problem.reason) == (1, "merkle-node"), problem

@@ -63,22 +63,23 @@ def ledger_copy(base, tmp_path) -> Path:
     return path
 
 
-def _dictionary_inputs(path: Path, height: int) -> tuple[str, str]:
-    """(chain id, previous block hash) a block's stored header and tree head are packed with."""
+def _dictionary_inputs(path: Path, height: int) -> tuple[str, str, str]:
+    """(chain id, previous block hash, the genesis block's proposer id) a block's stored header
+    is packed with (its tree head with the chain id)."""
     if height == 0:
-        return "", ""
+        return "", "", ""
     chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
-    return chain, row(path, "SELECT hash FROM blocks WHERE height = ?", height - 1)[0].hex()
+    return (chain, row(path, "SELECT hash FROM blocks WHERE height = ?", height - 1)[0].hex(),
+            stored_header(path, 0).proposer)
 
 
 def stored_header(path: Path, height: int) -> BlockHeader:
-    chain, prev = _dictionary_inputs(path, height)
     (packed,) = row(path, "SELECT header FROM blocks WHERE height = ?", height)
-    return BlockHeader.decode(store.unpack_header(packed, chain, prev))
+    return BlockHeader.decode(store.unpack_header(packed, *_dictionary_inputs(path, height)))
 
 
 def stored_tree_head(path: Path, height: int) -> TreeHead:
-    chain, _ = _dictionary_inputs(path, height)
+    chain = _dictionary_inputs(path, height)[0]
     (packed,) = row(path, "SELECT tree_head FROM blocks WHERE height = ?", height)
     return TreeHead.decode(store.unpack_tree_head(packed, chain))
 
@@ -103,8 +104,9 @@ def forge_block(path: Path, txs: list[Transaction], proposer: Identity) -> None:
              store.pack_body(tx.body, prev.chain, tx.sender), tx.signature)
             for i, tx in enumerate(txs)]
     certs = [(tx.sender, tx.cert_pem) for tx in txs] + [(proposer.id, proposer.cert_pem)]
+    first = stored_header(path, 0).proposer
     store.write_block(conn, (height + 1, new.hash, store.pack_header(new.encode(), prev.chain,
-                                                                     prev.hash.hex()),
+                                                                     prev.hash.hex(), first),
                              new.sign(proposer), sth.size, store.pack_tree_head(sth.encode(),
                                                                                  prev.chain),
                              sth.signature), rows, nodes, certs)
@@ -129,8 +131,9 @@ def row(path: Path, query: str, *args) -> tuple:
 def change_payload_byte(path):
     """A digest's byte changed in the signed body, stored packed again as the writer packs."""
     chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
-    seq, packed, sender = row(path, "SELECT seq, body, sender FROM txs WHERE height = 2 "
-                                    "ORDER BY seq LIMIT 1 OFFSET 1")
+    seq, packed, sender = row(path, "SELECT t.seq, t.body, c.id FROM txs t JOIN certs c "
+                                    "ON c.ref = t.sender WHERE t.height = 2 "
+                                    "ORDER BY t.seq LIMIT 1 OFFSET 1")
     body = store.unpack_body(packed, chain, sender)
     at = body.index(b'"digest":"') + 10
     body = body[:at] + (b"0" if body[at:at + 1] != b"0" else b"1") + body[at + 1:]
@@ -170,10 +173,10 @@ def reorder_blocks(path):
     cols = "hash, signature, tree_size, tree_head_signature"
     moved = {}
     for old, new in ((2, 3), (3, 2)):
-        chain, prev = _dictionary_inputs(path, new)
+        chain, prev, first = _dictionary_inputs(path, new)
         hash_, signature, size, head_sig = row(path, f"SELECT {cols} FROM blocks WHERE height = ?",
                                                old)
-        header = store.pack_header(stored_header(path, old).encode(), chain, prev)
+        header = store.pack_header(stored_header(path, old).encode(), chain, prev, first)
         head = store.pack_tree_head(stored_tree_head(path, old).encode(), chain)
         moved[new] = (hash_, header, signature, size, head, head_sig)
     update = ("UPDATE blocks SET hash = ?, header = ?, signature = ?, tree_size = ?, tree_head = ?, "
@@ -217,8 +220,8 @@ def revoked_sender(path):
 
 def replay_transaction(path):
     chain = row(path, "SELECT value FROM meta WHERE key = 'chain'")[0]
-    packed, sig, pem, sender = row(path, "SELECT t.body, t.signature, c.pem, t.sender FROM txs t "
-                                         "JOIN certs c ON c.id = t.sender WHERE t.height = 1 "
+    packed, sig, pem, sender = row(path, "SELECT t.body, t.signature, c.pem, c.id FROM txs t "
+                                         "JOIN certs c ON c.ref = t.sender WHERE t.height = 1 "
                                          "LIMIT 1")
     body = store.unpack_body(packed, chain, sender)
     sql(path, "DROP INDEX txs_by_id")  # the file's own uniqueness guard goes first: a schema change
@@ -265,6 +268,13 @@ def change_stored_nonce(path):
 
 def change_stored_kind(path):
     sql(path, "UPDATE txs SET kind = 'revoke' WHERE seq = 8")
+
+
+def point_a_sender_at_another_certificate(path):
+    """The sender stored as a `certs.ref` (format 4) names another member's certificate."""
+    update = ("UPDATE txs SET sender = (SELECT ref FROM certs WHERE id = ?) WHERE seq = 7 AND "
+              "sender != (SELECT ref FROM certs WHERE id = ?)")
+    sql(path, (update, (CLIENTS[1].id, CLIENTS[1].id)))
 
 
 def add_an_unused_certificate(path):
@@ -333,6 +343,7 @@ TAMPERING = [  # (tampering, first bad block, reason)
     (lower_a_transaction_height, 2, "tx-height"),
     (change_stored_nonce, 3, "tx-index"),
     (change_stored_kind, 3, "tx-index"),
+    (point_a_sender_at_another_certificate, 3, "tx-signature"),
     (add_an_unused_certificate, None, "orphan-certificate"),
     (text_where_a_blob_is_expected, 1, "malformed-row"),
     (add_a_view, None, "schema"),
@@ -408,7 +419,7 @@ def test_an_unfinished_last_block_is_a_note_not_corruption(tmp_path, capsys):
     writer.execute("PRAGMA cache_size=1")  # the open transaction spills into the log
     writer.execute("BEGIN IMMEDIATE")
     for i in range(30):
-        writer.execute("INSERT INTO certs VALUES (?, ?)", (f"x{i}", bytes(3000)))
+        writer.execute("INSERT INTO certs(id, pem) VALUES (?, ?)", (f"x{i}", bytes(3000)))
     stopped = tmp_path / "stopped"
     stopped.mkdir()
     for suffix in ("", "-wal"):

@@ -4,8 +4,8 @@ What is signed and hashed never changes: a block's header bytes and its envelope
 canonical bytes of `chains.fabric.block`; only their storage does. A `blocks` row of a peer's or
 the orderer's file (`chains.fabric.store`, `chains.fabric.orderer_store`) holds
 
-    number      the block number
-    hash        SHA-256 of the header bytes, 32 raw bytes
+    number      the block number (its hash, the SHA-256 of the header bytes, is not stored:
+                a reader hashes the header it unpacks)
     orderer     the id of the ordering node's certificate in the file's `certificates` table
     signature   the orderer's signature of the header bytes, raw
     dictionary  how many `certificates` the body's compression dictionary holds
@@ -15,13 +15,18 @@ the orderer's file (`chains.fabric.store`, `chains.fabric.orderer_store`) holds
                 two fields a reader derives (`strip_derived`): its header's `tx_id` (SHA-256
                 of nonce and creator) and its response's `proposal_hash` (SHA-256 of the
                 header); a part whose length has the next bit set (`BINARY`) holds its long
-                hex strings as raw bytes (`hex_to_raw`: hashes, signatures, nonces, values)
+                hex strings as raw bytes (`hex_to_raw`: hashes, signatures, nonces, values);
+                the header's part with `STRIPPED` set is stored without its `data_hash`
+                (SHA-256 over the envelopes' SHA-256s, recomputed from them), and an
+                envelope's public write whose value is the hex of one of its proposal's
+                arguments is stored as `{"arg": i}` (`strip_derived`)
 
 and `certificates(id, pem)` holds every certificate once, in the order the file first met it
 (the ordering node's, and each one an envelope carries as creator or endorser). The preset
 dictionary of a body with `dictionary = k` is `TEMPLATE` followed by certificates 1..k as they
-appear inside canonical JSON (newlines escaped), its last 32 KiB: an envelope's certificates
-compress to a few bytes, and its JSON keys too.
+appear inside canonical JSON (newlines escaped), and for blocks 1, 2, ... the channel's chain
+id (as the genesis block's header names it, in its raw form), its last 32 KiB: an envelope's
+certificates and chain id compress to a few bytes, and its JSON keys too.
 
 Nothing in a row is trusted: a reader recomputes every hash from the decompressed bytes, so a
 tampered body, dictionary or certificate shows as a block whose data hash, header or signature
@@ -39,11 +44,12 @@ from typing import Any
 
 from chains.canonical import canonical_json, encode_parsed, parse_json
 from chains.errors import MalformedError
-from chains.fabric.block import Block, BlockHeader
+from chains.fabric.block import Block, BlockHeader, data_hash
 from chains.fabric.codec import sha256_hex
 
 __all__ = ["BINARY", "BLOCK_COLUMNS", "STRIPPED", "BlockPacking", "hex_to_raw", "join_envelopes",
-           "raw_to_hex", "restore_derived", "split_envelopes", "strip_derived"]
+           "raw_to_hex", "restore_data_hash", "restore_derived", "split_envelopes", "strip_data_hash",
+           "strip_derived"]
 
 TEMPLATE = (
     b'{"chain":"","data_hash":"","number":,"previous_hash":"","timestamp":}'
@@ -53,7 +59,7 @@ TEMPLATE = (
     b'"header":{"args":[""],"chain":"","chaincode":"","channel":"","creator":"","fn":"",'
     b'"nonce":"","timestamp":,"tx_id":"","type":"endorser_tx"}},"signature":""}'
 )
-BLOCK_COLUMNS = "number, hash, orderer, signature, dictionary, body"
+BLOCK_COLUMNS = "number, orderer, signature, dictionary, body"
 MAX_BODY_BYTES = 64 << 20  # a block's decompressed bytes (64 envelopes of up to 4 MiB, framed)
 _WINDOW = 32 << 10  # DEFLATE reaches back 32 KiB: a longer dictionary's tail is what counts
 _JSON_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(?:\\n|[A-Za-z0-9+/= ]){1,16000}?"
@@ -134,6 +140,10 @@ def strip_derived(envelope: bytes) -> bytes | None:
         tx_id = header.pop("tx_id")
         if (tx_id, body.pop("proposal_hash")) != _derived(header):
             return None
+        args = [a.encode().hex() for a in header["args"]]
+        for write in body["rwset"]["writes"]:
+            if len(write) == 2 and write[1] in args:
+                write[1] = {"arg": args.index(write[1])}
         stripped = encode_parsed(data)
         return stripped if restore_derived(stripped) == envelope else None
     except (MalformedError, KeyError, TypeError, ValueError, AttributeError):
@@ -147,6 +157,12 @@ def restore_derived(stripped: bytes) -> bytes:
         header, body = data["payload"]["header"], data["payload"]["body"]
         if "tx_id" in header or "proposal_hash" in body:
             raise MalformedError("a stripped envelope holds a derived field")
+        for write in body["rwset"]["writes"]:
+            if isinstance(write, list) and len(write) == 2 and isinstance(write[1], dict):
+                index = write[1]["arg"]
+                if type(index) is not int or not 0 <= index < len(header["args"]):
+                    raise MalformedError("a stripped write names no argument of its proposal")
+                write[1] = header["args"][index].encode().hex()
         header["tx_id"], body["proposal_hash"] = _derived(header)
         return canonical_json(data)
     except MalformedError:
@@ -154,6 +170,28 @@ def restore_derived(stripped: bytes) -> bytes:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedError(f"a stripped envelope is not an endorser transaction's "
                              f"({type(exc).__name__})") from None
+
+
+def strip_data_hash(header: bytes, envelopes: tuple[bytes, ...]) -> bytes | None:
+    """The header without its `data_hash` when that is the envelopes' and `restore_data_hash`
+    gives back exactly `header`; else None (stored whole)."""
+    try:
+        fields = parse_json(header, max_bytes=len(header))
+        if fields.pop("data_hash") != data_hash(envelopes):
+            return None
+        stripped = encode_parsed(fields)
+        return stripped if restore_data_hash(stripped, envelopes) == header else None
+    except (MalformedError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def restore_data_hash(stripped: bytes, envelopes: tuple[bytes, ...]) -> bytes:
+    """The header `strip_data_hash` stored; MalformedError if it is not a stripped one."""
+    fields = parse_json(stripped, max_bytes=len(stripped))
+    if not isinstance(fields, dict) or "data_hash" in fields:
+        raise MalformedError("a stripped header is no object without a data hash")
+    fields["data_hash"] = data_hash(envelopes)
+    return canonical_json(fields)
 
 
 def deflate(data: bytes, dictionary: bytes) -> bytes:
@@ -166,17 +204,19 @@ def _in_json(pem: bytes) -> bytes:
     return pem.replace(b"\n", b"\\n")
 
 
-def _dictionary(certificates: list[bytes]) -> bytes:
-    """`TEMPLATE` and then `certificates` inside canonical JSON, the last 32 KiB (built from
-    the end, so a file of many certificates costs no more per dictionary)."""
+def _dictionary(certificates: list[bytes], chain: str | None = None) -> bytes:
+    """`TEMPLATE`, then `certificates` inside canonical JSON, then the chain id as `hex_to_raw`
+    stores it (if given), the last 32 KiB (built from the end, so a file of many certificates
+    costs no more per dictionary)."""
+    last = b"" if chain is None else _RAW + (32).to_bytes(3, "big") + bytes.fromhex(chain) + b'"'
     tail: list[bytes] = []
-    size = 0
+    size = len(last)
     for pem in reversed(certificates):
         if size >= _WINDOW:
             break
         tail.append(_in_json(pem))
         size += len(tail[-1])
-    return (TEMPLATE + b"".join(reversed(tail)))[-_WINDOW:]
+    return (TEMPLATE + b"".join(reversed(tail)) + last)[-_WINDOW:]
 
 
 def _restored(part: bytes, flags: int) -> bytes:
@@ -188,15 +228,17 @@ def _restored(part: bytes, flags: int) -> bytes:
 class BlockPacking:
     """The certificates of one channel file, and packing/unpacking its `blocks` rows."""
 
-    def __init__(self, certificates: Iterable[bytes] = ()) -> None:
+    def __init__(self, certificates: Iterable[bytes] = (), chain: str | None = None) -> None:
         self.certificates: list[bytes] = list(certificates)
+        self.chain = chain  # the genesis block's chain id: in the dictionary of blocks 1, 2, ...
         self._ids = {pem: i + 1 for i, pem in enumerate(self.certificates)}
-        self._dictionaries: dict[int, bytes] = {}
+        self._dictionaries: dict[tuple[int, bool], bytes] = {}
 
     @classmethod
     def of(cls, conn: sqlite3.Connection) -> BlockPacking:
-        """The packing of the file `conn` is open on; MalformedError if its certificates table
-        is not ids 1, 2, ... of distinct BLOBs."""
+        """The packing of the file `conn` is open on (the chain id read from its genesis block,
+        None if that is absent or garbled: then only block 0 unpacks); MalformedError if its
+        certificates table is not ids 1, 2, ... of distinct BLOBs."""
         pems = []
         for expected, (cert_id, pem) in enumerate(
                 conn.execute("SELECT id, pem FROM certificates ORDER BY id"), 1):
@@ -206,13 +248,25 @@ class BlockPacking:
             pems.append(pem)
         if len(set(pems)) != len(pems):
             raise MalformedError("the certificates table holds one certificate twice")
-        return cls(pems)
+        packing = cls(pems)
+        genesis = conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE number = 0").fetchone()
+        try:
+            packing.chain = None if genesis is None else packing.unpack(genesis).header.chain
+        except MalformedError:
+            pass  # block 0 is named by whoever unpacks it
+        return packing
 
-    def dictionary(self, size: int) -> bytes:
-        """The preset dictionary of a body packed when the file held `size` certificates."""
-        if size not in self._dictionaries:
-            self._dictionaries[size] = _dictionary(self.certificates[:size])
-        return self._dictionaries[size]
+    def dictionary(self, size: int, number: int = 0) -> bytes:
+        """The preset dictionary of block `number`'s body, packed when the file held `size`
+        certificates (MalformedError for a block above 0 while the chain id is unknown)."""
+        key = (size, number > 0)
+        if key not in self._dictionaries:
+            if number > 0 and self.chain is None:
+                raise MalformedError(f"block {number}: the file has no readable genesis block "
+                                     "(its chain id is in the block's dictionary)")
+            self._dictionaries[key] = _dictionary(self.certificates[:size],
+                                                  self.chain if number > 0 else None)
+        return self._dictionaries[key]
 
     def pack(self, block: Block) -> tuple[tuple[int, bytes, int, bytes, int, bytes],
                                           list[tuple[int, bytes]]]:
@@ -227,24 +281,29 @@ class BlockPacking:
                 known[pem] = len(known) + 1
                 new.append((known[pem], pem))
         size = len(known)
-        dictionary = (self.dictionary(size) if not new else
-                      _dictionary([*self.certificates, *(pem for _, pem in new)]))
+        if block.number == 0:
+            self.chain = block.header.chain
+            self._dictionaries.clear()
+        dictionary = (self.dictionary(size, block.number) if not new else _dictionary(
+            [*self.certificates, *(pem for _, pem in new)],
+            self.chain if block.number > 0 else None))
         body = self._deflate(block.header_bytes, block.envelopes, dictionary)
-        row = (block.number, bytes.fromhex(block.hash), known[block.orderer], block.signature,
-               size, body)
+        row = (block.number, known[block.orderer], block.signature, size, body)
         return row, new
 
-    def body(self, header: bytes, envelopes: Iterable[bytes], size: int) -> bytes:
-        """The body of a block with these header bytes and envelopes, packed with dictionary
-        `size` (what `pack` stores; for tools and tests that rewrite a row)."""
-        return self._deflate(header, envelopes, self.dictionary(size))
+    def body(self, header: bytes, envelopes: Iterable[bytes], size: int, number: int = 0
+             ) -> bytes:
+        """The body of block `number` with these header bytes and envelopes, packed with
+        dictionary `size` (what `pack` stores; for tools and tests that rewrite a row)."""
+        return self._deflate(header, envelopes, self.dictionary(size, number))
 
     @staticmethod
     def _deflate(header: bytes, envelopes: Iterable[bytes], dictionary: bytes) -> bytes:
         parts, flags = [], []
+        envelopes = tuple(envelopes)
         for index, part in enumerate((header, *envelopes)):
             flag = 0
-            stripped = strip_derived(part) if index else None
+            stripped = strip_derived(part) if index else strip_data_hash(part, envelopes)
             if stripped is not None:
                 part, flag = stripped, STRIPPED
             raw = hex_to_raw(part)
@@ -262,12 +321,12 @@ class BlockPacking:
                 self._ids[pem] = cert_id
 
     def unpack(self, row: tuple) -> Block:
-        """The Block of a `blocks` row (number, hash, orderer, signature, dictionary, body);
+        """The Block of a `blocks` row (number, orderer, signature, dictionary, body);
         MalformedError naming the block for a mistyped row, a body that does not decompress or
         a certificate the file lacks."""
-        number, stored_hash, orderer, signature, size, body = row[:6]
+        number, orderer, signature, size, body = row[:5]
         where = f"block {str(number)[:20]}"
-        if not (type(number) is int and type(stored_hash) is bytes and type(orderer) is int
+        if not (type(number) is int and type(orderer) is int
                 and type(signature) is bytes and type(size) is int and type(body) is bytes):
             raise MalformedError(f"{where}: the blocks row has mistyped columns")
         if not 1 <= orderer <= len(self.certificates):
@@ -276,7 +335,11 @@ class BlockPacking:
         if not 0 <= size <= len(self.certificates):
             raise MalformedError(f"{where}: its dictionary names {size} certificates, the file "
                                  f"holds {len(self.certificates)}")
-        unpacker = zlib.decompressobj(-15, self.dictionary(size))
+        try:
+            dictionary = self.dictionary(size, number)
+        except MalformedError as exc:
+            raise MalformedError(f"{where}: {exc}") from None
+        unpacker = zlib.decompressobj(-15, dictionary)
         try:
             data = unpacker.decompress(body, MAX_BODY_BYTES)
         except zlib.error as exc:
@@ -286,10 +349,9 @@ class BlockPacking:
                                  f"exceeds {MAX_BODY_BYTES} bytes")
         try:
             (header, flag), *parts = split_envelopes(data)
-            if flag & STRIPPED:
-                raise MalformedError("its header is flagged as a stripped envelope")
+            envelopes = tuple(_restored(e, flags) for e, flags in parts)
             header = raw_to_hex(header) if flag & BINARY else header
-            envelopes = [_restored(e, flags) for e, flags in parts]
+            header = restore_data_hash(header, envelopes) if flag & STRIPPED else header
             decoded = BlockHeader.decode(header)
         except MalformedError as exc:
             raise MalformedError(f"{where}: {exc}") from None

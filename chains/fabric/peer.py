@@ -40,7 +40,14 @@ from chains.fabric.rwset import RWSet, Version
 from chains.fabric.snapshot import Snapshot
 from chains.fabric.state import HashedKey, WorldState
 from chains.fabric.store import LedgerStore
-from chains.fabric.transaction import ENDORSER_TX, Endorsement, Envelope, SignedProposal, tx_id_of
+from chains.fabric.transaction import (
+    ENDORSER_TX,
+    Endorsement,
+    Envelope,
+    SignedProposal,
+    tx_id_of,
+    used_id,
+)
 from chains.fabric.validator import ChannelValidator, TxCheck
 from chains.identity import Identity
 from chains.msp import MSP
@@ -77,7 +84,7 @@ class Peer:
         self.validator = ChannelValidator(config, self.msp, own_signature=self._signed_by_me)
         self._endorsed: dict[bytes, bytes] = {}  # own endorsement signature -> digest of message
         self.state = WorldState({c.name: c.block_to_live for c in config.collections})
-        self.tx_ids: set[str] = set()
+        self.tx_ids: set[str] = set()  # the used tx ids, as kept (`used_id`: 16 bytes)
         self.height, self.last_hash, self.last_time = 0, ZERO_HASH, 0
         if store.height():
             self._reopen()
@@ -178,7 +185,7 @@ class Peer:
         """Simulate and sign; writes nothing. The response carries the simulation's private
         plaintext (never signed, never ordered) for the channel to hand to member peers."""
         creator = self._creator(proposal)
-        if proposal.tx_id in self.tx_ids:
+        if used_id(proposal.tx_id) in self.tx_ids:
             raise EndorsementError(f"peer {self.name}: tx_id {proposal.tx_id} was already used")
         stub, payload = self._simulate(proposal, creator)
         body = {"proposal_hash": proposal.proposal_hash,
@@ -266,7 +273,7 @@ class Peer:
         result.batch.apply()
         self.validator.apply(result)
         for index in result.claimed:
-            self.tx_ids.add(block.transactions[index].tx_id)  # type: ignore[union-attr]
+            self.tx_ids.add(used_id(block.transactions[index].tx_id))  # type: ignore[union-attr]
         for env in block.transactions:
             if isinstance(env, Envelope):
                 self.transient.pop(env.tx_id)

@@ -4,7 +4,8 @@ the peer keeps no blocks below it.
 A snapshot at height `h` records the hash and time of block `h - 1` and everything a peer
 derives from blocks `0 .. h - 1`: world state (public keys with versions, private key hashes
 with versions), chaincode definitions and the transaction ids already used (duplicate
-detection). Its `state_hash` is the SHA-256 of that content as canonical JSON; the content is
+detection), each as the first 16 bytes a peer keeps of it (`chains.fabric.transaction.used_id`:
+a true duplicate always matches; 32 hex characters, about 16 bytes compressed, per used id). Its `state_hash` is the SHA-256 of that content as canonical JSON; the content is
 stored DEFLATE-compressed in the peer file's `snapshot` table (one row). Taking one drops the
 peer's blocks `1 .. h - 1` (block 0, the channel config, stays: it is the trust anchor) and
 their transaction rows, in one SQLite transaction. The orderer's chain keeps every block and
@@ -28,6 +29,7 @@ from chains.canonical import canonical_json
 from chains.errors import ChainsError, MalformedError
 from chains.fabric.config import ChaincodeDefinition
 from chains.fabric.state import WorldState
+from chains.fabric.transaction import USED_ID_CHARS
 
 __all__ = ["SNAPSHOT_SCHEMA", "Snapshot", "SnapshotContent", "read_snapshot"]
 
@@ -45,7 +47,7 @@ class SnapshotContent:
 
     state: WorldState
     definitions: dict[str, ChaincodeDefinition]
-    tx_ids: set[str]
+    tx_ids: set[str]  # used tx ids as peers keep them (`used_id`)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Snapshot:
                                  (_number(block), _number(tx)))
             definitions = {name: ChaincodeDefinition.from_dict(d)
                            for name, d in data["chaincodes"].items()}
-            tx_ids = {_text(t) for t in data["tx_ids"]}
+            tx_ids = {_used_id(t) for t in data["tx_ids"]}
         except MalformedError:
             raise
         except (ValueError, TypeError, KeyError, AttributeError, ChainsError) as exc:
@@ -103,6 +105,14 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
     return value
+
+
+def _used_id(value: object) -> str:
+    text = _text(value)
+    if len(text) != USED_ID_CHARS or text.strip("0123456789abcdef"):
+        raise ValueError(f"a used tx id is {USED_ID_CHARS} lowercase hex characters, got "
+                         f"{text[:80]!r}")
+    return text
 
 
 def _number(value: object) -> int:

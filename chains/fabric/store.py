@@ -41,14 +41,20 @@ KIND = "fabric-channel"
 # 4: the same hashed bytes; envelopes stored without the fields a reader derives (tx_id,
 #    proposal hash: chains.fabric.packing), and a `snapshot` table (chains.fabric.snapshot):
 #    a peer that took a snapshot keeps no blocks below it but the genesis; format 3 is refused.
-FORMAT = "4"
+# 5: headers stored without their data hash, the chain id in the dictionary of blocks 1, 2,
+#    ..., a write that repeats an argument stored as a reference to it (chains.fabric.packing);
+#    format 4 is refused.
+# 6: a snapshot keeps the first 16 bytes of each used tx id (chains.fabric.transaction.used_id),
+#    not the whole id; no `hash` column (a reader hashes the header it unpacks); format 5 is
+#    refused.
+FORMAT = "6"
 
 BLOCK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS certificates(id INTEGER PRIMARY KEY, pem BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS blocks(
-    number INTEGER PRIMARY KEY, hash BLOB NOT NULL, orderer INTEGER NOT NULL,
-    signature BLOB NOT NULL, dictionary INTEGER NOT NULL, body BLOB NOT NULL);
+    number INTEGER PRIMARY KEY, orderer INTEGER NOT NULL, signature BLOB NOT NULL,
+    dictionary INTEGER NOT NULL, body BLOB NOT NULL);
 """
 SCHEMA = BLOCK_SCHEMA + """
 CREATE TABLE IF NOT EXISTS transactions(
@@ -186,7 +192,7 @@ class LedgerStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany("INSERT INTO certificates VALUES (?, ?)", certificates)
-            conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)", packed)
+            conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?)", packed)
             conn.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?)", rows)
             conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
                              [(ns, k, v, ver[0], ver[1]) for (ns, k), (v, ver)

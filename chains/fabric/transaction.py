@@ -38,12 +38,24 @@ from chains.fabric.wire import (
 )
 from chains.identity import Identity
 
-__all__ = ["CHAINCODE_DEFINITION", "CONFIG", "ENDORSER_TX", "Endorsement", "Envelope",
-           "SignedProposal", "make_header", "tx_id_of"]
+__all__ = ["CHAINCODE_DEFINITION", "CONFIG", "ENDORSER_TX", "USED_ID_CHARS", "Endorsement", "Envelope",
+           "SignedProposal", "make_header", "tx_id_of", "used_id"]
+
+USED_ID_CHARS = 32  # hex characters of a tx id peers keep to refuse its reuse (16 bytes)
 
 
 def tx_id_of(nonce: bytes, creator_pem: bytes) -> str:
     return sha256_hex(nonce, creator_pem)
+
+
+def used_id(tx_id: str) -> str:
+    """What a peer keeps of a used tx id to refuse its reuse (DUPLICATE_TXID): its first 16
+    bytes, hex. A true duplicate always matches. A new tx id matches an unrelated used one only
+    if its 128-bit prefix collides: a tx id is SHA-256(nonce || creator) and the creator's
+    signature covers it, so another organization would need a 128-bit second preimage of an
+    id it has seen; only an organization's own tx ids can collide by chance (2^-64 at 2^32 of
+    its ids), which refuses its own transaction, never someone else's (docs/fabric.md)."""
+    return tx_id[:USED_ID_CHARS]
 
 
 def make_header(tx_type: str, channel: str, chain: str, creator: Identity, nonce: bytes,

@@ -4,7 +4,8 @@ For each transaction, in block order, the first failing check gives its code:
 BAD_PAYLOAD (malformed, wrong channel or chain id, response not for this header), BAD_SIGNATURE
 (creator certificate or signature; certificates are judged at the block's time),
 BAD_PROPOSAL_TXID (tx_id != SHA-256(nonce || creator)),
-DUPLICATE_TXID (seen on the ledger or earlier in the block), INVALID_CHAINCODE (no such
+DUPLICATE_TXID (seen on the ledger or earlier in the block; compared by the first 16 bytes a peer
+keeps: `transaction.used_id`), INVALID_CHAINCODE (no such
 definition, or endorsed under an older sequence), INVALID_WRITESET (unknown collection),
 ENDORSEMENT_POLICY_FAILURE (the valid, distinct endorsers do not satisfy the policies that
 govern the written keys, see `policies_for`; bad signatures count as absent), MVCC_READ_CONFLICT (a
@@ -37,6 +38,7 @@ from chains.fabric.transaction import (
     Endorsement,
     Envelope,
     tx_id_of,
+    used_id,
 )
 from chains.msp import MSP
 
@@ -145,7 +147,7 @@ class ChannelValidator:
             try:
                 check = self._check_common(env, block, seen, in_block)
                 if check is None:
-                    in_block.add(env.tx_id)
+                    in_block.add(used_id(env.tx_id))
                     result.claimed.add(index)
                     if env.type == CONFIG or env.type == CHAINCODE_DEFINITION:
                         check = self._check_config(env, block, definitions, result)
@@ -180,7 +182,7 @@ class ChannelValidator:
             return TxCheck(V.BAD_SIGNATURE, f"creator: {exc}")
         if tx_id_of(bytes.fromhex(header["nonce"]), env.creator) != env.tx_id:
             return TxCheck(V.BAD_PROPOSAL_TXID, "tx_id is not SHA-256(nonce || creator)")
-        if env.tx_id in seen or env.tx_id in in_block:
+        if used_id(env.tx_id) in seen or used_id(env.tx_id) in in_block:
             return TxCheck(V.DUPLICATE_TXID, f"tx_id {env.tx_id} already used")
         if env.type == ENDORSER_TX:
             if env.rwset.ns != header["chaincode"]:

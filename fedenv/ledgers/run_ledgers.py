@@ -15,8 +15,9 @@ Per round (see :class:`Ledgers` for the calls, :mod:`fedenv.ledgers.layout` for 
   checks each scored digest, and the payouts (:mod:`fedenv.ledgers.chaincode`);
 - ``federation.benchmark`` records, on every channel that carries ``benchmark``, the new global
   model's score on each member's own domain (the sub-consortium's private benchmark);
-- the consortium's orderer anchors the new global state's digest (``global-model-hash``) and the
-  round's summary (``round-summary``) on the public chain, and the round's block is sealed.
+- the consortium's orderer anchors the round's summary (``round-summary``), which carries the
+  new global state's digest (``digest``, and ``artifact`` when the adapter is kept), on the
+  public chain, and the round's block is sealed.
 
 Fees, per organization and round (:attr:`Ledgers.round_fees`): ``costs.ledger_fee_per_tx`` for
 its public record; for each channel transaction it submits (store, attest), that channel's
@@ -338,15 +339,13 @@ class Ledgers:
         summary: Mapping[str, Any],
         artifact: str | None = None,
     ) -> list[str]:
-        """Anchor the new global state's hash and the round summary; returns both tx ids."""
+        """Anchor the round summary with the new global state's digest (and its artifact's
+        name) in it: one record signed by the orderer; returns its tx id in a list."""
         self._commit_pending()
-        model: dict[str, Any] = {"episode": episode, "round": round, "digest": digest}
+        record: dict[str, Any] = {**summary, "episode": episode, "round": round, "digest": digest}
         if artifact is not None:
-            model["artifact"] = artifact
-        return [
-            self._anchor("global-model-hash", model),
-            self._anchor("round-summary", {"episode": episode, "round": round, **summary}),
-        ]
+            record["artifact"] = artifact
+        return [self._anchor("round-summary", record)]
 
     def seal(self) -> int:
         """Commit the pending transactions: the public chain's as one block; returns its
