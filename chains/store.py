@@ -30,7 +30,7 @@ from pathlib import Path
 
 from chains.errors import LedgerCorruptError, LedgerError, MalformedError
 from chains.merkle import node_hash
-from chains.sqlite_files import check_schema, harden, rollback
+from chains.sqlite_files import check_schema, harden, rollback, set_page_size
 
 __all__ = ["FORMAT", "ID_KEY", "KIND", "KIND_CODES", "SCHEMA", "STORED_LEVEL", "TX_COLUMNS", "TX_ROWS", "BlockRow", "TxRow",
            "connect", "node_key", "pack_body",
@@ -126,6 +126,8 @@ def connect(path: str | Path, *, create: bool = False, synchronous: str = "FULL"
             problem = check_schema(conn, SCHEMA)
             if problem:
                 raise LedgerCorruptError(str(path), None, "schema", problem)
+        if create:
+            set_page_size(conn)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         if create:

@@ -230,6 +230,56 @@ def test_reopening_a_folder_continues_its_ledgers(tmp_path):
     assert CHANNEL == "consortium"
 
 
+def _page_sizes(folder) -> dict[str, int]:
+    """Every SQLite file's page size, from its header (bytes 16-17; 1 means 65536)."""
+    sizes = {}
+    for file in sorted(folder.rglob("*.db")):
+        raw = int.from_bytes(file.read_bytes()[16:18], "big")
+        sizes[file.relative_to(folder).as_posix()] = 65536 if raw == 1 else raw
+    return sizes
+
+
+def test_new_ledger_files_get_large_pages_and_older_files_keep_theirs(tmp_path, monkeypatch):
+    """Ledger files are created with `PAGE_SIZE` pages (whole channel blocks fill them: the
+    growth figures depend on it); a file made with SQLite's default 4 KiB pages keeps them,
+    reopens, continues and verifies."""
+    import chains.sqlite_files
+
+    fresh = tmp_path / "fresh"
+    ledgers = Ledgers(fresh, ORGS, seed=2)
+    ledgers.start_episode("cd" * 32)
+    play_round(ledgers, 0, 0)
+    ledgers.close()
+    sizes = _page_sizes(fresh)
+    assert {"public.db", "fabric/consortium/orderer.db"} <= set(sizes)
+    assert len(sizes) == 2 + len(ORGS)  # the public ledger, the orderer, a peer per org
+    assert set(sizes.values()) == {chains.sqlite_files.PAGE_SIZE} == {16384}
+
+    older = tmp_path / "older"
+    monkeypatch.setattr(chains.sqlite_files, "PAGE_SIZE", 4096)
+    ledgers = Ledgers(older, ORGS, seed=2)
+    ledgers.start_episode("cd" * 32)
+    play_round(ledgers, 0, 0)
+    ledgers.close()
+    monkeypatch.undo()
+    again = Ledgers(older, ORGS, seed=2)
+    episode, _ = again.start_episode("cd" * 32)
+    play_round(again, episode, 0)
+    again.close()
+    assert set(_page_sizes(older).values()) == {4096}
+    assert all(r.ok for r in verify_path(older))
+    # the page size is storage only: the same seed gives the same ledgers' hashes either way
+    fresh_public = sqlite3.connect(fresh / "public.db")
+    older_public = sqlite3.connect(older / "public.db")
+    query = "SELECT hash FROM blocks ORDER BY height"
+    try:
+        first = fresh_public.execute(query).fetchall()
+        assert first and older_public.execute(query).fetchall()[: len(first)] == first
+    finally:
+        fresh_public.close()
+        older_public.close()
+
+
 # --- several channels: the sub-consortia scenario ------------------------------------------------
 
 SUB = load_scenario("subconsortia")

@@ -336,8 +336,9 @@ def test_a_full_disk_is_named_and_the_block_commits_once_space_is_back(tmp_path,
     conn = ledger._conn  # the writer's own connection: cap the file at its present size
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages}")
-    for i in range(40):
-        ledger.transact(org.clients[i % 3], "anchor", {"digest": digest(str(i)), "pad": "x" * 1500})
+    for i in range(40):  # pads of hex digests: packing cannot shrink them into the pages' room
+        pad = "".join(digest(f"{i}/{j}") for j in range(24))
+        ledger.transact(org.clients[i % 3], "anchor", {"digest": digest(str(i)), "pad": pad})
     with pytest.raises(LedgerStorageError) as failure:
         ledger.seal()
     assert failure.value.errno == errno.ENOSPC and failure.value.filename == str(path)

@@ -80,7 +80,9 @@ def test_an_env_folder_has_one_writer_copies_included(tmp_path):
 
 
 def _cap(conn: sqlite3.Connection) -> None:
-    """The file of ``conn`` cannot grow any more: SQLite's own "database or disk is full"."""
+    """The file of ``conn`` cannot grow any more: SQLite's own "database or disk is full".
+    Packed first (no free page, full pages), so the next few writes need a new page."""
+    conn.execute("VACUUM")
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages}")
 
@@ -98,7 +100,7 @@ SITES = {  # a write of each kind the env makes, failing for want of space; the 
 
 
 def _step_until_it_fails(env) -> None:
-    for _ in range(8):
+    for _ in range(64):  # a capped file's last page (16 KiB) may hold a few steps' rows first
         if not env.agents:
             env.reset(seed=1)
         env.step({a: 1 for a in env.agents})
@@ -109,7 +111,9 @@ def test_a_full_disk_at_every_kind_of_write_is_one_message_and_the_folder_reopen
 ):
     folder = tmp_path / "env"
     for file, fill in SITES.items():
-        env = fedenv.parallel_env("tiny", run_dir=folder, max_rounds=2)
+        # episodes long enough that a peer's retained blocks outgrow its file's room (a peer
+        # drops them at each episode's snapshot, and its freed pages take the next episode's)
+        env = fedenv.parallel_env("tiny", run_dir=folder, max_rounds=12)
         env.reset(seed=1)
         with monkeypatch.context() as patch:
             fill(env, patch)
@@ -120,7 +124,7 @@ def test_a_full_disk_at_every_kind_of_write_is_one_message_and_the_folder_reopen
         assert f"{folder}/" in message and f"{file};" in message and " free of " in message
         assert failure.value.errno == errno.ENOSPC
         env.close()  # closing after a failed write works, and the lock is released
-    env = fedenv.parallel_env("tiny", run_dir=folder, max_rounds=2)  # space is back
+    env = fedenv.parallel_env("tiny", run_dir=folder, max_rounds=12)  # space is back
     play(env, 2)
     env.close()
     reports = verify_path(folder)

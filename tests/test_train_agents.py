@@ -276,14 +276,15 @@ def test_a_full_disk_is_one_message_and_the_run_resumes_to_the_same_results(
 
 
 def test_a_real_full_filesystem_then_resume(tmp_path, capsys):
-    """fedenv's tiny scenario on a 1 MiB tmpfs (root only): every kind of write may hit the
-    full disk first; the run stops with one message, and resumes once the filesystem grows."""
+    """fedenv's tiny scenario on a 2 MiB tmpfs (root only; the first checkpoint fits, the four
+    episodes do not): every kind of write may hit the full disk first; the run stops with one
+    message, and resumes once the filesystem grows."""
     from support_disk import small_filesystem
 
     small = tmp_path / "small"
     args = ["--scenario", "tiny", "--episodes", "4", "--checkpoint-interval", "1", "--device",
             "cpu", "--no-progress", "--seed", "5"]
-    with small_filesystem(small, 1024) as resize:
+    with small_filesystem(small, 2048) as resize:
         code, _, err = _main(capsys, *args, "--runs-dir", str(small), "--run-name", "r")
         assert code == 1 and "Traceback" not in err and err.count("error:") == 1, err
         assert "the disk is full" in err and f"--resume {small / 'r'}" in err

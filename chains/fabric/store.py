@@ -30,7 +30,14 @@ from chains.fabric.private_data import PrivateRecord
 from chains.fabric.snapshot import SNAPSHOT_SCHEMA, Snapshot
 from chains.fabric.state import UpdateBatch
 from chains.fabric.validator import BlockResult
-from chains.sqlite_files import check_schema, harden, rollback, storage_failure, writing
+from chains.sqlite_files import (
+    check_schema,
+    harden,
+    rollback,
+    set_page_size,
+    storage_failure,
+    writing,
+)
 
 __all__ = ["BLOCK_SCHEMA", "FORMAT", "KIND", "SCHEMA", "LedgerStore", "open_store"]
 
@@ -104,6 +111,8 @@ def _prepare(conn: sqlite3.Connection, file: Path | None, schema: str,
     fresh = not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if not fresh:
         _check_file(conn, file, schema, expected)  # before any write: a refused file is untouched
+    elif file is not None:
+        set_page_size(conn)
     if file is not None:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
