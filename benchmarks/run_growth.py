@@ -9,11 +9,11 @@ round has every update), is closed (the write-ahead logs are checkpointed into t
 plays ``--episodes`` more and is closed again; the difference in the folder's size, divided by
 the steps of those episodes, is the growth per step.  The warm-up lets the first episode's
 private updates reach their blockToLive (3 x max_rounds channel blocks, about one episode), so
-the figure is the long-run rate.  By default tiny measures 16 episodes (48 steps, under a
-minute) and other scenarios 3 (default: 30 steps): SQLite files grow by whole 4 KiB pages, one
-page per table at a time, so a short window (tiny's 4 episodes are 12 steps: 341 bytes a step
-per page) reports page rounding rather than the rate; ``--episodes`` sets one count for every
-scenario.  Sizes are file sizes (what ``du`` counts before filesystem
+the figure is the long-run rate.  By default tiny measures 40 episodes (120 steps, about 15
+s) and other scenarios 30 (default: 300 steps, about 3 minutes a mode): SQLite files grow by
+whole pages (16 KiB: `chains.sqlite_files.PAGE_SIZE`), one page per table at a time, so a
+short window reports page rounding rather than the rate (over 48 steps one page is 341 bytes a
+step, over 300 steps 55); ``--episodes`` sets one count for every scenario.  Sizes are file sizes (what ``du`` counts before filesystem
 blocks); each SQLite file is split by the tables its pages hold (SQLite's ``dbstat``):
 
     public          the public ledger (public.db: blocks, transactions, Merkle nodes)
@@ -109,8 +109,8 @@ def folder_sizes(folder: Path, payload: bool = False) -> dict[str, int]:
     return sizes
 
 
-EPISODES = {"tiny": 16}  # measured episodes by scenario (others: DEFAULT_EPISODES)
-DEFAULT_EPISODES = 3
+EPISODES = {"tiny": 40}  # measured episodes by scenario (others: DEFAULT_EPISODES)
+DEFAULT_EPISODES = 30
 
 
 def play(scenario: str, folder: Path, episodes: int, first_seed: int, options: dict) -> int:
