@@ -221,17 +221,23 @@ def test_an_envelope_is_stored_without_what_a_reader_derives(ledger: Path, name:
     assert [flags & STRIPPED for _, flags in _framed_parts(path, 0)] == [STRIPPED, 0]  # config
 
 
-def test_a_write_naming_no_argument_is_malformed(ledger: Path, tmp_path: Path) -> None:
-    path = copy_of(ledger, tmp_path)
+def _store_stripped_envelope(path: Path, envelope: bytes) -> None:
+    """Repack block 4 of `path` with `envelope` as its stored, stripped transaction (the
+    header kept): what a writer that skipped the pack-time checks would store."""
     conn = sqlite3.connect(path)
     packing = BlockPacking.of(conn)
     size = conn.execute("SELECT dictionary FROM blocks WHERE number = 4").fetchone()[0]
     conn.close()
-    (header, header_flags), (stored, _) = _framed_parts(path, 4)
-    bad = raw_to_hex(stored).replace(b'{"arg":1}', b'{"arg":2}')
-    body = deflate(join_envelopes((header, bad), (header_flags, STRIPPED)),
+    (header, header_flags), _ = _framed_parts(path, 4)
+    body = deflate(join_envelopes((header, envelope), (header_flags, STRIPPED)),
                    packing.dictionary(size, 4))
     execute(path, "UPDATE blocks SET body = ? WHERE number = 4", body)
+
+
+def test_a_write_naming_no_argument_is_malformed(ledger: Path, tmp_path: Path) -> None:
+    path = copy_of(ledger, tmp_path)
+    _, (stored, _) = _framed_parts(path, 4)
+    _store_stripped_envelope(path, raw_to_hex(stored).replace(b'{"arg":1}', b'{"arg":2}'))
     found = problems(path)
     assert found[0][:2] == (4, "malformed-row") and "names no argument" in found[0][2], found
 
@@ -264,15 +270,8 @@ def test_a_changed_nonce_in_a_stripped_envelope_fails_its_signature(ledger: Path
 def test_a_stripped_envelope_that_holds_a_derived_field_is_malformed(ledger: Path,
                                                                      tmp_path: Path) -> None:
     path = copy_of(ledger, tmp_path)
-    conn = sqlite3.connect(path)
-    packing = BlockPacking.of(conn)
-    size = conn.execute("SELECT dictionary FROM blocks WHERE number = 4").fetchone()[0]
-    conn.close()
-    (header, header_flags), (stored, _) = _framed_parts(path, 4)
-    whole = restore_derived(raw_to_hex(stored))  # a full envelope flagged as stripped
-    body = deflate(join_envelopes((header, whole), (header_flags, STRIPPED)),
-                   packing.dictionary(size, 4))
-    execute(path, "UPDATE blocks SET body = ? WHERE number = 4", body)
+    _, (stored, _) = _framed_parts(path, 4)
+    _store_stripped_envelope(path, restore_derived(raw_to_hex(stored)))  # whole, flagged stripped
     found = problems(path)
     assert found[0][:2] == (4, "malformed-row") and "derived field" in found[0][2], found
 
