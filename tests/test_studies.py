@@ -123,3 +123,35 @@ def test_the_learning_table_says_when_no_seed_count_applies():
     assert "not detected (no difference of any size to detect" in twin and "None" not in table
     assert next(line for line in table.splitlines() if line.startswith("| never |")).endswith(
         "| yes |")
+
+
+def _profile_deviations():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_deviations.py"
+    spec = importlib.util.spec_from_file_location("profile_deviations", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_profile_deviations_replay_the_studys_profile_and_hold_one_organization_at_each_level():
+    """benchmarks/profile_deviations.py: its learnt profile is the study's (same training, same
+    greedy episodes), and each row holds exactly one organization at one fixed level."""
+    from agents.q_learning import QLearningConfig
+
+    module = _profile_deviations()
+    q = QLearningConfig(gamma=0.0, state=("round_fraction=3",))
+    learnt, rows = module.deviations("tiny", 1, "q_learning", q, episodes=2, eval_episodes=2,
+                                     orgs=["citycare"])
+    config = learning.LearningStudyConfig(
+        scenario="tiny", seeds=(1,), episodes=2, eval_episodes=2, learners=("q_learning",),
+        baselines=(), q_learning=q)
+    assert learnt == learning.run_seed(config, 1, threads=1)["greedy"]["q_learning"]
+    assert [(org, level) for org, level, _ in rows] == [("citycare", k) for k in range(3)]
+    assert rows[0][2]["citycare"] == 0.0  # sitting out earns nothing
+    assert rows[1][2] != rows[2][2]  # the levels are played: different rounds, different money
+    with pytest.raises(ValueError, match="unknown organization 'nobody'"):
+        module.deviations("tiny", 1, "q_learning", q, episodes=0, eval_episodes=1,
+                          orgs=["nobody"])
