@@ -155,3 +155,39 @@ def test_profile_deviations_replay_the_studys_profile_and_hold_one_organization_
     with pytest.raises(ValueError, match="unknown organization 'nobody'"):
         module.deviations("tiny", 1, "q_learning", q, episodes=0, eval_episodes=1,
                           orgs=["nobody"])
+
+
+def test_profile_deviation_summaries_read_the_printouts_and_pair_two_learners(tmp_path):
+    """--summarize: each organization's gap to its best fixed level (negative where the learnt
+    policy beats every fixed level), and the paired difference of two learners' summed gaps."""
+    module = _profile_deviations()
+
+    def log(name, algo, state, seed, learnt, own):
+        rows = [(org, level, {org: value}) for org, levels in own.items()
+                for level, value in enumerate(levels)]
+        path = tmp_path / name
+        path.write_text(module.printout(
+            f"default, seed {seed}, {algo} (gamma 0.0, state {state}), 55 training episodes, "
+            "5 greedy episodes", learnt, rows) + "\n")
+        return path
+
+    paths = [
+        log("a3", "q_learning_stateless", "()", 3, {"nb": 53.11, "cc": 0.0},
+            {"cc": [0.0, 15.06, 15.44, 6.68]}),
+        log("a4", "q_learning_stateless", "()", 4, {"nb": 35.72, "cc": 0.0},
+            {"cc": [0.0, 2.73, 3.26, -2.80]}),
+        log("b3", "q_learning", "round_fraction=3", 3, {"nb": 9.48, "cc": 11.68},
+            {"cc": [0.0, 5.77, 10.47, -1.80]}),
+        log("b4", "q_learning", "round_fraction=3", 4, {"nb": 17.82, "cc": 5.30},
+            {"cc": [0.0, 7.93, 7.27, -7.60]}),
+    ]
+    summary = module.summarize(paths)
+    assert "q_learning_stateless, seed 3: cc +15.44 (+15.44)" in summary
+    assert "q_learning (round_fraction=3), seed 3: cc -1.21 (-1.21)" in summary
+    # round minus bandit: (-1.21 - 15.44 + 2.63 - 3.26) / 2 = -8.64
+    assert "q_learning (round_fraction=3) minus q_learning_stateless, summed gap, 2 seeds: -8.64" \
+        in summary
+    bad = tmp_path / "bad"
+    bad.write_text("seed 3\n")
+    with pytest.raises(ValueError, match="bad: not a profile_deviations printout"):
+        module.summarize([bad])
