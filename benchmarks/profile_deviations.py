@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.base import Policy
 from agents.q_learning import QLearningConfig
-from agents.rollout import episode_seed, eval_seeds, evaluate, run_episode
+from agents.rollout import episode_seed, eval_seeds, run_episode
 from agents.team import Team
 
 
@@ -69,35 +69,31 @@ def deviations(scenario: str, seed: int, algorithm: str, q_learning: QLearningCo
     import torch
 
     import fedenv
-    from studies.learning import _team
+    from studies.learning import _greedy_returns, _team
 
     torch.set_num_threads(1)  # as each of the study's two workers
     env = fedenv.parallel_env(scenario, store_adapters=False, **{"training.cpu_threads": 1})
     try:
+        names = list(env.possible_agents)
+        for org in orgs or ():  # refused before the training, not after it
+            if org not in names:
+                raise ValueError(f"--orgs: unknown organization {org!r} (the scenario has {names})")
         team = _team(env, algorithm, seed, q_learning)
         for episode in range(episodes):
             run_episode(env, team, seed=episode_seed(seed, episode))
             team.end_episode()
         seeds = eval_seeds(seed, eval_episodes)
-        names = list(env.possible_agents)
-
-        def returns(policies: Team) -> dict[str, float]:
-            records = evaluate(env, policies, seeds)
-            return {o: float(np.mean([r.agents[o].episode_return for r in records]))
-                    for o in names}
-
         # Greedy play breaks ties with each policy's own generator: every evaluation starts from
         # the trained team's state, so each row's others play exactly as in the learnt profile.
-        learnt = returns(copy.deepcopy(team))
+        learnt = _greedy_returns(env, copy.deepcopy(team), seeds)
         rows = []
         for org in orgs or names:
-            if org not in names:
-                raise ValueError(f"--orgs: unknown organization {org!r} (the scenario has {names})")
             for level in range(env.action_space(org).n):
                 policies = copy.deepcopy(team.policies)
                 policies[org] = FixedLevel(env.observation_space(org), env.action_space(org),
                                            seed=seed, level=level)
-                rows.append((org, level, returns(Team(policies, team.assignment))))
+                rows.append((org, level,
+                             _greedy_returns(env, Team(policies, team.assignment), seeds)))
         return learnt, rows
     finally:
         env.close()
@@ -195,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     print(printout(f"{args.scenario}, seed {args.seed}, {args.algo} (gamma {args.gamma}, state "
                    f"{state}), {args.episodes} training episodes, {args.eval_episodes} greedy "
                    "episodes", learnt, rows))
+
 
 if __name__ == "__main__":
     main()
